@@ -1,0 +1,479 @@
+"""Stack config: ``stacks/Pulumi.<stack>.yaml`` -> validated :class:`StackConfig` (pure, no Pulumi).
+
+Keys are ``gcp:project`` and ``gcp:region`` (the provider's own) plus our ``flexyboots:``
+namespace. Every component can be switched per stack. Values may arrive already parsed (the
+plan CLI reads the YAML) or as the strings Pulumi hands a program (``"true"``, JSON objects);
+both are accepted. Every refusal is a :class:`StackConfigError` naming the key, e.g.::
+
+    flexyboots:composer.enabled: expected true or false, got 'yes'
+
+Reference (defaults in brackets)::
+
+    gcp:project                 required, the GCP project id
+    gcp:region                  [europe-west1]
+    flexyboots:env              [the stack name] names and labels carry it
+    flexyboots:location         [EU] BigQuery location of every dataset and transfer config
+    flexyboots:protect          [false] deletion protection on archive/dwh, buckets, Composer
+    flexyboots:labels           [{}] extra labels on every labelled resource
+    flexyboots:apis             {enabled [true]}
+    flexyboots:network          {enabled [true], cidr [10.10.0.0/20]}
+    flexyboots:datalake         {enabled [true], landing_retention_days [90],
+                                 s3: {enabled [false], region [eu-west-1]}}
+    flexyboots:warehouse        {enabled [true], temporary_expiration_days [7]}
+    flexyboots:pipelines        {enabled [true], tables_dir [config/tables],
+                                 mode [scheduled] (scheduled | orchestrated),
+                                 start_time [2025-01-01T02:00:00Z], layer_offset_minutes [15],
+                                 failure_email [false]}
+    flexyboots:composer         {enabled [false], image_version [composer-3-airflow-2.10.5],
+                                 environment_size [none; Composer 2 only],
+                                 workloads {scheduler|web_server|worker: {cpu, memory_gb,
+                                 storage_gb, min_count, max_count}}, dag_schedule [@daily]}
+    flexyboots:services         {airbyte|metabase|amundsen: {enabled, machine_type,
+                                 disk_size_gb}}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+NS = "flexyboots"
+MODES = ("scheduled", "orchestrated")
+SERVICES = ("airbyte", "metabase", "amundsen")
+
+#: Keys of our namespace; any other ``flexyboots:*`` key is refused (typos fail loudly).
+TOP_KEYS = (
+    "env",
+    "location",
+    "protect",
+    "labels",
+    "apis",
+    "network",
+    "datalake",
+    "warehouse",
+    "pipelines",
+    "composer",
+    "services",
+)
+
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_ENV = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+_LOCATION = re.compile(r"^(US|EU|[a-z]+-[a-z]+[0-9]+)$")
+_MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
+_IMAGE = re.compile(r"^composer-(\d+)(\.\d+\.\d+(-preview\.\d+)?)?-airflow-(\d+)(\.\d+(\.\d+)?)?$")
+_START = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_PATH = re.compile(r"^[A-Za-z0-9_\-./]+$")
+
+#: Service defaults: what each preset needs to run (Airbyte's abctl wants 4 vCPU / 8 GB unless
+#: its low-resource mode is on; Amundsen's neo4j + Elasticsearch want several GB).
+SERVICE_DEFAULTS = {
+    "airbyte": {"machine_type": "e2-standard-4", "disk_size_gb": 50},
+    "metabase": {"machine_type": "e2-standard-2", "disk_size_gb": 20},
+    "amundsen": {"machine_type": "e2-standard-4", "disk_size_gb": 50},
+}
+WORKLOAD_PARTS = ("scheduler", "web_server", "worker", "triggerer", "dag_processor")
+WORKLOAD_FIELDS = ("cpu", "memory_gb", "storage_gb", "count", "min_count", "max_count")
+
+
+class StackConfigError(ValueError):
+    """A stack config value that cannot be used: names the key and what was expected."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.reason = message
+        super().__init__(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------- parsed config
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    enabled: bool = True
+    cidr: str = "10.10.0.0/20"
+
+
+@dataclass(frozen=True)
+class DatalakeConfig:
+    enabled: bool = True
+    landing_retention_days: int = 90
+    s3_enabled: bool = False
+    s3_region: str = "eu-west-1"
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    enabled: bool = True
+    temporary_expiration_days: int = 7
+
+
+@dataclass(frozen=True)
+class PipelinesConfig:
+    enabled: bool = True
+    tables_dir: str = "config/tables"
+    mode: str = "scheduled"
+    start_time: str = "2025-01-01T02:00:00Z"
+    layer_offset_minutes: int = 15
+    failure_email: bool = False
+
+
+@dataclass(frozen=True)
+class ComposerConfig:
+    enabled: bool = False
+    image_version: str = "composer-3-airflow-2.10.5"
+    environment_size: str | None = None
+    workloads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    dag_schedule: str = "@daily"
+
+    @property
+    def major(self) -> int:
+        return int(_IMAGE.match(self.image_version).group(1))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    enabled: bool = False
+    machine_type: str = "e2-standard-2"
+    disk_size_gb: int = 20
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    env: str
+    region: str = "europe-west1"
+    location: str = "EU"
+    protect: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    apis_enabled: bool = True
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    datalake: DatalakeConfig = field(default_factory=DatalakeConfig)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
+    composer: ComposerConfig = field(default_factory=ComposerConfig)
+    services: Mapping[str, ServiceConfig] = field(default_factory=dict)
+
+    def service(self, name: str) -> ServiceConfig:
+        return self.services.get(name) or ServiceConfig(name=name, **SERVICE_DEFAULTS[name])
+
+
+# --------------------------------------------------------------------------- value readers
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "nothing"
+    if isinstance(v, (dict, list)):
+        return f"a {'mapping' if isinstance(v, dict) else 'list'}"
+    return repr(v)
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands a program strings; structured values are JSON. Decode those."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _bool(key: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if v in ("true", "false"):
+        return v == "true"
+    raise StackConfigError(key, f"expected true or false, got {_show(v)}")
+
+
+def _int(key: str, v: Any, lo: int, hi: int) -> int:
+    if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise StackConfigError(key, f"expected a whole number from {lo} to {hi}, got {_show(v)}")
+    return v
+
+
+def _num(key: str, v: Any, lo: float, hi: float) -> float:
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            pass
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise StackConfigError(key, f"expected a number from {lo:g} to {hi:g}, got {_show(v)}")
+    return v
+
+
+def _str(key: str, v: Any, pattern: re.Pattern, what: str) -> str:
+    if not isinstance(v, str) or not pattern.match(v):
+        raise StackConfigError(key, f"expected {what}, got {_show(v)}")
+    return v
+
+
+def _choice(key: str, v: Any, choices: tuple[str, ...]) -> str:
+    if v not in choices:
+        raise StackConfigError(key, f"expected one of {', '.join(choices)}, got {_show(v)}")
+    return v
+
+
+def _mapping(key: str, v: Any, allowed: tuple[str, ...]) -> dict:
+    v = _decode(v)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise StackConfigError(key, f"expected a mapping with keys {', '.join(allowed)}, got {_show(v)}")
+    for k in v:
+        if k not in allowed:
+            raise StackConfigError(f"{key}.{k}", f"unknown key; expected one of {', '.join(allowed)}")
+    return v
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate a stack's config (``{"gcp:project": ..., "flexyboots:composer": {...}}``)."""
+    if not isinstance(raw, Mapping):
+        raise StackConfigError("config", f"expected a mapping of keys to values, got {_show(raw)}")
+    for key in raw:
+        if not isinstance(key, str) or ":" not in key:
+            raise StackConfigError(str(key), "expected a namespaced key such as 'flexyboots:env' or 'gcp:project'")
+        ns, _, name = key.partition(":")
+        if ns == NS and name not in TOP_KEYS:
+            raise StackConfigError(key, f"unknown key; expected one of {', '.join(f'{NS}:{k}' for k in TOP_KEYS)}")
+
+    def get(name: str, default: Any = None) -> Any:
+        v = raw.get(f"{NS}:{name}")
+        return default if v is None else v
+
+    project = raw.get("gcp:project")
+    if project is None:
+        raise StackConfigError("gcp:project", "missing; set it with `pulumi config set gcp:project <project-id>`")
+    project = _str("gcp:project", project, _PROJECT, "a GCP project id (6-30 lower-case letters, digits and hyphens)")
+    region = _str("gcp:region", raw.get("gcp:region", "europe-west1"), _REGION, "a GCP region such as 'europe-west1'")
+    env = _str(f"{NS}:env", get("env", stack), _ENV, "1-16 lower-case letters and digits, starting with a letter")
+    location = _str(f"{NS}:location", get("location", "EU"), _LOCATION, "a BigQuery location: US, EU or a region such as 'europe-west1'")
+    protect = _bool(f"{NS}:protect", get("protect", False))
+
+    labels = _decode(get("labels", {}))
+    if not isinstance(labels, dict):
+        raise StackConfigError(f"{NS}:labels", f"expected a mapping of label key to value, got {_show(labels)}")
+    for k, v in labels.items():
+        if not _LABEL_KEY.match(str(k)) or k in ("env", "component", "managed-by"):
+            raise StackConfigError(f"{NS}:labels.{k}", "expected a label key (lower-case, 1-63 chars) other than env, component, managed-by")
+        if not isinstance(v, str) or not _LABEL_VALUE.match(v):
+            raise StackConfigError(f"{NS}:labels.{k}", f"expected a label value (0-63 lower-case letters, digits, _ or -), got {_show(v)}")
+
+    apis = _mapping(f"{NS}:apis", get("apis"), ("enabled",))
+    apis_enabled = _bool(f"{NS}:apis.enabled", apis.get("enabled", True))
+
+    n = _mapping(f"{NS}:network", get("network"), ("enabled", "cidr"))
+    network = NetworkConfig(
+        enabled=_bool(f"{NS}:network.enabled", n.get("enabled", True)),
+        cidr=_cidr(f"{NS}:network.cidr", n.get("cidr", "10.10.0.0/20")),
+    )
+
+    d = _mapping(f"{NS}:datalake", get("datalake"), ("enabled", "landing_retention_days", "s3"))
+    s3 = _mapping(f"{NS}:datalake.s3", d.get("s3"), ("enabled", "region"))
+    datalake = DatalakeConfig(
+        enabled=_bool(f"{NS}:datalake.enabled", d.get("enabled", True)),
+        landing_retention_days=_int(f"{NS}:datalake.landing_retention_days", d.get("landing_retention_days", 90), 1, 3650),
+        s3_enabled=_bool(f"{NS}:datalake.s3.enabled", s3.get("enabled", False)),
+        s3_region=_str(f"{NS}:datalake.s3.region", s3.get("region", "eu-west-1"), re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$"), "an AWS region such as 'eu-west-1'"),
+    )
+
+    w = _mapping(f"{NS}:warehouse", get("warehouse"), ("enabled", "temporary_expiration_days"))
+    warehouse = WarehouseConfig(
+        enabled=_bool(f"{NS}:warehouse.enabled", w.get("enabled", True)),
+        temporary_expiration_days=_int(f"{NS}:warehouse.temporary_expiration_days", w.get("temporary_expiration_days", 7), 1, 3650),
+    )
+
+    p = _mapping(
+        f"{NS}:pipelines",
+        get("pipelines"),
+        ("enabled", "tables_dir", "mode", "start_time", "layer_offset_minutes", "failure_email"),
+    )
+    pipelines = PipelinesConfig(
+        enabled=_bool(f"{NS}:pipelines.enabled", p.get("enabled", True)),
+        tables_dir=_str(f"{NS}:pipelines.tables_dir", p.get("tables_dir", "config/tables"), _PATH, "a folder path such as 'config/tables'"),
+        mode=_choice(f"{NS}:pipelines.mode", p.get("mode", "scheduled"), MODES),
+        start_time=_str(f"{NS}:pipelines.start_time", p.get("start_time", "2025-01-01T02:00:00Z"), _START, "a UTC time such as '2025-01-01T02:00:00Z'"),
+        layer_offset_minutes=_int(f"{NS}:pipelines.layer_offset_minutes", p.get("layer_offset_minutes", 15), 1, 720),
+        failure_email=_bool(f"{NS}:pipelines.failure_email", p.get("failure_email", False)),
+    )
+
+    c = _mapping(f"{NS}:composer", get("composer"), ("enabled", "image_version", "environment_size", "workloads", "dag_schedule"))
+    image = _str(f"{NS}:composer.image_version", c.get("image_version", "composer-3-airflow-2.10.5"), _IMAGE, "a Composer image such as 'composer-3-airflow-2.10.5'")
+    major = int(_IMAGE.match(image).group(1))
+    if major < 2:
+        raise StackConfigError(f"{NS}:composer.image_version", f"Composer {major} is not supported; expected composer-2-* or composer-3-*")
+    size = c.get("environment_size")
+    if size is not None:
+        size = _choice(f"{NS}:composer.environment_size", size, ("ENVIRONMENT_SIZE_SMALL", "ENVIRONMENT_SIZE_MEDIUM", "ENVIRONMENT_SIZE_LARGE"))
+        if major >= 3:
+            raise StackConfigError(
+                f"{NS}:composer.environment_size",
+                f"is a Composer 2 setting; {image} sizes its workloads with flexyboots:composer.workloads instead",
+            )
+    wl_raw = _mapping(f"{NS}:composer.workloads", c.get("workloads"), WORKLOAD_PARTS)
+    workloads: dict[str, dict[str, float]] = {}
+    for part, spec in sorted(wl_raw.items()):
+        spec = _mapping(f"{NS}:composer.workloads.{part}", spec, WORKLOAD_FIELDS)
+        parsed: dict[str, float] = {}
+        for k, v in sorted(spec.items()):
+            key = f"{NS}:composer.workloads.{part}.{k}"
+            parsed[k] = _int(key, v, 0, 100) if k.endswith("count") else _num(key, v, 0.25, 512)
+        workloads[part] = parsed
+    composer = ComposerConfig(
+        enabled=_bool(f"{NS}:composer.enabled", c.get("enabled", False)),
+        image_version=image,
+        environment_size=size,
+        workloads=workloads,
+        dag_schedule=_str(f"{NS}:composer.dag_schedule", c.get("dag_schedule", "@daily"), re.compile(r"^(@\w+|[0-9*/,\- ]+)$"), "an Airflow schedule such as '@daily' or '0 3 * * *'"),
+    )
+
+    s = _mapping(f"{NS}:services", get("services"), SERVICES)
+    services: dict[str, ServiceConfig] = {}
+    for name in SERVICES:
+        spec = _mapping(f"{NS}:services.{name}", s.get(name), ("enabled", "machine_type", "disk_size_gb"))
+        dflt = SERVICE_DEFAULTS[name]
+        services[name] = ServiceConfig(
+            name=name,
+            enabled=_bool(f"{NS}:services.{name}.enabled", spec.get("enabled", False)),
+            machine_type=_str(f"{NS}:services.{name}.machine_type", spec.get("machine_type", dflt["machine_type"]), _MACHINE, "a machine type such as 'e2-standard-2'"),
+            disk_size_gb=_int(f"{NS}:services.{name}.disk_size_gb", spec.get("disk_size_gb", dflt["disk_size_gb"]), 10, 65536),
+        )
+
+    cfg = StackConfig(
+        project=project,
+        env=env,
+        region=region,
+        location=location,
+        protect=protect,
+        labels=dict(sorted(labels.items())),
+        apis_enabled=apis_enabled,
+        network=network,
+        datalake=datalake,
+        warehouse=warehouse,
+        pipelines=pipelines,
+        composer=composer,
+        services=services,
+    )
+    _cross_check(cfg)
+    return cfg
+
+
+def _cidr(key: str, v: Any) -> str:
+    try:
+        net = ipaddress.ip_network(v, strict=True)
+    except (TypeError, ValueError):
+        raise StackConfigError(key, f"expected an IPv4 range such as '10.10.0.0/20', got {_show(v)}") from None
+    if net.version != 4 or not net.is_private:
+        raise StackConfigError(key, f"expected a private IPv4 range such as '10.10.0.0/20', got {_show(v)}")
+    return str(net)
+
+
+def _cross_check(cfg: StackConfig) -> None:
+    """Combinations that cannot work, refused with the key to change."""
+    if cfg.pipelines.enabled and not cfg.warehouse.enabled:
+        raise StackConfigError(f"{NS}:pipelines.enabled", "true needs flexyboots:warehouse.enabled: true (pipelines write to its datasets)")
+    if cfg.pipelines.enabled and cfg.pipelines.mode == "orchestrated" and not cfg.composer.enabled:
+        raise StackConfigError(
+            f"{NS}:pipelines.mode",
+            "'orchestrated' leaves the transfer configs unscheduled; it needs flexyboots:composer.enabled: true (or use mode: scheduled)",
+        )
+    if cfg.composer.enabled and not cfg.network.enabled:
+        raise StackConfigError(f"{NS}:composer.enabled", "true needs flexyboots:network.enabled: true (Composer runs in the platform subnet)")
+    for name, svc in cfg.services.items():
+        if svc.enabled and not cfg.network.enabled:
+            raise StackConfigError(f"{NS}:services.{name}.enabled", "true needs flexyboots:network.enabled: true (VMs run in the platform subnet)")
+    if cfg.datalake.s3_enabled and not cfg.datalake.enabled:
+        raise StackConfigError(f"{NS}:datalake.s3.enabled", "true needs flexyboots:datalake.enabled: true")
+
+
+# --------------------------------------------------------------------------- stack files
+
+
+class _PulumiYamlLoader:
+    """A YAML 1.2-ish safe loader: only true/false are booleans (as in Pulumi's Go YAML), so
+    ``enabled: yes`` stays the string 'yes' and is refused instead of silently becoming true."""
+
+    _cls = None
+
+    @classmethod
+    def get(cls):
+        if cls._cls is None:
+            import yaml
+
+            class Loader(yaml.SafeLoader):
+                pass
+
+            Loader.yaml_implicit_resolvers = {
+                k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+                for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+            }
+            Loader.add_implicit_resolver(
+                "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+            )
+            cls._cls = Loader
+        return cls._cls
+
+
+SECURE_PLACEHOLDER = "[secure]"
+
+
+def stack_file(stack: str, stacks_dir: str = "stacks") -> str:
+    from pathlib import Path
+
+    return str(Path(stacks_dir) / f"Pulumi.{stack}.yaml")
+
+
+def available_stacks(stacks_dir: str = "stacks") -> list[str]:
+    from pathlib import Path
+
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(stacks_dir).glob("Pulumi.*.yaml"))
+
+
+def read_stack_file(stack: str, stacks_dir: str = "stacks") -> tuple[dict[str, Any], list[str]]:
+    """The ``config:`` of ``stacks/Pulumi.<stack>.yaml`` and the keys holding ``secure:`` values.
+
+    Encrypted values cannot be decrypted offline; they become ``"[secure]"`` and are listed as
+    secret keys so the program treats them as Pulumi secrets.
+    """
+    import yaml
+    from pathlib import Path
+
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", stack or ""):
+        raise StackConfigError("--stack", f"expected a stack name of letters, digits, _ . -, got {stack!r}")
+    path = Path(stack_file(stack, stacks_dir))
+    if not path.is_file():
+        known = ", ".join(available_stacks(stacks_dir)) or "none"
+        raise StackConfigError("--stack", f"unknown stack {stack!r}: {path} does not exist; expected one of: {known}")
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_PulumiYamlLoader.get())
+    except yaml.YAMLError as e:
+        raise StackConfigError(str(path), f"is not valid YAML: {e}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise StackConfigError(str(path), "expected a mapping with a 'config:' key")
+    config = doc.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackConfigError(f"{path}: config", "expected a mapping of keys to values")
+    out: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for k, v in config.items():
+        if isinstance(v, dict) and set(v) == {"secure"}:
+            out[k] = SECURE_PLACEHOLDER
+            secret_keys.append(k)
+        else:
+            out[k] = v
+    return out, secret_keys

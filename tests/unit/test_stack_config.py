@@ -1,0 +1,142 @@
+"""Stack config parsing: defaults, Pulumi string forms, and refusals that name the key."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from stacks.config import (
+    StackConfigError,
+    available_stacks,
+    parse_stack_config,
+    read_stack_file,
+)
+
+BASE = {"gcp:project": "acme-data-dev"}
+
+
+def parse(extra: dict | None = None, stack: str = "dev"):
+    return parse_stack_config({**BASE, **(extra or {})}, stack)
+
+
+def test_defaults_are_cheap_and_safe():
+    cfg = parse()
+    assert cfg.env == "dev" and cfg.region == "europe-west1" and cfg.location == "EU"
+    assert cfg.protect is False
+    assert cfg.composer.enabled is False
+    assert cfg.pipelines.mode == "scheduled" and cfg.pipelines.tables_dir == "config/tables"
+    assert cfg.pipelines.layer_offset_minutes == 15
+    assert all(not cfg.service(s).enabled for s in ("airbyte", "metabase", "amundsen"))
+    assert cfg.datalake.s3_enabled is False
+
+
+def test_env_defaults_to_the_stack_name():
+    assert parse(stack="qa1").env == "qa1"
+    assert parse({"flexyboots:env": "staging"}, stack="whatever").env == "staging"
+
+
+def test_pulumi_string_forms_are_accepted():
+    """What a real `pulumi up` hands the program: scalars as strings, objects as JSON."""
+    cfg = parse(
+        {
+            "flexyboots:protect": "true",
+            "flexyboots:composer": json.dumps({"enabled": True}),
+            "flexyboots:pipelines": json.dumps({"mode": "orchestrated", "layer_offset_minutes": "30"}),
+        }
+    )
+    assert cfg.protect is True and cfg.composer.enabled is True
+    assert cfg.pipelines.mode == "orchestrated" and cfg.pipelines.layer_offset_minutes == 30
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"flexyboots:composer": {"enabled": "yes"}}, "flexyboots:composer.enabled: expected true or false, got 'yes'"),
+        ({"flexyboots:protect": 1}, "flexyboots:protect: expected true or false, got 1"),
+        ({"flexyboots:compser": {"enabled": True}}, "flexyboots:compser: unknown key"),
+        ({"flexyboots:composer": {"enabeld": True}}, "flexyboots:composer.enabeld: unknown key"),
+        ({"flexyboots:pipelines": {"mode": "cron"}}, "flexyboots:pipelines.mode: expected one of scheduled, orchestrated, got 'cron'"),
+        ({"flexyboots:pipelines": {"layer_offset_minutes": 0}}, "flexyboots:pipelines.layer_offset_minutes: expected a whole number from 1 to 720"),
+        ({"flexyboots:pipelines": {"start_time": "tomorrow"}}, "flexyboots:pipelines.start_time: expected a UTC time"),
+        ({"flexyboots:network": {"cidr": "0.0.0.0/0"}}, "flexyboots:network.cidr: expected a private IPv4 range"),
+        ({"flexyboots:env": "Prod"}, "flexyboots:env: expected 1-16 lower-case letters"),
+        ({"gcp:region": "Europe"}, "gcp:region: expected a GCP region"),
+        ({"flexyboots:services": {"airbyte": {"machine_type": "big one"}}}, "flexyboots:services.airbyte.machine_type: expected a machine type"),
+        ({"flexyboots:services": {"superset": {}}}, "flexyboots:services.superset: unknown key"),
+        ({"flexyboots:labels": {"env": "x"}}, "flexyboots:labels.env: expected a label key"),
+        ({"flexyboots:composer": {"image_version": "composer-1-airflow-1.10"}}, "Composer 1 is not supported"),
+        (
+            {"flexyboots:composer": {"image_version": "composer-3-airflow-2.10.5", "environment_size": "ENVIRONMENT_SIZE_SMALL"}},
+            "flexyboots:composer.environment_size: is a Composer 2 setting",
+        ),
+        ({"flexyboots:composer": {"workloads": {"worker": {"cpu": "lots"}}}}, "flexyboots:composer.workloads.worker.cpu: expected a number"),
+    ],
+)
+def test_bad_values_name_the_key(extra, message):
+    with pytest.raises(StackConfigError) as e:
+        parse(extra)
+    assert message in str(e.value)
+
+
+def test_missing_project_says_how_to_set_it():
+    with pytest.raises(StackConfigError, match="gcp:project: missing; set it with `pulumi config set gcp:project"):
+        parse_stack_config({}, "dev")
+
+
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ({"flexyboots:pipelines": {"mode": "orchestrated"}}, "flexyboots:pipelines.mode"),
+        ({"flexyboots:warehouse": {"enabled": False}}, "flexyboots:pipelines.enabled"),
+        ({"flexyboots:network": {"enabled": False}, "flexyboots:services": {"metabase": {"enabled": True}}}, "flexyboots:services.metabase.enabled"),
+        ({"flexyboots:network": {"enabled": False}, "flexyboots:composer": {"enabled": True}}, "flexyboots:composer.enabled"),
+    ],
+)
+def test_impossible_combinations_are_refused(extra, key):
+    with pytest.raises(StackConfigError) as e:
+        parse(extra)
+    assert e.value.key == key
+
+
+def test_composer_2_may_use_environment_size_and_workloads_parse():
+    cfg = parse(
+        {
+            "flexyboots:composer": {
+                "enabled": True,
+                "image_version": "composer-2.9.7-airflow-2.9.3",
+                "environment_size": "ENVIRONMENT_SIZE_SMALL",
+                "workloads": {"worker": {"cpu": 1, "memory_gb": 4, "min_count": 1, "max_count": 3}},
+            }
+        }
+    )
+    assert cfg.composer.major == 2 and cfg.composer.environment_size == "ENVIRONMENT_SIZE_SMALL"
+    assert cfg.composer.workloads == {"worker": {"cpu": 1, "max_count": 3, "memory_gb": 4, "min_count": 1}}
+
+
+def test_stack_file_yes_stays_a_string_like_in_pulumi(tmp_path):
+    (tmp_path / "Pulumi.qa.yaml").write_text(
+        textwrap.dedent(
+            """\
+            config:
+              gcp:project: acme-data-qa
+              flexyboots:composer:
+                enabled: yes
+              flexyboots:secret-thing:
+                secure: AAABADEADBEEF
+            """
+        )
+    )
+    raw, secret_keys = read_stack_file("qa", str(tmp_path))
+    assert raw["flexyboots:composer"] == {"enabled": "yes"}
+    assert raw["flexyboots:secret-thing"] == "[secure]" and secret_keys == ["flexyboots:secret-thing"]
+    with pytest.raises(StackConfigError, match="expected true or false, got 'yes'"):
+        parse_stack_config({k: v for k, v in raw.items() if k != "flexyboots:secret-thing"}, "qa")
+
+
+def test_unknown_stack_lists_the_known_ones(tmp_path):
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    assert available_stacks(str(tmp_path)) == ["dev"]
+    with pytest.raises(StackConfigError, match="unknown stack 'nope'.*expected one of: dev"):
+        read_stack_file("nope", str(tmp_path))
