@@ -110,8 +110,15 @@ DEFAULT_ARGS = {{
 }}
 
 
-def _layer(table, layer, transfer_config_id):
+def _transfer_ids(table):
+    """The table's config ids handed over by Composer (FLEXYBOOTS_TRANSFER_<TABLE>), if any."""
+    raw = os.environ.get("FLEXYBOOTS_TRANSFER_" + table.upper(), "")
+    return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
+
+
+def _layer(table, layer, deployed_id):
     """Start a run of one layer's transfer config, then wait until it SUCCEEDED."""
+    transfer_config_id = _transfer_ids(table).get(layer, deployed_id)
     start = BigQueryDataTransferServiceStartTransferRunsOperator(
         task_id=f"{{table}}.{{layer}}.start",
         project_id=PROJECT,
@@ -201,3 +208,36 @@ def chains(dag_text: str) -> dict[str, list[str]]:
     for m in re.finditer(r"^    (\w+?)__(\w+) = _layer\('(\w+)', '(\w+)', '[^']*'\)$", dag_text, re.M):
         out.setdefault(m.group(3), []).append(m.group(4))
     return out
+
+
+# --------------------------------------------------------------------------- Composer env vars
+
+_ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+#: Names Composer refuses in ``software_config.env_variables``.
+RESERVED_ENV_VARS = frozenset(
+    {
+        "AIRFLOW_HOME", "C_FORCE_ROOT", "CONTAINER_NAME", "DAGS_FOLDER", "GCP_PROJECT", "GCS_BUCKET",
+        "GKE_CLUSTER_NAME", "SQL_DATABASE", "SQL_INSTANCE", "SQL_PASSWORD", "SQL_PROJECT", "SQL_REGION", "SQL_USER",
+    }
+)
+_AIRFLOW_OVERRIDE = re.compile(r"^AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+$")
+
+
+def env_var_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a Composer environment variable, or None when it can."""
+    if not isinstance(name, str) or not _ENV_VAR.match(name):
+        return "expected upper-case letters, digits and _, not starting with a digit"
+    if name in RESERVED_ENV_VARS:
+        return "is reserved by Cloud Composer"
+    if _AIRFLOW_OVERRIDE.match(name) or name.startswith("AIRFLOW"):
+        return "AIRFLOW* names are Airflow config overrides (use airflow_config_overrides)"
+    return None
+
+
+def table_env_var(table: str) -> str:
+    """``FLEXYBOOTS_TRANSFER_<TABLE>``: the five config ids of a table, ``layer=id,...``."""
+    return f"FLEXYBOOTS_TRANSFER_{table.upper()}"
+
+
+def transfer_env_value(configs: Mapping[str, str]) -> str:
+    return ",".join(f"{layer}={transfer_config_id(configs[layer])}" for layer in LAYERS)

@@ -1,0 +1,166 @@
+"""Orchestrator under Pulumi mocks: Composer sizing rules, identity, env vars, DAG upload."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.common import ComponentArgsError
+from components.dag import chains
+from components.testing import FAKE_PROJECT_NUMBER, Mocks, run_program
+from pipeline_sql.naming import DATASETS, LAYERS
+
+PROJECT = "acme-data-prod"
+
+
+class ComposerMocks(Mocks):
+    """Adds what Composer computes: the DAG folder and the Airflow URI."""
+
+    def new_resource(self, args):
+        rid, out = super().new_resource(args)
+        if args.typ == "gcp:composer/environment:Environment":
+            cfg = dict(out.get("config") or {})
+            cfg.setdefault("dagGcsPrefix", f"gs://{args.name}-bucket/dags")
+            cfg.setdefault("airflowUri", f"https://{args.name}.composer.googleusercontent.com")
+            out["config"] = cfg
+        return rid, out
+
+
+def _args(**over):
+    from components.orchestrator import OrchestratedTable, OrchestratorArgs
+
+    tables = over.pop(
+        "tables",
+        [
+            OrchestratedTable(t, {layer: f"projects/1/locations/eu/transferConfigs/{t}-{layer}" for layer in LAYERS})
+            for t in ("orders", "customers")
+        ],
+    )
+    base = dict(
+        env="prod",
+        project=PROJECT,
+        region="europe-west1",
+        network="projects/acme-data-prod/global/networks/prod-vpc",
+        subnetwork="projects/acme-data-prod/regions/europe-west1/subnetworks/prod-subnet",
+        location="EU",
+        datasets={d: f"prod_{d}" for d in DATASETS},
+        tables=tables,
+    )
+    base.update(over)
+    return OrchestratorArgs(**base)
+
+
+def run(**over):
+    from components.orchestrator import Orchestrator
+
+    args = _args(**over)
+    return run_program(lambda: Orchestrator("orchestrator", args), config={"gcp:project": PROJECT}, mocks=ComposerMocks(project=PROJECT))
+
+
+def test_composer_3_environment_with_workloads_and_long_timeouts():
+    rec = run(workloads={"worker": {"cpu": 1, "memory_gb": 4, "min_count": 1, "max_count": 3}})
+    (env,) = rec.of_type("gcp:composer/environment:Environment")
+    cfg = env.inputs["config"]
+    assert env.inputs["name"] == "prod-composer" and env.inputs["region"] == "europe-west1"
+    assert cfg["softwareConfig"]["imageVersion"] == "composer-3-airflow-2.10.5"
+    assert cfg["workloadsConfig"] == {"worker": {"cpu": 1, "memoryGb": 4, "minCount": 1, "maxCount": 3}}
+    assert "environmentSize" not in cfg
+    assert cfg["enablePrivateEnvironment"] is True
+    assert cfg["nodeConfig"]["serviceAccount"] == f"prod-composer@{PROJECT}.iam.gserviceaccount.com"
+    assert cfg["nodeConfig"]["subnetwork"].endswith("/subnetworks/prod-subnet")
+    assert env.inputs["labels"] == {"env": "prod", "component": "orchestrator", "managed-by": "pulumi"}
+    assert env.parent_type == "flexyboots:orchestrator:Orchestrator"
+
+
+def test_custom_timeouts_suit_composers_long_create():
+    from components.orchestrator import TIMEOUTS
+
+    assert TIMEOUTS.create == "90m" and TIMEOUTS.update == "90m"
+
+
+def test_env_variables_hand_datasets_and_transfer_ids_to_dags():
+    rec = run()
+    (env,) = rec.of_type("gcp:composer/environment:Environment")
+    variables = env.inputs["config"]["softwareConfig"]["envVariables"]
+    assert variables["FLEXYBOOTS_DATASET_DWH"] == "prod_dwh"
+    assert variables["FLEXYBOOTS_DATASET_QUALITY"] == "prod_quality"
+    assert variables["FLEXYBOOTS_LOCATION"] == "EU" and variables["FLEXYBOOTS_PROJECT"] == PROJECT
+    assert variables["FLEXYBOOTS_TRANSFER_ORDERS"] == ",".join(f"{layer}=orders-{layer}" for layer in LAYERS)
+    assert all(k == k.upper() and not k.startswith("AIRFLOW") for k in variables)
+    rec2 = run(transfer_ids_in_env=False)
+    (env2,) = rec2.of_type("gcp:composer/environment:Environment")
+    assert not any(k.startswith("FLEXYBOOTS_TRANSFER_") for k in env2.inputs["config"]["softwareConfig"]["envVariables"])
+
+
+def test_dag_is_uploaded_to_the_environments_dag_folder():
+    rec = run()
+    (obj,) = rec.of_type("gcp:storage/bucketObject:BucketObject")
+    assert obj.inputs["bucket"] == "prod-composer-bucket"
+    assert obj.inputs["name"] == "dags/flexyboots_prod_etl.py"
+    text = obj.inputs["content"]
+    compile(text, "dag.py", "exec")
+    assert chains(text) == {"customers": list(LAYERS), "orders": list(LAYERS)}
+    assert "'orders-archive'" in text
+
+
+def test_identity_is_least_privilege():
+    rec = run()
+    (sa,) = rec.of_type("gcp:serviceaccount/account:Account")
+    assert sa.inputs["accountId"] == "prod-composer"
+    roles = sorted(r.inputs["role"] for r in rec.of_type("gcp:projects/iAMMember:IAMMember"))
+    assert roles == ["prod-transfer-runner", "roles/composer.worker"]  # custom role's name under mocks
+    (custom,) = rec.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    assert custom.inputs["permissions"] == ["bigquery.transfers.get", "bigquery.transfers.update"]
+    (ext,) = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+    assert ext.inputs["role"] == "roles/composer.ServiceAgentV2Ext"
+    assert ext.inputs["member"] == f"serviceAccount:service-{FAKE_PROJECT_NUMBER}@cloudcomposer-accounts.iam.gserviceaccount.com"
+    (env,) = rec.of_type("gcp:composer/environment:Environment")
+    assert {r.urn for r in rec.resources if r.type.endswith("IAMMember")} <= set(env.dependencies)
+
+
+def test_protect_protects_the_environment():
+    (env,) = run(protect=True).of_type("gcp:composer/environment:Environment")
+    assert env.protect is True
+
+
+@pytest.mark.parametrize(
+    "over, field",
+    [
+        ({"environment_size": "ENVIRONMENT_SIZE_SMALL"}, "environment_size"),
+        ({"image_version": "composer-1.20.12-airflow-2.4.3"}, "image_version"),
+        ({"image_version": "airflow-2"}, "image_version"),
+        ({"image_version": "composer-2.9.7-airflow-2.9.3", "environment_size": "HUGE"}, "environment_size"),
+        ({"image_version": "composer-2.9.7-airflow-2.9.3", "workloads": {"dag_processor": {"cpu": 1}}}, "workloads.dag_processor"),
+        ({"workloads": {"worker": {"cpus": 1}}}, "workloads.worker.cpus"),
+        ({"workloads": {"gpu": {"cpu": 1}}}, "workloads.gpu"),
+        ({"region": "EU"}, "region"),
+    ],
+)
+def test_bad_args_are_refused(over, field):
+    with pytest.raises(ComponentArgsError) as e:
+        _args(**over).validate()
+    assert e.value.field == field
+
+
+def test_composer_2_may_use_environment_size():
+    rec = run(image_version="composer-2.9.7-airflow-2.9.3", environment_size="ENVIRONMENT_SIZE_SMALL")
+    (env,) = rec.of_type("gcp:composer/environment:Environment")
+    assert env.inputs["config"]["environmentSize"] == "ENVIRONMENT_SIZE_SMALL"
+    assert "enablePrivateEnvironment" not in env.inputs["config"]
+
+
+def test_env_variable_rules():
+    from components.dag import env_var_problem
+
+    assert env_var_problem("FLEXYBOOTS_X") is None
+    assert "reserved" in env_var_problem("GCS_BUCKET")
+    assert "AIRFLOW" in env_var_problem("AIRFLOW__CORE__PARALLELISM")
+    assert "upper-case" in env_var_problem("flexyboots_x")
+
+
+def test_gcs_prefix_parsing():
+    from components.orchestrator import parse_gcs_prefix
+
+    assert parse_gcs_prefix("gs://europe-west1-prod-1234-bucket/dags") == ("europe-west1-prod-1234-bucket", "dags")
+    assert parse_gcs_prefix("gs://b-1/") == ("b-1", "")
+    with pytest.raises(ValueError, match="dag_gcs_prefix"):
+        parse_gcs_prefix(None)
