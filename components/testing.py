@@ -277,6 +277,14 @@ class Mocks(pulumi.runtime.Mocks):
             rid = f"{project}/{plain.get('service', args.name)}"
         elif typ == "gcp:compute/instance:Instance":
             out.update(instanceId="4" + _digits(args.name, 18), cpuPlatform="Intel Broadwell")
+            nics = []
+            for i, nic in enumerate(plain.get("networkInterfaces") or []):
+                nic = dict(nic)
+                nic.setdefault("networkIp", f"10.10.0.{10 + int(_digits(args.name + str(i), 2))}")
+                nic.setdefault("name", f"nic{i}")
+                nics.append(nic)
+            if nics:
+                out["networkInterfaces"] = nics
         elif typ.startswith("random:"):
             length = int(plain.get("length", 16) or 16)
             out["result"] = ("mock-" + args.name + "x" * length)[:length]

@@ -1,0 +1,478 @@
+"""``ServiceVm`` and its presets ``Airbyte``, ``Metabase``, ``Amundsen``: one containerized service
+on one Compute Engine VM.
+
+API (stable)::
+
+    ServiceVm(name: str, args: ServiceVmArgs, opts: pulumi.ResourceOptions | None = None)
+    Airbyte(name: str, args: AirbyteArgs, opts=None)      # type flexyboots:service_vm:Airbyte
+    Metabase(name: str, args: MetabaseArgs, opts=None)    # type flexyboots:service_vm:Metabase
+    Amundsen(name: str, args: AmundsenArgs, opts=None)    # type flexyboots:service_vm:Amundsen
+
+``ServiceVmArgs``
+    ``env: str``, ``project: str``, ``zone: str`` (e.g. ``"europe-west1-b"``)
+    ``subnetwork: Input[str]``                  ``Network.subnet_self_link`` (or id)
+    ``service: str = "service"``                short name; service account id ``<env>-<service>`` (6-30 chars)
+    ``machine_type: str = "e2-standard-2"``     known type or ``custom-N-M`` (see ``components.render``)
+    ``image: str = "debian-cloud/debian-12"``   boot image (the startup scripts target Debian 12)
+    ``boot_disk_gb: int = 20``
+    ``data_disk_gb: int = 50``, ``data_disk_type: str = "pd-balanced"``
+    ``protect_data_disk: bool = False``         ``protect=True`` on the data disk
+    ``external_ip: bool = False``               no access config (no public IP) unless True
+    ``network_tags: Sequence[str] = ()``        give ``Network.iap_tag`` so the IAP firewall admits it
+    ``startup_script: str = ""``                (plain ServiceVm only; presets render their own)
+    ``service_port: int | None = None``
+    ``project_roles: Sequence[str] = ("roles/logging.logWriter", "roles/monitoring.metricWriter")``
+                                                project-level roles of the VM's service account,
+                                                limited to ``ALLOWED_PROJECT_ROLES``
+    ``extra_labels: dict | None = None``
+    ``depends_on: Sequence[pulumi.Resource] = ()``  e.g. the compute / iam / secretmanager API Services
+
+``AirbyteArgs(ServiceVmArgs)``: ``service="airbyte"``, ``machine_type="e2-standard-4"``,
+``data_disk_gb=100``, ``landing_bucket: Input[str]`` (required), ``staging_dataset_id:
+Input[str]`` (required), ``low_resource_mode: bool = False``. Needs 4 vCPU / 8 GB, or 2 vCPU /
+8 GB with ``low_resource_mode``. Grants: ``roles/storage.objectAdmin`` on the landing bucket,
+``roles/bigquery.dataEditor`` on the staging dataset, project ``roles/bigquery.jobUser``.
+
+``MetabaseArgs(ServiceVmArgs)``: ``service="metabase"``, ``machine_type="e2-medium"``,
+``dwh_dataset_id: Input[str]`` (required), ``db_name="metabase"``, ``db_user="metabase"``,
+``metabase_image``, ``postgres_image``. Needs 2 vCPU / 4 GB. Creates a ``random.RandomPassword``,
+a Secret Manager ``Secret`` + ``SecretVersion`` holding it, ``roles/secretmanager.secretAccessor``
+for the VM on that secret only; the VM reads it at boot. Grants ``roles/bigquery.dataViewer`` on
+the dwh dataset and project ``roles/bigquery.jobUser``.
+
+``AmundsenArgs(ServiceVmArgs)``: ``service="amundsen"``, ``machine_type="e2-highmem-2"``,
+``metadata_dataset_ids: Mapping[str, Input[str]]`` (layer -> dataset id, required, non-empty),
+``es_heap_mb=1024``, ``neo4j_heap_mb=1024``. Needs at least 8 GB memory. Grants
+``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only).
+
+Outputs (all): ``service_account``, ``service_account_email``, ``instance``, ``instance_name``,
+``internal_ip``, ``external_ip_enabled: bool``, ``data_disk``, ``data_disk_protected: bool``,
+``network_tags``, ``zone``, ``service_port``, ``startup_script: str``. Metabase adds
+``health_check_path`` (``"/api/health"``), ``db_password_secret`` / ``db_password_secret_id``;
+Airbyte adds ``low_resource_mode``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components import startup_scripts
+from components.common import ComponentArgsError, labels, require_env, require_label_map
+from components.render import check_machine_minimum, machine_shape, prefixed, service_account_id
+
+#: The only roles a service VM's account may hold at project level.
+ALLOWED_PROJECT_ROLES = frozenset({"roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/bigquery.jobUser"})
+DEFAULT_PROJECT_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+DATA_DEVICE = "data"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+_TAG = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced")
+
+
+@dataclass
+class ServiceVmArgs:
+    env: str
+    project: str
+    zone: str
+    subnetwork: Any
+    service: str = "service"
+    machine_type: str = "e2-standard-2"
+    image: str = "debian-cloud/debian-12"
+    boot_disk_gb: int = 20
+    data_disk_gb: int = 50
+    data_disk_type: str = "pd-balanced"
+    protect_data_disk: bool = False
+    external_ip: bool = False
+    network_tags: Sequence[str] = ()
+    startup_script: str = ""
+    service_port: Optional[int] = None
+    project_roles: Sequence[str] = DEFAULT_PROJECT_ROLES
+    extra_labels: Optional[dict] = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+@dataclass
+class AirbyteArgs(ServiceVmArgs):
+    service: str = "airbyte"
+    machine_type: str = "e2-standard-4"
+    data_disk_gb: int = 100
+    service_port: Optional[int] = startup_scripts.SERVICE_PORTS["airbyte"]
+    landing_bucket: Any = None
+    staging_dataset_id: Any = None
+    low_resource_mode: bool = False
+
+
+@dataclass
+class MetabaseArgs(ServiceVmArgs):
+    service: str = "metabase"
+    machine_type: str = "e2-medium"
+    data_disk_gb: int = 20
+    service_port: Optional[int] = startup_scripts.SERVICE_PORTS["metabase"]
+    dwh_dataset_id: Any = None
+    db_name: str = "metabase"
+    db_user: str = "metabase"
+    metabase_image: str = startup_scripts.METABASE_IMAGE
+    postgres_image: str = startup_scripts.POSTGRES_IMAGE
+
+
+@dataclass
+class AmundsenArgs(ServiceVmArgs):
+    service: str = "amundsen"
+    machine_type: str = "e2-highmem-2"
+    data_disk_gb: int = 50
+    service_port: Optional[int] = startup_scripts.SERVICE_PORTS["amundsen"]
+    metadata_dataset_ids: Mapping[str, Any] = field(default_factory=dict)
+    es_heap_mb: int = 1024
+    neo4j_heap_mb: int = 1024
+
+
+def _positive(component: str, fname: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ComponentArgsError(component, fname, f"an integer of at least {minimum}", value)
+
+
+class ServiceVm(pulumi.ComponentResource):
+    """A Compute Engine VM running one service; see the module docstring."""
+
+    TYPE = "flexyboots:service_vm:ServiceVm"
+    ARGS: type = ServiceVmArgs
+    COMPONENT = "ServiceVm"
+    MIN_VCPUS: float = 1
+    MIN_MEMORY_GB: float = 1
+
+    def __init__(self, name: str, args: ServiceVmArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        if type(args) is not self.ARGS:
+            raise ComponentArgsError(self.COMPONENT, "args", f"a {self.ARGS.__name__}", type(args).__name__)
+        self._validate(args)
+        prefix = prefixed(args.env, name)
+        account_id = service_account_id(args.env, args.service, self.COMPONENT)
+        try:
+            script = self._startup_script(prefix, args)
+        except ComponentArgsError:
+            raise
+        except ValueError as exc:  # the pure renderer names the field
+            raise ComponentArgsError(self.COMPONENT, "args", str(exc).removeprefix("startup_scripts: ")) from None
+        lbls = labels(args.env, args.service, args.extra_labels)
+        super().__init__(self.TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        self.zone = args.zone
+        self.service_port = args.service_port
+        self.network_tags = list(args.network_tags)
+        self.external_ip_enabled = bool(args.external_ip)
+        self.data_disk_protected = bool(args.protect_data_disk)
+        self.startup_script = script
+        self._extra_outputs: dict[str, Any] = {}
+
+        self.service_account = gcp.serviceaccount.Account(
+            f"{prefix}-sa",
+            account_id=account_id,
+            project=args.project,
+            display_name=f"flexyboots {args.env} {args.service} VM",
+            description=f"Runs the {args.service} VM ({prefix}); least privilege, no keys",
+            opts=child,
+        )
+        self.service_account_email = self.service_account.email
+        self.member = self.service_account.email.apply(lambda e: f"serviceAccount:{e}")
+        self.project_iam_members = [
+            gcp.projects.IAMMember(
+                f"{prefix}-{role.split('/')[-1].replace('.', '-').lower()}",
+                project=args.project,
+                role=role,
+                member=self.member,
+                opts=child,
+            )
+            for role in self._project_roles(args)
+        ]
+
+        before = self._before_instance(prefix, args, lbls, child)
+
+        self.data_disk = gcp.compute.Disk(
+            f"{prefix}-data",
+            name=f"{prefix}-data",
+            project=args.project,
+            zone=args.zone,
+            size=args.data_disk_gb,
+            type=args.data_disk_type,
+            labels=lbls,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect_data_disk)),
+        )
+        access_configs = [{"network_tier": "PREMIUM"}] if args.external_ip else []
+        self.instance = gcp.compute.Instance(
+            f"{prefix}-vm",
+            name=prefix,
+            project=args.project,
+            zone=args.zone,
+            machine_type=args.machine_type,
+            boot_disk={
+                "auto_delete": True,
+                "initialize_params": {"image": args.image, "size": args.boot_disk_gb, "type": "pd-balanced", "labels": lbls},
+            },
+            attached_disks=[{"source": self.data_disk.self_link, "device_name": DATA_DEVICE, "mode": "READ_WRITE"}],
+            network_interfaces=[{"subnetwork": args.subnetwork, "access_configs": access_configs}],
+            service_account={"email": self.service_account.email, "scopes": [CLOUD_PLATFORM_SCOPE]},
+            shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True, "enable_integrity_monitoring": True},
+            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+            metadata_startup_script=script,
+            tags=list(args.network_tags),
+            labels=lbls,
+            allow_stopping_for_update=True,
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[*self.project_iam_members, *before])
+            ),
+        )
+        self.instance_name = self.instance.name
+        self.internal_ip = self.instance.network_interfaces.apply(lambda nics: nics[0].network_ip if nics else None)
+        self._after_instance(prefix, args, child)
+
+        self.register_outputs(
+            {
+                "service_account_email": self.service_account_email,
+                "instance_name": self.instance_name,
+                "external_ip_enabled": self.external_ip_enabled,
+                "data_disk_protected": self.data_disk_protected,
+                "network_tags": self.network_tags,
+                "zone": self.zone,
+                "service_port": self.service_port,
+                **self._extra_outputs,
+            }
+        )
+
+    # -- hooks for presets -----------------------------------------------------------------
+    def _validate(self, args: ServiceVmArgs) -> None:
+        c = self.COMPONENT
+        require_env(c, args.env)
+        if not isinstance(args.project, str) or not _PROJECT.match(args.project):
+            raise ComponentArgsError(c, "project", "a GCP project id", args.project)
+        if not isinstance(args.zone, str) or not _ZONE.match(args.zone):
+            raise ComponentArgsError(c, "zone", "a GCP zone such as 'europe-west1-b'", args.zone)
+        if args.subnetwork is None or args.subnetwork == "":
+            raise ComponentArgsError(c, "subnetwork", "the subnet's self link or id (Network.subnet_self_link)", args.subnetwork)
+        service_account_id(args.env, args.service, c)
+        machine_shape(args.machine_type, c)
+        min_vcpus, min_memory_gb = self.minimum(args)
+        check_machine_minimum(c, args.machine_type, min_vcpus, min_memory_gb, self._minimum_hint(args))
+        if not isinstance(args.image, str) or not args.image:
+            raise ComponentArgsError(c, "image", "a boot image such as 'debian-cloud/debian-12'", args.image)
+        _positive(c, "boot_disk_gb", args.boot_disk_gb, 10)
+        _positive(c, "data_disk_gb", args.data_disk_gb, 10)
+        if args.data_disk_type not in _DISK_TYPES:
+            raise ComponentArgsError(c, "data_disk_type", f"one of {', '.join(_DISK_TYPES)}", args.data_disk_type)
+        for fname in ("protect_data_disk", "external_ip"):
+            if not isinstance(getattr(args, fname), bool):
+                raise ComponentArgsError(c, fname, "a bool", getattr(args, fname))
+        if isinstance(args.network_tags, str):
+            raise ComponentArgsError(c, "network_tags", "a list of network tags", args.network_tags)
+        for i, tag in enumerate(args.network_tags):
+            if not isinstance(tag, str) or not _TAG.match(tag):
+                raise ComponentArgsError(c, f"network_tags[{i}]", "a network tag (lower-case letters, digits, hyphens)", tag)
+        if args.service_port is not None:
+            _positive(c, "service_port", args.service_port, 1)
+        if isinstance(args.project_roles, str):
+            raise ComponentArgsError(c, "project_roles", "a list of roles", args.project_roles)
+        for i, role in enumerate(args.project_roles):
+            if role not in ALLOWED_PROJECT_ROLES:
+                raise ComponentArgsError(c, f"project_roles[{i}]", f"one of {', '.join(sorted(ALLOWED_PROJECT_ROLES))}", role)
+        require_label_map(c, "extra_labels", args.extra_labels)
+        if not isinstance(args.startup_script, str):
+            raise ComponentArgsError(c, "startup_script", "a string (rendered by components.startup_scripts)", args.startup_script)
+
+    def minimum(self, args: ServiceVmArgs) -> tuple[float, float]:
+        """(vCPUs, memory GB) the service needs."""
+        return self.MIN_VCPUS, self.MIN_MEMORY_GB
+
+    def _minimum_hint(self, args: ServiceVmArgs) -> str:
+        return ""
+
+    def _project_roles(self, args: ServiceVmArgs) -> list[str]:
+        return list(dict.fromkeys(args.project_roles))
+
+    def _startup_script(self, prefix: str, args: ServiceVmArgs) -> str:
+        return args.startup_script
+
+    def _before_instance(self, prefix: str, args: ServiceVmArgs, lbls: dict, child: pulumi.ResourceOptions) -> list:
+        return []
+
+    def _after_instance(self, prefix: str, args: ServiceVmArgs, child: pulumi.ResourceOptions) -> None:
+        return None
+
+    def _dataset_grant(self, suffix: str, args: ServiceVmArgs, dataset_id: Any, role: str) -> gcp.bigquery.DatasetIamMember:
+        return gcp.bigquery.DatasetIamMember(
+            suffix,
+            project=args.project,
+            dataset_id=dataset_id,
+            role=role,
+            member=self.member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _require_input(component: str, fname: str, value: Any, expected: str) -> None:
+    if value is None or value == "":
+        raise ComponentArgsError(component, fname, expected, value)
+
+
+class Airbyte(ServiceVm):
+    TYPE = "flexyboots:service_vm:Airbyte"
+    ARGS = AirbyteArgs
+    COMPONENT = "Airbyte"
+    MIN_VCPUS = 4
+    MIN_MEMORY_GB = 8
+    LOW_RESOURCE_MIN_VCPUS = 2
+    LOW_RESOURCE_MIN_MEMORY_GB = 8
+
+    def _validate(self, args: AirbyteArgs) -> None:
+        if not isinstance(args.low_resource_mode, bool):
+            raise ComponentArgsError(self.COMPONENT, "low_resource_mode", "a bool", args.low_resource_mode)
+        super()._validate(args)
+        _require_input(self.COMPONENT, "landing_bucket", args.landing_bucket, "the landing bucket's name (DataLake.bucket_name)")
+        _require_input(self.COMPONENT, "staging_dataset_id", args.staging_dataset_id, "the staging dataset id (Warehouse.dataset_ids['staging'])")
+
+    def minimum(self, args: AirbyteArgs) -> tuple[float, float]:
+        if args.low_resource_mode:
+            return self.LOW_RESOURCE_MIN_VCPUS, self.LOW_RESOURCE_MIN_MEMORY_GB
+        return self.MIN_VCPUS, self.MIN_MEMORY_GB
+
+    def _minimum_hint(self, args: AirbyteArgs) -> str:
+        if args.low_resource_mode:
+            return "abctl --low-resource-mode still needs 2 vCPUs and 8 GB"
+        return "abctl needs 4 vCPUs and 8 GB; set low_resource_mode=True for a smaller machine"
+
+    def _project_roles(self, args: AirbyteArgs) -> list[str]:
+        return list(dict.fromkeys([*args.project_roles, "roles/bigquery.jobUser"]))
+
+    def _startup_script(self, prefix: str, args: AirbyteArgs) -> str:
+        return startup_scripts.render_airbyte(
+            device_name=DATA_DEVICE, low_resource_mode=args.low_resource_mode, port=args.service_port
+        )
+
+    def _after_instance(self, prefix: str, args: AirbyteArgs, child: pulumi.ResourceOptions) -> None:
+        self.landing_bucket_grant = gcp.storage.BucketIAMMember(
+            f"{prefix}-landing-object-admin",
+            bucket=args.landing_bucket,
+            role="roles/storage.objectAdmin",
+            member=self.member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.staging_grant = self._dataset_grant(f"{prefix}-staging-data-editor", args, args.staging_dataset_id, "roles/bigquery.dataEditor")
+        self.low_resource_mode = args.low_resource_mode
+        self._extra_outputs["low_resource_mode"] = args.low_resource_mode
+
+
+class Metabase(ServiceVm):
+    TYPE = "flexyboots:service_vm:Metabase"
+    ARGS = MetabaseArgs
+    COMPONENT = "Metabase"
+    MIN_VCPUS = 2
+    MIN_MEMORY_GB = 4
+
+    def _validate(self, args: MetabaseArgs) -> None:
+        super()._validate(args)
+        _require_input(self.COMPONENT, "dwh_dataset_id", args.dwh_dataset_id, "the dwh dataset id (Warehouse.dataset_ids['dwh'])")
+
+    def _minimum_hint(self, args: MetabaseArgs) -> str:
+        return "Metabase's JVM and its Postgres application database"
+
+    def _project_roles(self, args: MetabaseArgs) -> list[str]:
+        return list(dict.fromkeys([*args.project_roles, "roles/bigquery.jobUser"]))
+
+    def _secret_id(self, prefix: str) -> str:
+        return f"{prefix}-db-password"
+
+    def _startup_script(self, prefix: str, args: MetabaseArgs) -> str:
+        return startup_scripts.render_metabase(
+            secret_id=self._secret_id(prefix), project=args.project, device_name=DATA_DEVICE,
+            db_name=args.db_name, db_user=args.db_user, metabase_image=args.metabase_image,
+            postgres_image=args.postgres_image, port=args.service_port,
+        )
+
+    def _before_instance(self, prefix: str, args: MetabaseArgs, lbls: dict, child: pulumi.ResourceOptions) -> list:
+        import pulumi_random as random
+
+        secret_id = self._secret_id(prefix)
+        self.db_password = random.RandomPassword(
+            f"{prefix}-db-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.db_password_secret = gcp.secretmanager.Secret(
+            f"{prefix}-db-password-secret",
+            secret_id=secret_id,
+            project=args.project,
+            replication={"auto": {}},
+            labels=lbls,
+            opts=child,
+        )
+        self.db_password_version = gcp.secretmanager.SecretVersion(
+            f"{prefix}-db-password-v1",
+            secret=self.db_password_secret.id,
+            secret_data=pulumi.Output.secret(self.db_password.result),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.db_password_access = gcp.secretmanager.SecretIamMember(
+            f"{prefix}-db-password-accessor",
+            project=args.project,
+            secret_id=self.db_password_secret.secret_id,
+            role="roles/secretmanager.secretAccessor",
+            member=self.member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.db_password_secret_id = secret_id
+        self.health_check_path = startup_scripts.METABASE_HEALTH_PATH
+        self._extra_outputs.update(
+            health_check_path=self.health_check_path,
+            db_password_secret_id=secret_id,
+            db_password_secret_name=self.db_password_secret.name,
+        )
+        return [self.db_password_version, self.db_password_access]
+
+    def _after_instance(self, prefix: str, args: MetabaseArgs, child: pulumi.ResourceOptions) -> None:
+        self.dwh_grant = self._dataset_grant(f"{prefix}-dwh-data-viewer", args, args.dwh_dataset_id, "roles/bigquery.dataViewer")
+
+
+class Amundsen(ServiceVm):
+    TYPE = "flexyboots:service_vm:Amundsen"
+    ARGS = AmundsenArgs
+    COMPONENT = "Amundsen"
+    MIN_VCPUS = 2
+    MIN_MEMORY_GB = 8
+
+    def _validate(self, args: AmundsenArgs) -> None:
+        super()._validate(args)
+        ids = args.metadata_dataset_ids
+        if not isinstance(ids, Mapping) or not ids:
+            raise ComponentArgsError(
+                self.COMPONENT, "metadata_dataset_ids", "a non-empty mapping of layer -> dataset id (Warehouse.dataset_ids)", ids
+            )
+        for key, value in ids.items():
+            if not isinstance(key, str) or not re.match(r"^[a-z][a-z0-9_]*$", key):
+                raise ComponentArgsError(self.COMPONENT, f"metadata_dataset_ids[{key!r}]", "a lower-case key such as 'dwh'", key)
+            _require_input(self.COMPONENT, f"metadata_dataset_ids[{key!r}]", value, "a dataset id")
+        _, mem = machine_shape(args.machine_type, self.COMPONENT)
+        for fname in ("es_heap_mb", "neo4j_heap_mb"):
+            _positive(self.COMPONENT, fname, getattr(args, fname), 256)
+        if (args.es_heap_mb + args.neo4j_heap_mb) / 1024 > mem / 2:
+            raise ComponentArgsError(
+                self.COMPONENT, "es_heap_mb", f"Elasticsearch + neo4j heaps of at most half the machine's {mem:g} GB",
+                args.es_heap_mb + args.neo4j_heap_mb,
+            )
+
+    def _minimum_hint(self, args: AmundsenArgs) -> str:
+        return "neo4j and Elasticsearch need several GB"
+
+    def _startup_script(self, prefix: str, args: AmundsenArgs) -> str:
+        return startup_scripts.render_amundsen(
+            device_name=DATA_DEVICE, port=args.service_port, es_heap_mb=args.es_heap_mb, neo4j_heap_mb=args.neo4j_heap_mb
+        )
+
+    def _after_instance(self, prefix: str, args: AmundsenArgs, child: pulumi.ResourceOptions) -> None:
+        self.metadata_grants = {
+            key: self._dataset_grant(f"{prefix}-{key.replace('_', '-')}-metadata-viewer", args, ds, "roles/bigquery.metadataViewer")
+            for key, ds in args.metadata_dataset_ids.items()
+        }
