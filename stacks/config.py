@@ -17,8 +17,9 @@ Reference (defaults in brackets)::
     flexyboots:labels           [{}] extra labels on every labelled resource
     flexyboots:apis             {enabled [true]}
     flexyboots:network          {enabled [true], cidr [10.10.0.0/20]}
-    flexyboots:datalake         {enabled [true], landing_retention_days [90],
-                                 s3: {enabled [false], region [eu-west-1]}}
+    flexyboots:datalake         {enabled [true], nearline_after_days [30],
+                                 delete_after_days [none: keep], s3: {enabled [false],
+                                 region [eu-west-1]}}
     flexyboots:warehouse        {enabled [true], temporary_expiration_days [7]}
     flexyboots:pipelines        {enabled [true], tables_dir [config/tables],
                                  mode [scheduled] (scheduled | orchestrated),
@@ -28,8 +29,8 @@ Reference (defaults in brackets)::
                                  environment_size [none; Composer 2 only],
                                  workloads {scheduler|web_server|worker: {cpu, memory_gb,
                                  storage_gb, min_count, max_count}}, dag_schedule [@daily]}
-    flexyboots:services         {airbyte|metabase|amundsen: {enabled, machine_type,
-                                 disk_size_gb}}
+    flexyboots:services         {airbyte|metabase|amundsen: {enabled [false], machine_type,
+                                 disk_size_gb}; airbyte also low_resource_mode [false]}
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ _PATH = re.compile(r"^[A-Za-z0-9_\-./]+$")
 #: Service defaults: what each preset needs to run (Airbyte's abctl wants 4 vCPU / 8 GB unless
 #: its low-resource mode is on; Amundsen's neo4j + Elasticsearch want several GB).
 SERVICE_DEFAULTS = {
-    "airbyte": {"machine_type": "e2-standard-4", "disk_size_gb": 50},
-    "metabase": {"machine_type": "e2-standard-2", "disk_size_gb": 20},
-    "amundsen": {"machine_type": "e2-standard-4", "disk_size_gb": 50},
+    "airbyte": {"machine_type": "e2-standard-4", "disk_size_gb": 100},
+    "metabase": {"machine_type": "e2-medium", "disk_size_gb": 20},
+    "amundsen": {"machine_type": "e2-highmem-2", "disk_size_gb": 50},
 }
 WORKLOAD_PARTS = ("scheduler", "web_server", "worker", "triggerer", "dag_processor")
 WORKLOAD_FIELDS = ("cpu", "memory_gb", "storage_gb", "count", "min_count", "max_count")
@@ -102,7 +103,8 @@ class NetworkConfig:
 @dataclass(frozen=True)
 class DatalakeConfig:
     enabled: bool = True
-    landing_retention_days: int = 90
+    nearline_after_days: int | None = 30
+    delete_after_days: int | None = None
     s3_enabled: bool = False
     s3_region: str = "eu-west-1"
 
@@ -142,6 +144,7 @@ class ServiceConfig:
     enabled: bool = False
     machine_type: str = "e2-standard-2"
     disk_size_gb: int = 20
+    low_resource_mode: bool = False  # airbyte only: abctl --low-resource-mode (2 vCPU / 8 GB)
 
 
 @dataclass(frozen=True)
@@ -281,11 +284,12 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         cidr=_cidr(f"{NS}:network.cidr", n.get("cidr", "10.10.0.0/20")),
     )
 
-    d = _mapping(f"{NS}:datalake", get("datalake"), ("enabled", "landing_retention_days", "s3"))
+    d = _mapping(f"{NS}:datalake", get("datalake"), ("enabled", "nearline_after_days", "delete_after_days", "s3"))
     s3 = _mapping(f"{NS}:datalake.s3", d.get("s3"), ("enabled", "region"))
     datalake = DatalakeConfig(
         enabled=_bool(f"{NS}:datalake.enabled", d.get("enabled", True)),
-        landing_retention_days=_int(f"{NS}:datalake.landing_retention_days", d.get("landing_retention_days", 90), 1, 3650),
+        nearline_after_days=_opt_int(f"{NS}:datalake.nearline_after_days", d.get("nearline_after_days", 30), 1, 3650),
+        delete_after_days=_opt_int(f"{NS}:datalake.delete_after_days", d.get("delete_after_days"), 1, 36500),
         s3_enabled=_bool(f"{NS}:datalake.s3.enabled", s3.get("enabled", False)),
         s3_region=_str(f"{NS}:datalake.s3.region", s3.get("region", "eu-west-1"), re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$"), "an AWS region such as 'eu-west-1'"),
     )
@@ -343,13 +347,15 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     s = _mapping(f"{NS}:services", get("services"), SERVICES)
     services: dict[str, ServiceConfig] = {}
     for name in SERVICES:
-        spec = _mapping(f"{NS}:services.{name}", s.get(name), ("enabled", "machine_type", "disk_size_gb"))
+        allowed = ("enabled", "machine_type", "disk_size_gb") + (("low_resource_mode",) if name == "airbyte" else ())
+        spec = _mapping(f"{NS}:services.{name}", s.get(name), allowed)
         dflt = SERVICE_DEFAULTS[name]
         services[name] = ServiceConfig(
             name=name,
             enabled=_bool(f"{NS}:services.{name}.enabled", spec.get("enabled", False)),
             machine_type=_str(f"{NS}:services.{name}.machine_type", spec.get("machine_type", dflt["machine_type"]), _MACHINE, "a machine type such as 'e2-standard-2'"),
             disk_size_gb=_int(f"{NS}:services.{name}.disk_size_gb", spec.get("disk_size_gb", dflt["disk_size_gb"]), 10, 65536),
+            low_resource_mode=_bool(f"{NS}:services.{name}.low_resource_mode", spec.get("low_resource_mode", False)),
         )
 
     cfg = StackConfig(
@@ -371,6 +377,10 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     return cfg
 
 
+def _opt_int(key: str, v: Any, lo: int, hi: int) -> int | None:
+    return None if v in (None, "none", "null") else _int(key, v, lo, hi)
+
+
 def _cidr(key: str, v: Any) -> str:
     try:
         net = ipaddress.ip_network(v, strict=True)
@@ -385,6 +395,8 @@ def _cross_check(cfg: StackConfig) -> None:
     """Combinations that cannot work, refused with the key to change."""
     if cfg.pipelines.enabled and not cfg.warehouse.enabled:
         raise StackConfigError(f"{NS}:pipelines.enabled", "true needs flexyboots:warehouse.enabled: true (pipelines write to its datasets)")
+    if cfg.pipelines.enabled and not cfg.datalake.enabled:
+        raise StackConfigError(f"{NS}:pipelines.enabled", "true needs flexyboots:datalake.enabled: true (staging loads from the landing bucket)")
     if cfg.pipelines.enabled and cfg.pipelines.mode == "orchestrated" and not cfg.composer.enabled:
         raise StackConfigError(
             f"{NS}:pipelines.mode",
@@ -395,6 +407,12 @@ def _cross_check(cfg: StackConfig) -> None:
     for name, svc in cfg.services.items():
         if svc.enabled and not cfg.network.enabled:
             raise StackConfigError(f"{NS}:services.{name}.enabled", "true needs flexyboots:network.enabled: true (VMs run in the platform subnet)")
+    dl = cfg.datalake
+    if dl.nearline_after_days is not None and dl.delete_after_days is not None and dl.nearline_after_days >= dl.delete_after_days:
+        raise StackConfigError(
+            f"{NS}:datalake.nearline_after_days",
+            f"{dl.nearline_after_days} is not fewer than delete_after_days ({dl.delete_after_days}); set it lower or to null",
+        )
     if cfg.datalake.s3_enabled and not cfg.datalake.enabled:
         raise StackConfigError(f"{NS}:datalake.s3.enabled", "true needs flexyboots:datalake.enabled: true")
 

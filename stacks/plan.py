@@ -1,0 +1,246 @@
+"""Offline plan: run the real program (``stacks.platform.main``) under Pulumi mocks with a stack's
+config and print what it would create. No CLI, plugins, network or credentials needed.
+
+    python -m stacks plan --stack dev              resource tree + counts per type
+    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"}, ...]
+    python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
+
+Deterministic: the same code and config print the same bytes (children sorted by type and
+name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
+Exit status: 0 ok, 2 unknown stack or invalid config/spec/component args.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from stacks.config import StackConfigError, parse_stack_config, read_stack_file
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS_DIR = ROOT / "stacks"
+SECRET = "[secret]"
+
+#: The inputs worth a glance per type (the tree shows these; the inventory records them).
+KEY_INPUTS: dict[str, tuple[str, ...]] = {
+    "gcp:projects/service:Service": ("service",),
+    "gcp:compute/network:Network": ("autoCreateSubnetworks",),
+    "gcp:compute/subnetwork:Subnetwork": ("ipCidrRange", "region", "privateIpGoogleAccess"),
+    "gcp:compute/routerNat:RouterNat": ("natIpAllocateOption", "sourceSubnetworkIpRangesToNat"),
+    "gcp:compute/firewall:Firewall": ("direction", "sourceRanges", "allows", "targetTags"),
+    "gcp:compute/instance:Instance": ("machineType", "zone", "networkInterfaces", "tags"),
+    "gcp:compute/disk:Disk": ("size", "type", "zone"),
+    "gcp:storage/bucket:Bucket": ("name", "location", "uniformBucketLevelAccess", "publicAccessPrevention", "versioning", "forceDestroy"),
+    "gcp:storage/bucketObject:BucketObject": ("bucket", "name", "contentType"),
+    "gcp:bigquery/dataset:Dataset": ("datasetId", "location", "defaultTableExpirationMs", "deletionPolicy"),
+    "gcp:bigquery/table:Table": ("datasetId", "tableId", "timePartitioning", "clusterings", "deletionProtection"),
+    "gcp:bigquery/dataTransferConfig:DataTransferConfig": (
+        "dataSourceId", "location", "schedule", "scheduleOptions", "serviceAccountName", "notificationPubsubTopic", "emailPreferences",
+    ),
+    "gcp:composer/environment:Environment": ("name", "region", "config.softwareConfig.imageVersion", "config.workloadsConfig", "config.environmentSize"),
+    "gcp:serviceaccount/account:Account": ("accountId",),
+    "gcp:pubsub/topic:Topic": ("name",),
+    "gcp:projects/iAMCustomRole:IAMCustomRole": ("roleId", "permissions"),
+    "gcp:secretmanager/secret:Secret": ("secretId",),
+}
+_IAM_KEYS = ("role", "member", "datasetId", "bucket", "topic", "secretId", "serviceAccountId")
+
+
+@dataclass
+class Plan:
+    stack: str
+    project: str
+    resources: list  # RecordedResource, in tree order
+    parents: dict  # urn -> display address of the parent
+    stack_urn: str
+    exports: dict
+
+
+def _mocks(project: str):
+    """The shared mocks plus what Composer computes (its DAG folder and Airflow URI)."""
+    from components.testing import Mocks
+
+    class PlatformMocks(Mocks):
+        def new_resource(self, args):
+            rid, out = super().new_resource(args)
+            if args.typ == "gcp:composer/environment:Environment":
+                cfg = dict(out.get("config") or {})
+                cfg.setdefault("dagGcsPrefix", f"gs://{self.region}-{args.name}-bucket/dags")
+                cfg.setdefault("airflowUri", f"https://{args.name}-dot-{self.region}.composer.googleusercontent.com")
+                out["config"] = cfg
+            return rid, out
+
+    return PlatformMocks(project=project)
+
+
+def run_stack(stack: str, stacks_dir: Path = STACKS_DIR, overrides: Optional[dict] = None) -> Plan:
+    """Validate the stack's config, run the program under mocks, return the recording.
+
+    ``overrides`` replaces top-level config keys (the benchmark points the tables folder elsewhere)."""
+    from components.testing import run_program
+    from stacks import platform
+
+    raw, secret_keys = read_stack_file(stack, str(stacks_dir))
+    raw = {**raw, **(overrides or {})}
+    cfg = parse_stack_config(raw, stack)  # fail fast, before any resource exists
+
+    rec = run_program(platform.main, config=raw, stack=stack, secret_keys=secret_keys, mocks=_mocks(cfg.project))
+    addr = {r.urn: address(r) for r in rec.resources}
+    addr[rec.stack_urn] = f"pulumi:pulumi:Stack::flexyboots-{stack}"
+    ordered = _tree_order(rec.resources, rec.stack_urn)
+    return Plan(
+        stack=stack,
+        project=cfg.project,
+        resources=ordered,
+        parents={r.urn: addr.get(r.parent, "") for r in ordered},
+        stack_urn=rec.stack_urn,
+        exports=rec.redacted_exports(),
+    )
+
+
+def address(r) -> str:
+    return f"{r.type}::{r.name}"
+
+
+def _tree_order(resources: list, root: str) -> list:
+    kids: dict[str, list] = {}
+    for r in resources:
+        kids.setdefault(r.parent or root, []).append(r)
+    out: list = []
+
+    def walk(urn: str) -> None:
+        for r in sorted(kids.get(urn, []), key=lambda x: (x.type, x.name)):
+            out.append(r)
+            walk(r.urn)
+
+    walk(root)
+    return out
+
+
+def _get(d: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def key_inputs(r) -> dict:
+    """The few inputs that say what a resource is (secrets redacted)."""
+    inputs = r.redacted_inputs()
+    keys = KEY_INPUTS.get(r.type)
+    if keys is None and any(k in inputs for k in ("role", "member")):
+        keys = _IAM_KEYS
+    if keys is None:
+        keys = tuple(k for k in sorted(inputs) if isinstance(inputs[k], (str, int, float, bool)) and k not in ("project", "labels"))[:4]
+    out = {}
+    for k in keys:
+        v = _get(inputs, k)
+        if v is not None and v != [] and v != {}:
+            out[k] = v
+    return out
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def counts(plan: Plan) -> dict[str, int]:
+    c: dict[str, int] = {}
+    for r in plan.resources:
+        c[r.type] = c.get(r.type, 0) + 1
+    return dict(sorted(c.items()))
+
+
+def render_text(plan: Plan) -> str:
+    lines = [f"flexyboots plan: stack {plan.stack}, project {plan.project}: {len(plan.resources)} resources (offline, Pulumi mocks)"]
+    depth = {plan.stack_urn: 0}
+    lines.append(f"pulumi:pulumi:Stack flexyboots-{plan.stack}")
+    for r in plan.resources:
+        d = depth.get(r.parent or plan.stack_urn, 0) + 1
+        depth[r.urn] = d
+        ki = key_inputs(r)
+        detail = " ".join(f"{k}={_short(v)}" for k, v in ki.items())
+        flags = " [protected]" if r.protect else ""
+        lines.append(f"{'  ' * d}{r.type} {r.name}{flags}" + (f"  {detail}" if detail else ""))
+    lines.append("")
+    lines.append("resources per type:")
+    c = counts(plan)
+    width = max((len(t) for t in c), default=0)
+    for t, n in c.items():
+        lines.append(f"  {t.ljust(width)}  {n}")
+    lines.append(f"  {'total'.ljust(width)}  {len(plan.resources)}")
+    if plan.exports:
+        lines.append("")
+        lines.append("outputs:")
+        for k in sorted(plan.exports):
+            lines.append(f"  {k}: {_short(plan.exports[k], 120)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    items = [
+        {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
+        for r in plan.resources
+    ]
+    return json.dumps(items, indent=2, sort_keys=True) + "\n"
+
+
+def inventory(plan: Plan) -> dict:
+    """Expected values (key inputs per resource) and exact counts per type."""
+    values = {}
+    for r in plan.resources:
+        ki = key_inputs(r)
+        if r.protect:
+            ki["__protect"] = True
+        values[address(r)] = ki
+    return {"counts": counts(plan), "values": values}
+
+
+def regenerate_command(stack: str) -> str:
+    return f"python -m stacks plan --stack {stack} --inventory > tests/stacks/expected/{stack}.yaml"
+
+
+def render_inventory(plan: Plan) -> str:
+    import yaml
+
+    header = (
+        f"# Inventory of the {plan.stack} stack: exact resource counts per type, and key inputs that\n"
+        f"# must appear in the plan. Generated; review the diff, then commit. Regenerate with:\n"
+        f"#   {regenerate_command(plan.stack)}\n"
+    )
+    return header + yaml.safe_dump(inventory(plan), sort_keys=True, default_flow_style=False, width=200)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stacks", description="flexyboots stacks: offline tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="run a stack's program under Pulumi mocks and print what it creates")
+    p.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a JSON list of {type, name, parent, inputs}")
+    fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
+    p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from components.common import ComponentArgsError
+    from pipeline_sql.spec import SpecError
+
+    try:
+        plan = run_stack(args.stack, Path(args.stacks_dir))
+    except (StackConfigError, SpecError, ComponentArgsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        out = render_json(plan)
+    elif args.inventory:
+        out = render_inventory(plan)
+    else:
+        out = render_text(plan)
+    sys.stdout.write(out)
+    return 0
