@@ -58,6 +58,7 @@ class Plan:
     parents: dict  # urn -> display address of the parent
     stack_urn: str
     exports: dict
+    tables_dir: Optional[str] = None
 
 
 def _mocks(project: str):
@@ -77,7 +78,9 @@ def _mocks(project: str):
     return PlatformMocks(project=project)
 
 
-def run_stack(stack: str, stacks_dir: Path = STACKS_DIR, overrides: Optional[dict] = None) -> Plan:
+def run_stack(
+    stack: str, stacks_dir: Path = STACKS_DIR, overrides: Optional[dict] = None, tables_dir: Optional[str] = None
+) -> Plan:
     """Validate the stack's config, run the program under mocks, return the recording.
 
     ``overrides`` replaces top-level config keys (the benchmark points the tables folder elsewhere)."""
@@ -86,6 +89,12 @@ def run_stack(stack: str, stacks_dir: Path = STACKS_DIR, overrides: Optional[dic
 
     raw, secret_keys = read_stack_file(stack, str(stacks_dir))
     raw = {**raw, **(overrides or {})}
+    if tables_dir is not None:
+        pipelines = raw.get("flexyboots:pipelines") or {}
+        if isinstance(pipelines, str):
+            pipelines = json.loads(pipelines)
+        path = Path(tables_dir)
+        raw["flexyboots:pipelines"] = {**pipelines, "tables_dir": str(path if path.is_absolute() else Path.cwd() / path)}
     cfg = parse_stack_config(raw, stack)  # fail fast, before any resource exists
 
     rec = run_program(platform.main, config=raw, stack=stack, secret_keys=secret_keys, mocks=_mocks(cfg.project))
@@ -99,6 +108,7 @@ def run_stack(stack: str, stacks_dir: Path = STACKS_DIR, overrides: Optional[dic
         parents={r.urn: addr.get(r.parent, "") for r in ordered},
         stack_urn=rec.stack_urn,
         exports=rec.redacted_exports(),
+        tables_dir=tables_dir,
     )
 
 
@@ -202,8 +212,9 @@ def inventory(plan: Plan) -> dict:
     return {"counts": counts(plan), "values": values}
 
 
-def regenerate_command(stack: str) -> str:
-    return f"python -m stacks plan --stack {stack} --inventory > tests/stacks/expected/{stack}.yaml"
+def regenerate_command(stack: str, tables_dir: Optional[str] = None) -> str:
+    tables = f" --tables-dir {tables_dir}" if tables_dir else ""
+    return f"python -m stacks plan --stack {stack}{tables} --inventory > tests/stacks/expected/{stack}.yaml"
 
 
 def render_inventory(plan: Plan) -> str:
@@ -212,7 +223,7 @@ def render_inventory(plan: Plan) -> str:
     header = (
         f"# Inventory of the {plan.stack} stack: exact resource counts per type, and key inputs that\n"
         f"# must appear in the plan. Generated; review the diff, then commit. Regenerate with:\n"
-        f"#   {regenerate_command(plan.stack)}\n"
+        f"#   {regenerate_command(plan.stack, plan.tables_dir)}\n"
     )
     return header + yaml.safe_dump(inventory(plan), sort_keys=True, default_flow_style=False, width=200)
 
@@ -225,6 +236,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print a JSON list of {type, name, parent, inputs}")
     fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
+    p.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -232,7 +244,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from pipeline_sql.spec import SpecError
 
     try:
-        plan = run_stack(args.stack, Path(args.stacks_dir))
+        plan = run_stack(args.stack, Path(args.stacks_dir), tables_dir=args.tables_dir)
     except (StackConfigError, SpecError, ComponentArgsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
