@@ -107,7 +107,7 @@ class PipelineRuntime(pulumi.ComponentResource):
             opts=child,
         )
         self.topic_path = pulumi.Output.concat("projects/", args.project, "/topics/", self.topic.name)
-        gcp.pubsub.TopicIAMMember(
+        self.publisher = gcp.pubsub.TopicIAMMember(
             f"{env}-transfer-runs-dts-publisher",
             project=args.project,
             topic=self.topic.name,
@@ -117,6 +117,8 @@ class PipelineRuntime(pulumi.ComponentResource):
         )
 
         self.service_accounts = {}
+        #: per layer, the grants a transfer config of that layer needs before it is created
+        self.grants: dict[str, list[pulumi.Resource]] = {}
         for layer in LAYERS:
             sa = gcp.serviceaccount.Account(
                 f"{env}-dts-{layer}",
@@ -128,47 +130,48 @@ class PipelineRuntime(pulumi.ComponentResource):
             )
             self.service_accounts[layer] = sa
             sa_opts = pulumi.ResourceOptions(parent=self)
-            gcp.projects.IAMMember(
+            grants = self.grants[layer] = [self.publisher]
+            grants.append(gcp.projects.IAMMember(
                 f"{env}-dts-{layer}-job-user",
                 project=args.project,
                 role="roles/bigquery.jobUser",
                 member=sa.member,
                 opts=sa_opts,
-            )
+            ))
             reads, writes = LAYER_ACCESS[layer]
             for ds in writes:
-                gcp.bigquery.DatasetIamMember(
+                grants.append(gcp.bigquery.DatasetIamMember(
                     f"{env}-dts-{layer}-edits-{ds}",
                     project=args.project,
                     dataset_id=args.datasets[ds],
                     role="roles/bigquery.dataEditor",
                     member=sa.member,
                     opts=sa_opts,
-                )
+                ))
             for ds in reads:
-                gcp.bigquery.DatasetIamMember(
+                grants.append(gcp.bigquery.DatasetIamMember(
                     f"{env}-dts-{layer}-reads-{ds}",
                     project=args.project,
                     dataset_id=args.datasets[ds],
                     role="roles/bigquery.dataViewer",
                     member=sa.member,
                     opts=sa_opts,
-                )
-            gcp.serviceaccount.IAMMember(
+                ))
+            grants.append(gcp.serviceaccount.IAMMember(
                 f"{env}-dts-{layer}-agent-token-creator",
                 service_account_id=sa.name,
                 role="roles/iam.serviceAccountTokenCreator",
                 member=agent_member,
                 opts=sa_opts,
-            )
+            ))
             if layer == "staging" and args.landing_bucket is not None:
-                gcp.storage.BucketIAMMember(
+                grants.append(gcp.storage.BucketIAMMember(
                     f"{env}-dts-staging-reads-landing",
                     bucket=args.landing_bucket,
                     role="roles/storage.objectViewer",
                     member=sa.member,
                     opts=sa_opts,
-                )
+                ))
         self.service_account_emails = {layer: sa.email for layer, sa in self.service_accounts.items()}
         self.register_outputs(
             {
@@ -261,9 +264,12 @@ class TablePipeline(pulumi.ComponentResource):
 
         if args.mode == "scheduled":
             plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(LAYERS))
-        depends = list(self.tables.values()) + [args.runtime]
         self.transfer_configs = {}
         for i, layer in enumerate(LAYERS):
+            # wait for the tables this layer's SQL touches and the grants it runs with
+            reads, writes = LAYER_ACCESS[layer]
+            depends = [t for key, t in self.tables.items() if key.split(".")[0] in reads + writes]
+            depends += args.runtime.grants[layer]
             common = dict(
                 project=project,
                 display_name=f"{env} {spec.table} {i + 1}-{layer}",

@@ -133,9 +133,15 @@ def test_managed_tables_schema_partitioning_clustering():
     assert archive["clusterings"] == ["customer_id"]
     assert all(t.inputs["deletionProtection"] is False and not t.protect for t in tables.values())
     assert tables["dev_dwh.customers"].inputs["labels"]["table"] == "customers"
-    # the queries wait for the tables they need
-    staging = configs(rec)["dev-customers-staging"]
-    assert tables["dev_dwh.customers"].urn in staging.dependencies
+    # each layer's config waits for the tables its SQL touches and for the grants it runs with
+    cfgs = configs(rec)
+    assert tables["dev_dwh.customers"].urn in cfgs["dev-customers-dwh"].dependencies
+    assert tables["dev_quality.customers__rejects"].urn in cfgs["dev-customers-dwh"].dependencies
+    assert tables["dev_archive.customers"].urn in cfgs["dev-customers-delta"].dependencies
+    assert not any(t.urn in cfgs["dev-customers-staging"].dependencies for t in tables.values())
+    token = {r.name: r.urn for r in rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")}
+    assert token["dev-dts-staging-agent-token-creator"] in cfgs["dev-customers-staging"].dependencies
+    assert token["dev-dts-dwh-agent-token-creator"] not in cfgs["dev-customers-staging"].dependencies
 
 
 def test_protected_stack_protects_archive_and_dwh_tables():
