@@ -1,0 +1,218 @@
+"""Five-layer pipeline benchmark on the embedded engine.
+
+Generates a table of N rows (one CSV file) and a second batch holding only changed and new rows
+(1% of the keys changed, 0.5% new keys); runs the initial load (staging -> archive -> delta ->
+transform -> dwh) and then the incremental load through the same runner the CLI uses; in the
+same process measures the floor, a raw DuckDB ``read_csv`` of the same first file into a table;
+checks that the DWH is exact (equal to the latest version per key computed in Python from the
+generated rows); prints seconds and rows/s per layer and ends with one line::
+
+    pipeline_bench rows=N initial_s=.. incremental_s=.. floor_s=.. initial_vs_floor=.. incremental_vs_initial=.. peak_rss_mb=..
+
+Usage: python benchmarks/pipeline_bench.py [--rows 1000000] [--persistent] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from pipeline_sql.naming import Naming  # noqa: E402
+from pipeline_sql.spec import parse_spec  # noqa: E402
+
+SPEC = {
+    "table": "bench_accounts",
+    "source": {"format": "csv", "path": "bench_accounts/"},
+    "key": ["account_id"],
+    "version_by": "updated_at",
+    "columns": [
+        {"source": "id", "name": "account_id", "type": "INT64"},
+        {"source": "name", "name": "name", "type": "STRING"},
+        {"source": "email", "name": "email", "type": "STRING"},
+        {"source": "balance", "name": "balance", "type": "NUMERIC"},
+        {"source": "score", "name": "score", "type": "FLOAT64"},
+        {"source": "active", "name": "active", "type": "BOOL"},
+        {"source": "opened", "name": "opened_on", "type": "DATE"},
+        {"source": "updated", "name": "updated_at", "type": "TIMESTAMP"},
+    ],
+    "transform": [{"name": "email_domain", "type": "STRING", "expr": "SPLIT(email, '@')[SAFE_OFFSET(1)]"}],
+    "dwh": {"partition_by": {"column": "updated_at", "granularity": "DAY"}, "cluster_by": ["account_id"]},
+    "checks": [{"not_null": ["account_id"]}, {"unique": ["account_id"]}],
+}
+HEADER = "id,name,email,balance,score,active,opened,updated\n"
+
+
+def _row(i: int, version: int, rnd: random.Random) -> tuple:
+    return (
+        i,
+        f"name {i} v{version}",
+        f"user{i}@example{i % 97}.com",
+        f"{rnd.randint(0, 10_000_000) / 100:.2f}",
+        f"{rnd.random() * 1000:.3f}",
+        "true" if rnd.random() < 0.8 else "false",
+        f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        f"2024-{1 + version:02d}-01 00:00:00",
+    )
+
+
+def generate(landing: Path, rows: int, seed: int = 7) -> tuple[dict, float]:
+    """Write the two batches; return the expected DWH (key -> row tuple) and seconds taken."""
+    t0 = time.perf_counter()
+    rnd = random.Random(seed)
+    folder = landing / "bench_accounts"
+    folder.mkdir(parents=True, exist_ok=True)
+    expected: dict[int, tuple] = {}
+    with open(folder / "batch_0001.csv", "w") as f:
+        f.write(HEADER)
+        chunk = []
+        for i in range(1, rows + 1):
+            r = _row(i, 1, rnd)
+            expected[i] = r
+            chunk.append(",".join(map(str, r)))
+            if len(chunk) == 50_000:
+                f.write("\n".join(chunk) + "\n")
+                chunk = []
+        if chunk:
+            f.write("\n".join(chunk) + "\n")
+    changed = rnd.sample(range(1, rows + 1), max(1, rows // 100))
+    new = range(rows + 1, rows + 1 + max(1, rows // 200))
+    with open(folder / "batch_0002.csv", "w") as f:
+        f.write(HEADER)
+        for i in list(changed) + list(new):
+            r = _row(i, 2, rnd)
+            expected[i] = r
+            f.write(",".join(map(str, r)) + "\n")
+    return expected, time.perf_counter() - t0
+
+
+class PeakRss:
+    """Samples this process's RSS every 50 ms (the engine runs inside this process)."""
+
+    def __init__(self):
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def floor_seconds(path: Path) -> float:
+    import duckdb
+
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    con.execute(f"CREATE TABLE floor AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)")
+    n = con.execute("SELECT COUNT(*) FROM floor").fetchone()[0]
+    s = time.perf_counter() - t0
+    con.close()
+    assert n > 0
+    return s
+
+
+def check_exact(runner, spec, expected: dict) -> None:
+    ref = runner.naming.ref("dwh", spec.table)
+    rows = runner.query(
+        f"SELECT account_id, name, email, balance, score, active, opened_on, updated_at FROM {ref}", table=spec.table, layer="verify"
+    )
+    if len(rows) != len(expected):
+        raise SystemExit(f"DWH not exact: {len(rows)} rows, expected {len(expected)}")
+    bad = 0
+    for r in rows:
+        e = expected[r[0]]
+        if (
+            r[1] != e[1]
+            or r[2] != e[2]
+            or r[3] != Decimal(e[3])
+            or abs(r[4] - float(e[4])) > 1e-9
+            or r[5] != (e[5] == "true")
+            or r[6].isoformat() != e[6]
+            or r[7].strftime("%Y-%m-%d %H:%M:%S") != e[7]
+        ):
+            bad += 1
+    if bad:
+        raise SystemExit(f"DWH not exact: {bad} rows differ from the latest version per key")
+
+
+def run_load(runner, spec, label: str) -> tuple[float, list]:
+    t0 = time.perf_counter()
+    results = runner.run_table(spec)
+    total = time.perf_counter() - t0
+    for r in results:
+        n = max(r.rows_in, r.rows_out)
+        rate = f"{n / r.seconds:>12,.0f} rows/s" if r.seconds > 0 and n else " " * 19
+        print(f"  {label:<11} {r.layer:<9} {r.seconds:7.2f}s  {rate}  {r.describe()}")
+    print(f"  {label:<11} total     {total:7.2f}s")
+    return total, results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--persistent", action="store_true", help="keep engine state on disk (as `run` does) instead of in memory")
+    ap.add_argument("--workdir", type=Path, default=None, help="where to write the generated files (default: a temp dir)")
+    args = ap.parse_args(argv)
+    if args.rows < 200:
+        ap.error("--rows must be at least 200")
+
+    from pipeline_sql.engine import LocalEngine
+    from pipeline_sql.runner import Runner
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="flexyboots-bench-"))
+    landing = work / "landing"
+    if landing.exists():
+        shutil.rmtree(landing)
+    spec = parse_spec(SPEC)
+    print(f"pipeline_bench: generating {args.rows:,} rows + {args.rows // 100 + args.rows // 200:,} changed/new rows in {landing}")
+    expected, gen_s = generate(landing, args.rows)
+    print(f"  generated in {gen_s:.1f}s")
+    first = landing / "bench_accounts" / "batch_0001.csv"
+    second = landing / "bench_accounts" / "batch_0002.csv"
+    floor = floor_seconds(first)
+    print(f"  floor: duckdb read_csv of {first.name} into a table: {floor:.2f}s")
+
+    state = work / "state" if args.persistent else None
+    with PeakRss() as rss:
+        with LocalEngine(state_dir=state, gcs_root=landing.parent) as eng:
+            runner = Runner(eng.client, Naming(), landing_dir=landing)
+            runner._gcs_mapped = True
+            runner.bootstrap([spec])
+            hidden = second.rename(second.with_suffix(".later"))  # land batch 2 after the initial load
+            initial, _ = run_load(runner, spec, "initial")
+            hidden.rename(second)
+            incremental, _ = run_load(runner, spec, "incremental")
+            check_exact(runner, spec, expected)
+            print(f"  DWH exact: {len(expected):,} keys equal the latest version per key")
+    shutil.rmtree(work, ignore_errors=True) if args.workdir is None else None
+    print(
+        f"pipeline_bench rows={args.rows} initial_s={initial:.2f} incremental_s={incremental:.2f} floor_s={floor:.2f} "
+        f"initial_vs_floor={initial / floor:.2f} incremental_vs_initial={incremental / initial:.3f} peak_rss_mb={rss.peak / 2**20:.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The embedded BigQuery engine: bqemulator (BigQuery's REST API on DuckDB), started on loopback
+inside this process, reached through the official ``google-cloud-bigquery`` client so the
+runner's code path is the one used against real BigQuery.
+
+``python -m pipeline_sql.engine --install-extensions`` prepares it offline once (``make`` does):
+DuckDB's spatial extension is installed from the ``duckdb-extension-spatial`` package's file, so
+nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .naming import LOCAL_PROJECT
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+def spatial_extension_file() -> str:
+    try:
+        import duckdb_extension_spatial
+    except ImportError as e:  # pragma: no cover - guarded by requirements.txt
+        raise EngineError("duckdb-extension-spatial is not installed; run `make setup`") from e
+    root = Path(duckdb_extension_spatial.__file__).parent
+    files = sorted(glob.glob(str(root / "extensions" / "*" / "spatial.duckdb_extension")))
+    if not files:
+        raise EngineError(f"no spatial.duckdb_extension under {root}; reinstall duckdb-extension-spatial")
+    return files[-1]
+
+
+def install_extensions() -> str:
+    """Install DuckDB's spatial extension from its package file (offline). Idempotent."""
+    import duckdb
+
+    path = spatial_extension_file()
+    con = duckdb.connect()
+    try:
+        con.execute(f"INSTALL '{path}'")
+        con.execute("LOAD spatial")
+    finally:
+        con.close()
+    return path
+
+
+def _quiet_logs() -> None:
+    """bqemulator logs every request through structlog at debug level; keep the CLI readable."""
+    with contextlib.suppress(Exception):
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    for name in ("bqemulator", "uvicorn", "uvicorn.error", "uvicorn.access", "sqlglot", "grpc"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@dataclass
+class LocalEngine:
+    """A running embedded engine. Use as a context manager; ``client`` is a BigQuery client."""
+
+    state_dir: Path | None
+    gcs_root: Path | None
+    project: str = LOCAL_PROJECT
+
+    def __post_init__(self) -> None:
+        self._emu = None
+        self.client = None
+
+    def start(self) -> "LocalEngine":
+        _quiet_logs()
+        os.environ.setdefault("BQEMU_LOG_LEVEL", "error")
+        from bqemulator.config import PersistenceMode, Settings
+        from bqemulator.testing._thread_runner import ThreadedEmulator
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        kwargs = dict(
+            rest_host="127.0.0.1",
+            rest_port=0,
+            grpc_host="127.0.0.1",
+            grpc_port=0,
+            default_project_id=self.project,
+            enable_format_extensions=False,  # avro would be downloaded; not needed
+            metrics_enabled=False,
+            log_level="error",
+            # time travel keeps a full copy per write; nothing here reads it back
+            time_travel_retention_days=0,
+            query_cache_ttl_seconds=0,
+        )
+        if self.gcs_root is not None:
+            kwargs["gcs_local_root"] = Path(self.gcs_root).resolve()
+        if self.state_dir is not None:
+            Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+            kwargs.update(persistence_mode=PersistenceMode.PERSISTENT, data_dir=Path(self.state_dir).resolve())
+        else:
+            kwargs.update(persistence_mode=PersistenceMode.EPHEMERAL)
+        try:
+            self._emu = ThreadedEmulator(Settings(**kwargs))
+            self._emu.start()
+        except Exception as e:
+            msg = str(e)
+            if "spatial" in msg.lower() or "extension" in msg.lower():
+                msg += " (run `make setup` once: it installs DuckDB's spatial extension offline)"
+            elif "lock" in msg.lower() and self.state_dir is not None:
+                msg += f" (is another flexyboots run using {self.state_dir}?)"
+            raise EngineError(f"the embedded engine did not start: {msg}") from e
+        _quiet_logs()
+        self.client = bigquery.Client(
+            project=self.project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=self._emu.server.rest_url),
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self._emu is not None:
+            self._emu.stop()
+            self._emu = None
+
+    def __enter__(self) -> "LocalEngine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline_sql.engine", description=__doc__.splitlines()[0])
+    p.add_argument("--install-extensions", action="store_true", help="install DuckDB's spatial extension offline")
+    args = p.parse_args(argv)
+    if args.install_extensions:
+        path = install_extensions()
+        print(f"embedded engine ready: DuckDB spatial extension installed from {path}")
+        return 0
+    p.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Render a table spec into its five layers' BigQuery SQL (and its quality checks).
+
+Pure and deterministic: the same spec and :class:`~pipeline_sql.naming.Naming` always give the
+same text. One template per layer lives in ``pipeline_sql/templates/``; this module only builds
+the column lists and predicates that fill them. Every identifier in the output was validated by
+:mod:`pipeline_sql.spec`; transform expressions are the spec author's own SQL, rendered as given.
+
+The text is what gets deployed as BigQuery scheduled queries and what the local runner executes
+on the embedded engine. The one exception is the staging layer: on BigQuery it is ``LOAD DATA``
+(which the embedded engine cannot run), locally the runner loads each new file with a load job
+and then runs :func:`render_staging_batch` with query parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from string import Template
+
+from .naming import LAYERS, Naming
+from .schema import sql_type
+from .spec import TableSpec
+
+TEMPLATES = Path(__file__).with_name("templates")
+_FORMAT_OPTIONS = {
+    "csv": "format = 'CSV'",
+    "json": "format = 'JSON'",
+    "parquet": "format = 'PARQUET'",
+}
+
+
+@lru_cache(maxsize=None)
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / f"{name}.sql").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class RenderedTable:
+    table: str
+    layers: dict[str, str]  # layer -> SQL script, in LAYERS order
+    checks: str
+    staging_batch: str  # the staging batch descriptor, with @batch_id/@source_file/... parameters
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _indent(lines: list[str], n: int = 4) -> str:
+    return "\n".join(" " * n + line for line in lines)
+
+
+def row_hash(columns: list[str], prefix: str = "") -> str:
+    """NULL-safe, unambiguous row hash: each value length-prefixed (``3:abc``), NULL as ``~``,
+    joined with ``,``; MD5 as hex. Runs natively on BigQuery and on the embedded engine."""
+    parts = [
+        f"IFNULL(CONCAT(CAST(CHAR_LENGTH({prefix}{c}) AS STRING), ':', {prefix}{c}), '~')" for c in columns
+    ]
+    joined = ", ',', ".join(parts)
+    return f"TO_HEX(MD5(CONCAT({joined})))"
+
+
+def safe_cast(expr: str, typ: str) -> str:
+    """``SAFE_CAST(expr AS typ)`` from a STRING. NUMERIC is cast to NUMERIC(38, 9) through
+    NUMERIC(18, 9) first: the same value on BigQuery (a value too large for 18 digits falls
+    through to the full cast), but DuckDB parses an 18-digit decimal ~100x faster than a
+    38-digit one (4.2 s -> 0.05 s per million values on the embedded engine)."""
+    if typ == "NUMERIC":
+        full = sql_type(typ)
+        return f"COALESCE(SAFE_CAST(SAFE_CAST({expr} AS NUMERIC(18, 9)) AS {full}), SAFE_CAST({expr} AS {full}))"
+    return f"SAFE_CAST({expr} AS {sql_type(typ)})"
+
+
+def _valid_predicate(spec: TableSpec, prefix: str) -> str:
+    """TRUE when every non-NULL value of the row casts to its declared type."""
+    conds = [
+        f"({prefix}{c.name} IS NULL OR {safe_cast(prefix + c.name, c.type)} IS NOT NULL)"
+        for c in spec.columns
+        if c.type != "STRING"
+    ]
+    return "(" + " AND ".join(conds) + ")" if conds else "TRUE"
+
+
+def _order_desc(spec: TableSpec, prefix: str = "") -> str:
+    """Newest first: ``version_by`` (typed, NULL oldest), then ingestion time, then row hash."""
+    parts = []
+    if spec.version_by:
+        vt = spec.column(spec.version_by).type
+        parts.append(f"{safe_cast(prefix + spec.version_by, vt)} DESC NULLS LAST")
+    parts += [f"{prefix}_ingested_at DESC", f"{prefix}_row_hash DESC"]
+    return ", ".join(parts)
+
+
+def _newer(spec: TableSpec, new: str, old: str, new_is_raw: bool) -> str:
+    """SQL: the version ``new`` sorts strictly after the version ``old`` (same order as
+    :func:`_order_desc`). ``new_is_raw``: ``new``'s version column is still a STRING."""
+    tail = f"{new}._ingested_at > {old}._ingested_at OR ({new}._ingested_at = {old}._ingested_at AND {new}._row_hash > {old}._row_hash)"
+    if not spec.version_by:
+        return tail
+    v = spec.version_by
+    nv = safe_cast(f"{new}.{v}", spec.column(v).type) if new_is_raw else f"{new}.{v}"
+    ov = f"{old}.{v}"
+    return (
+        f"({nv} > {ov}) OR ({nv} IS NOT NULL AND {ov} IS NULL) OR "
+        f"(({nv} = {ov} OR ({nv} IS NULL AND {ov} IS NULL)) AND ({tail}))"
+    )
+
+
+def _cast(c, prefix: str = "d.") -> str:
+    if c.type == "STRING":
+        return f"{prefix}{c.name}"
+    return safe_cast(prefix + c.name, c.type)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def render_staging(spec: TableSpec, naming: Naming, landing_uri: str) -> str:
+    uri = f"{landing_uri.rstrip('/')}/{spec.source.path}*"
+    opts = [_FORMAT_OPTIONS[spec.source.format], f"uris = [{_quote(uri)}]"]
+    if spec.source.format == "csv":
+        opts += ["skip_leading_rows = 1", f"field_delimiter = {_quote(spec.source.delimiter)}", "allow_quoted_newlines = true"]
+    cols = ",\n".join(f"  {c.source} STRING" for c in spec.columns)
+    batch = _template("staging_batch").substitute(
+        staging_batch=naming.ref("staging", spec.table, "__batch"),
+        batch_id="CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%S', @run_time))",
+        source_file=_quote(uri),
+        content_sha256="CAST(NULL AS STRING)",
+        landed_at="@run_time",
+    )
+    return _template("staging").substitute(
+        table=spec.table,
+        uri=uri,
+        staging=naming.ref("staging", spec.table),
+        staging_columns=cols,
+        load_options=",\n".join("  " + o for o in opts),
+        batch_descriptor=batch,
+    )
+
+
+def render_staging_batch(spec: TableSpec, naming: Naming) -> str:
+    """The local runner's batch descriptor, with @batch_id, @source_file, @content_sha256 and
+    @landed_at query parameters (the scheduled query derives them from @run_time instead)."""
+    return _template("staging_batch").substitute(
+        staging_batch=naming.ref("staging", spec.table, "__batch"),
+        batch_id="@batch_id",
+        source_file="@source_file",
+        content_sha256="@content_sha256",
+        landed_at="@landed_at",
+    )
+
+
+def render_archive(spec: TableSpec, naming: Naming) -> str:
+    names = list(spec.column_names)
+    key = list(spec.key)
+    return _template("archive").substitute(
+        table=spec.table,
+        archive=naming.ref("archive", spec.table),
+        batches=naming.ref("archive", spec.table, "__batches"),
+        staging=naming.ref("staging", spec.table),
+        staging_batch=naming.ref("staging", spec.table, "__batch"),
+        archive_columns=", ".join(names + ["_row_hash", "_ingested_at", "_batch_id", "_source_file"]),
+        renames=",\n".join(f"    {c.source} AS {c.name}" for c in spec.columns),
+        row_hash=row_hash(names),
+        key_not_null=" AND ".join(f"{k} IS NOT NULL" for k in key),
+        key_and_hash=", ".join(key + ["_row_hash"]),
+        fresh_columns=",\n".join(f"  fresh.{n}" for n in names),
+        archive_match=" AND ".join([f"a.{k} = fresh.{k}" for k in key] + ["a._row_hash = fresh._row_hash"]),
+        source_key_null=" OR ".join(f"{spec.column(k).source} IS NULL" for k in key),
+    )
+
+
+def render_delta(spec: TableSpec, naming: Naming) -> str:
+    key = list(spec.key)
+    return _template("delta").substitute(
+        table=spec.table,
+        delta=naming.ref("delta", spec.table),
+        archive=naming.ref("archive", spec.table),
+        applied=naming.ref("dwh", spec.table, "__applied"),
+        dwh=naming.ref("dwh", spec.table),
+        valid=_valid_predicate(spec, "c."),
+        key_list=", ".join(key),
+        order_desc=_order_desc(spec),
+        dwh_match=" AND ".join(f"d.{k} = {_cast(spec.column(k), 'l.')}" for k in key),
+        dwh_key_missing=f"d.{key[0]} IS NULL",
+        newer_than_dwh=_newer(spec, "l", "d", new_is_raw=True),
+    )
+
+
+def render_transform(spec: TableSpec, naming: Naming) -> str:
+    casts = [f"    {_cast(c)} AS {c.name}" for c in spec.columns]
+    key_fields = ", ".join(f"d.{k} AS {k}" for k in spec.key)
+    rejects = [
+        f"      IF(d.{c.name} IS NOT NULL AND {safe_cast('d.' + c.name, c.type)} IS NULL, "
+        f"[STRUCT({_quote(c.name)} AS column_name, d.{c.name} AS value, {_quote('not a valid ' + c.type)} AS reason, {key_fields})], [])"
+        for c in spec.columns
+        if c.type != "STRING"
+    ]
+    if not rejects:  # keep the column's type when no column can fail its cast
+        rejects = [
+            "      ARRAY<STRUCT<column_name STRING, value STRING, reason STRING, "
+            + ", ".join(f"{k} STRING" for k in spec.key)
+            + ">>[]"
+        ]
+    derived = "".join(f",\n  CAST(({d.expr}) AS {sql_type(d.type)}) AS {d.name}" for d in spec.transform)
+    return _template("transform").substitute(
+        table=spec.table,
+        transform=naming.ref("transform", spec.table),
+        delta=naming.ref("delta", spec.table),
+        rejects=naming.ref("quality", spec.table, "__rejects"),
+        casts=",\n".join(casts),
+        reject_arrays=",\n".join(rejects),
+        derived=derived,
+    )
+
+
+def render_dwh(spec: TableSpec, naming: Naming) -> str:
+    cols = [n for n, _ in spec.dwh_columns]
+    key = list(spec.key)
+    non_key = [c for c in cols if c not in key]
+    return _template("dwh").substitute(
+        table=spec.table,
+        dwh=naming.ref("dwh", spec.table),
+        transform=naming.ref("transform", spec.table),
+        rejects=naming.ref("quality", spec.table, "__rejects"),
+        applied=naming.ref("dwh", spec.table, "__applied"),
+        key_list=", ".join(key),
+        order_desc=_order_desc(spec),
+        merge_match=" AND ".join(f"T.{k} = S.{k}" for k in key),
+        newer_than_target=_newer(spec, "S", "T", new_is_raw=False),
+        update_set=",\n".join(f"  {c} = S.{c}" for c in non_key) if non_key else f"  {key[0]} = S.{key[0]}",
+        insert_columns=", ".join(cols),
+        insert_values=", ".join(f"S.{c}" for c in cols),
+        reject_key_columns=", ".join(key),
+        reject_key_values=", ".join(f"r.{k}" for k in key),
+        reject_key_match=" AND ".join(f"x.{k} IS NOT DISTINCT FROM r.{k}" for k in key),
+    )
+
+
+def render_checks(spec: TableSpec, naming: Naming) -> str:
+    dwh = naming.ref("dwh", spec.table)
+    stmts = []
+    for ch in spec.checks:
+        cols = ", ".join(ch.columns)
+        msg = f"check {ch.name} failed on {naming.table_id('dwh', spec.table)}: "
+        if ch.kind == "not_null":
+            cond = " OR ".join(f"{c} IS NULL" for c in ch.columns)
+            stmts.append(
+                f"SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' rows with NULL')))"
+                f" AS `{ch.name}`\nFROM {dwh} WHERE {cond};"
+            )
+        else:
+            stmts.append(
+                f"SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' duplicated values')))"
+                f" AS `{ch.name}`\nFROM (SELECT {cols} FROM {dwh} GROUP BY {cols} HAVING COUNT(*) > 1);"
+            )
+    if not stmts:
+        stmts.append("SELECT 'ok' AS no_checks;")
+    return _template("checks").substitute(table=spec.table, check_statements="\n".join(stmts))
+
+
+def render_layer(spec: TableSpec, naming: Naming, layer: str, landing_uri: str = "gs://landing") -> str:
+    if layer == "staging":
+        return render_staging(spec, naming, landing_uri)
+    if layer == "checks":
+        return render_checks(spec, naming)
+    fn = {"archive": render_archive, "delta": render_delta, "transform": render_transform, "dwh": render_dwh}.get(layer)
+    if fn is None:
+        raise ValueError(f"unknown layer {layer!r}; expected one of: {', '.join(LAYERS + ('checks',))}")
+    return fn(spec, naming)
+
+
+def render_table(spec: TableSpec, naming: Naming, landing_uri: str = "gs://landing") -> RenderedTable:
+    """All of a table's SQL. ``landing_uri`` is the landing bucket (``gs://<bucket>``)."""
+    return RenderedTable(
+        table=spec.table,
+        layers={layer: render_layer(spec, naming, layer, landing_uri) for layer in LAYERS},
+        checks=render_checks(spec, naming),
+        staging_batch=render_staging_batch(spec, naming),
+    )

@@ -1,0 +1,332 @@
+"""Run the five layers of each table, in order, through ``google-cloud-bigquery``.
+
+The runner executes the very SQL that :mod:`pipeline_sql.render` produces. Locally (the
+embedded engine) the staging layer loads landed files one batch at a time: the first file under
+``<landing>/<source.path>`` whose content (SHA-256) is not archived yet is loaded into staging
+with a load job, then archived; re-landing the same content changes nothing. Against a real
+project (``--project``) the staging layer runs its rendered ``LOAD DATA`` script instead.
+
+Each layer is one statement or one transaction; a failure raises :class:`LayerError` naming the
+table and layer and leaves the previous state intact, so a re-run finishes the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .naming import DATASETS, LAYERS, Naming
+from .render import RenderedTable, render_table
+from .schema import pipeline_tables, render_ddl
+from .spec import TableSpec
+
+_EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet",)}
+
+
+class LayerError(RuntimeError):
+    def __init__(self, table: str, layer: str, message: str):
+        self.table, self.layer = table, layer
+        super().__init__(f"{table}: {layer} layer failed: {message}")
+
+
+@dataclass
+class LayerResult:
+    table: str
+    layer: str
+    rows_in: int = 0
+    rows_out: int = 0
+    seconds: float = 0.0
+    detail: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        d = self.detail
+        if self.layer == "staging":
+            if not d.get("file"):
+                return "no new landed file"
+            return f"{d['file']}: {self.rows_out} rows loaded"
+        if self.layer == "archive":
+            return f"{self.rows_in} rows in -> {self.rows_out} new versions archived, {d.get('null_key_rows', 0)} NULL-key rows"
+        if self.layer == "delta":
+            return f"{self.rows_out} versions new to the DWH, {d.get('invalid', 0)} failing their casts"
+        if self.layer == "transform":
+            return f"{self.rows_in} rows in -> {self.rows_out} typed, {d.get('rejected', 0)} rejected"
+        if self.layer == "dwh":
+            return f"{d.get('inserted', 0)} inserted, {d.get('updated', 0)} updated, {d.get('rejected', 0)} reject rows recorded, {self.rows_out} rows in DWH"
+        if self.layer == "checks":
+            return f"{d.get('passed', 0)} checks passed"
+        return ""
+
+
+def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
+    folder = landing_dir / spec.source.path
+    if not folder.is_dir():
+        return []
+    exts = _EXTENSIONS[spec.source.format]
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Runner:
+    """Runs layers of table specs against one BigQuery endpoint (embedded or real)."""
+
+    def __init__(
+        self,
+        client,
+        naming: Naming,
+        landing_dir: Path | None = None,
+        landing_uri: str = "gs://landing",
+        progress: Callable[[str], None] | None = None,
+        local: bool = True,
+    ):
+        self.client = client
+        self.naming = naming
+        self.landing_dir = Path(landing_dir) if landing_dir else None
+        self.landing_uri = landing_uri
+        self.progress = progress or (lambda line: None)
+        self.local = local
+        self._rendered: dict[str, RenderedTable] = {}
+        self._hash_cache: dict[tuple[str, float, int], str] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    def sql(self, spec: TableSpec) -> RenderedTable:
+        r = self._rendered.get(spec.table)
+        if r is None:
+            r = self._rendered[spec.table] = render_table(spec, self.naming, self.landing_uri)
+        return r
+
+    def query(self, sql: str, params: dict | None = None, table: str = "", layer: str = ""):
+        from google.api_core import retry as api_retry
+        from google.cloud import bigquery
+
+        cfg = bigquery.QueryJobConfig()
+        if params:
+            cfg.query_parameters = [
+                bigquery.ScalarQueryParameter(k, _param_type(v), v) for k, v in sorted(params.items())
+            ]
+        try:
+            job = self.client.query(sql, job_config=cfg, retry=api_retry.Retry(deadline=30), job_retry=None)
+            return list(job.result())
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError(table or "-", layer or "-", _clean(e)) from e
+
+    def scalar_row(self, sql: str, table: str, layer: str) -> dict:
+        rows = self.query(sql, table=table, layer=layer)
+        return dict(rows[0].items()) if rows else {}
+
+    def bootstrap(self, specs: Iterable[TableSpec]) -> None:
+        """Create every dataset and table the layers need (idempotent): one script."""
+        stmts = [f"CREATE SCHEMA IF NOT EXISTS {self.naming.dataset_ref(d)}" for d in DATASETS]
+        for spec in specs:
+            stmts += [render_ddl(t) for t in pipeline_tables(spec, self.naming)]
+        self.query(";\n".join(stmts) + ";", table="(all)", layer="bootstrap")
+
+    # ------------------------------------------------------------------ layers
+
+    def archived_hashes(self, spec: TableSpec) -> set[str]:
+        ref = self.naming.ref("archive", spec.table, "__batches")
+        rows = self.query(f"SELECT content_sha256 FROM {ref} WHERE content_sha256 IS NOT NULL", table=spec.table, layer="staging")
+        return {r[0] for r in rows}
+
+    def _sha(self, path: Path) -> str:
+        st = path.stat()
+        k = (str(path), st.st_mtime, st.st_size)
+        if k not in self._hash_cache:
+            self._hash_cache[k] = file_sha256(path)
+        return self._hash_cache[k]
+
+    def pending_files(self, spec: TableSpec) -> list[tuple[Path, str]]:
+        """Landed files whose content is not archived yet, in name order (one per content)."""
+        if self.landing_dir is None:
+            return []
+        done = self.archived_hashes(spec)
+        out, seen = [], set()
+        for p in landed_files(self.landing_dir, spec):
+            h = self._sha(p)
+            if h not in done and h not in seen:
+                seen.add(h)
+                out.append((p, h))
+        return out
+
+    def run_staging(self, spec: TableSpec, file: tuple[Path, str] | None = None) -> LayerResult:
+        """Load the next pending file (or ``file``) into staging and describe the batch."""
+        t0 = time.perf_counter()
+        res = LayerResult(spec.table, "staging")
+        if not self.local:
+            self.query(self.sql(spec).layers["staging"], {"run_time": datetime.now(timezone.utc)}, spec.table, "staging")
+            n = self.scalar_row(f"SELECT COUNT(*) AS n FROM {self.naming.ref('staging', spec.table)}", spec.table, "staging")["n"]
+            res.rows_in = res.rows_out = n
+            res.detail["file"] = self.naming.table_id("staging", spec.table)
+        else:
+            if file is None:
+                pending = self.pending_files(spec)
+                file = pending[0] if pending else None
+            if file is not None:
+                path, sha = file
+                res.rows_in = res.rows_out = self._load_file(spec, path)
+                rel = path.relative_to(self.landing_dir).as_posix()
+                self.query(
+                    self.sql(spec).staging_batch,
+                    {
+                        "batch_id": f"{spec.table}-{sha[:16]}",
+                        "source_file": rel,
+                        "content_sha256": sha,
+                        "landed_at": datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+                    },
+                    spec.table,
+                    "staging",
+                )
+                res.detail.update(file=rel, sha256=sha)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _load_file(self, spec: TableSpec, path: Path) -> int:
+        from google.cloud import bigquery
+
+        cfg = bigquery.LoadJobConfig(
+            schema=[bigquery.SchemaField(c.source, "STRING") for c in spec.columns],
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
+        fmt = spec.source.format
+        if fmt == "csv":
+            cfg.source_format = bigquery.SourceFormat.CSV
+            cfg.skip_leading_rows = 1
+            cfg.field_delimiter = spec.source.delimiter
+            cfg.allow_quoted_newlines = True
+        elif fmt == "json":
+            cfg.source_format = bigquery.SourceFormat.NEWLINE_DELIMITED_JSON
+        else:
+            cfg.source_format = bigquery.SourceFormat.PARQUET
+        table_id = self.naming.table_id("staging", spec.table)
+        try:
+            if self.landing_dir is not None and self._gcs_mapped:
+                uri = f"gs://{self.landing_dir.name}/{path.relative_to(self.landing_dir).as_posix()}"
+                job = self.client.load_table_from_uri(uri, table_id, job_config=cfg)
+            else:
+                with open(path, "rb") as f:
+                    job = self.client.load_table_from_file(f, table_id, job_config=cfg)
+            job.result()
+        except Exception as e:
+            raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
+        return int(job.output_rows or 0)
+
+    _gcs_mapped = False
+
+    def _run_script(self, spec: TableSpec, layer: str) -> dict:
+        """Run a layer's script; its last statement reports what it did (one row, or none)."""
+        rows = self.query(self.sql(spec).layers[layer], table=spec.table, layer=layer)
+        return dict(rows[0].items()) if rows else {}
+
+    def run_archive(self, spec: TableSpec) -> LayerResult:
+        t0 = time.perf_counter()
+        row = self._run_script(spec, "archive")
+        res = LayerResult(spec.table, "archive", rows_in=row.get("rows_in") or 0, rows_out=row.get("rows_archived") or 0)
+        res.detail = {"null_key_rows": row.get("null_key_rows") or 0, "file": row.get("source_file")}
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def run_delta(self, spec: TableSpec) -> LayerResult:
+        t0 = time.perf_counter()
+        row = self._run_script(spec, "delta")
+        res = LayerResult(spec.table, "delta", rows_out=row.get("valid") or 0, detail={"invalid": row.get("invalid") or 0})
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def run_transform(self, spec: TableSpec) -> LayerResult:
+        t0 = time.perf_counter()
+        row = self._run_script(spec, "transform")
+        res = LayerResult(spec.table, "transform", rows_in=row.get("rows_in") or 0, rows_out=row.get("typed") or 0)
+        res.detail = {"rejected": row.get("rejected") or 0}
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def run_dwh(self, spec: TableSpec) -> LayerResult:
+        t0 = time.perf_counter()
+        row = self._run_script(spec, "dwh")
+        if not row:  # nothing new was applied: report the DWH as it stands
+            dwh = self.naming.ref("dwh", spec.table)
+            row = {"dwh_rows": self.scalar_row(f"SELECT COUNT(*) AS n FROM {dwh}", spec.table, "dwh")["n"]}
+        res = LayerResult(spec.table, "dwh", rows_in=row.get("rows_in") or 0, rows_out=row.get("dwh_rows") or 0)
+        res.detail = {k: row.get(k) or 0 for k in ("inserted", "updated", "rejected")}
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def run_checks(self, spec: TableSpec) -> LayerResult:
+        t0 = time.perf_counter()
+        self.query(self.sql(spec).checks, table=spec.table, layer="checks")
+        return LayerResult(spec.table, "checks", detail={"passed": len(spec.checks)}, seconds=time.perf_counter() - t0)
+
+    def run_layer(self, spec: TableSpec, layer: str) -> LayerResult:
+        fn = {
+            "staging": self.run_staging,
+            "archive": self.run_archive,
+            "delta": self.run_delta,
+            "transform": self.run_transform,
+            "dwh": self.run_dwh,
+            "checks": self.run_checks,
+        }.get(layer)
+        if fn is None:
+            raise ValueError(f"unknown layer {layer!r}; expected one of: {', '.join(LAYERS + ('checks',))}")
+        return fn(spec)
+
+    # ------------------------------------------------------------------ whole runs
+
+    def run_table(self, spec: TableSpec) -> list[LayerResult]:
+        """Stage and archive every pending batch, then delta, transform, dwh and checks once."""
+        results: list[LayerResult] = []
+
+        def step(res: LayerResult) -> LayerResult:
+            self.progress(f"{spec.table:<14} {res.layer:<9} {res.describe():<78} {res.seconds:7.2f}s")
+            results.append(res)
+            return res
+
+        if self.local:
+            pending = self.pending_files(spec)
+            if not pending:
+                step(LayerResult(spec.table, "staging"))
+            for f in pending:
+                step(self.run_staging(spec, f))
+                step(self.run_archive(spec))
+        else:
+            step(self.run_staging(spec))
+            step(self.run_archive(spec))
+        for layer in ("delta", "transform", "dwh", "checks"):
+            step(self.run_layer(spec, layer))
+        return results
+
+    def run(self, specs: list[TableSpec]) -> list[LayerResult]:
+        self.bootstrap(specs)
+        out: list[LayerResult] = []
+        for spec in specs:
+            out += self.run_table(spec)
+        return out
+
+
+def _param_type(v) -> str:
+    if isinstance(v, bool):
+        return "BOOL"
+    if isinstance(v, int):
+        return "INT64"
+    if isinstance(v, float):
+        return "FLOAT64"
+    if isinstance(v, datetime):
+        return "TIMESTAMP"
+    return "STRING"
+
+
+def _clean(e: Exception) -> str:
+    msg = getattr(e, "message", None) or str(e)
+    msg = msg.split("\n\nLocation:")[0].split("\n\nJob ID:")[0]
+    msg = msg.replace("Query execution failed: ", "")
+    return msg.strip()
