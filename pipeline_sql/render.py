@@ -91,6 +91,11 @@ def _order_desc(spec: TableSpec, prefix: str = "") -> str:
     return ", ".join(parts)
 
 
+def _order_text(spec: TableSpec) -> str:
+    first = f"{spec.version_by}, " if spec.version_by else ""
+    return f"{first}then _ingested_at, then _row_hash, newest first"
+
+
 def _newer(spec: TableSpec, new: str, old: str, new_is_raw: bool) -> str:
     """SQL: the version ``new`` sorts strictly after the version ``old`` (same order as
     :func:`_order_desc`). ``new_is_raw``: ``new``'s version column is still a STRING."""
@@ -185,6 +190,7 @@ def render_delta(spec: TableSpec, naming: Naming) -> str:
         valid=_valid_predicate(spec, "c."),
         key_list=", ".join(key),
         order_desc=_order_desc(spec),
+        order_text=_order_text(spec),
         dwh_match=" AND ".join(f"d.{k} = {_cast(spec.column(k), 'l.')}" for k in key),
         dwh_key_missing=f"d.{key[0]} IS NULL",
         newer_than_dwh=_newer(spec, "l", "d", new_is_raw=True),
@@ -229,7 +235,7 @@ def render_dwh(spec: TableSpec, naming: Naming) -> str:
         rejects=naming.ref("quality", spec.table, "__rejects"),
         applied=naming.ref("dwh", spec.table, "__applied"),
         key_list=", ".join(key),
-        order_desc=_order_desc(spec),
+        order_text=_order_text(spec),
         merge_match=" AND ".join(f"T.{k} = S.{k}" for k in key),
         newer_than_target=_newer(spec, "S", "T", new_is_raw=False),
         update_set=",\n".join(f"  {c} = S.{c}" for c in non_key) if non_key else f"  {key[0]} = S.{key[0]}",

@@ -1,4 +1,4 @@
--- flexyboots delta layer for $table: per key, the latest valid archive version (by $order_desc)
+-- flexyboots delta layer for $table: per key, the latest valid archive version (by $order_text)
 -- among the versions archived after the DWH's last applied high-water mark, kept only when the
 -- key is missing from the DWH or the version is newer than the DWH's and its hash differs; plus
 -- every version in that window whose non-NULL values fail their casts (they become rejects).

@@ -1,5 +1,5 @@
 -- flexyboots dwh layer for $table: MERGE on ($key_list), 1:1 from transform. A key never
--- moves back to an older version (by $order_desc) and is updated only when the hash differs.
+-- moves back to an older version (by $order_text) and is updated only when the hash differs.
 -- In the same transaction: the rejects of the transform are recorded once each, and the
 -- archive high-water mark the transform covered is marked applied. One transaction.
 DECLARE run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();

@@ -1,0 +1,349 @@
+"""``python -m pipeline_sql``: validate specs, render SQL, run the five layers, export a layer,
+and a demo that lands the sample batches round by round.
+
+    python -m pipeline_sql validate [--config-dir DIR]
+    python -m pipeline_sql render TABLE [--layer L] [--project P] [--env E] [--landing-uri gs://B]
+    python -m pipeline_sql run [--tables a,b] [--landing DIR] [--state DIR] [--project P]
+    python -m pipeline_sql export TABLE [--layer staging|archive|delta|transform|dwh|rejects] [--state DIR]
+    python -m pipeline_sql demo [--landing DIR] [--state DIR]
+
+Locally everything runs on the embedded engine with its state in ``.flexyboots/`` (so runs
+accumulate history like a real warehouse); ``--project P`` runs the same SQL on real BigQuery
+with application-default credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .naming import LAYERS, LOCAL_PROJECT, Naming
+from .render import render_layer
+from .runner import LayerError, LayerResult, Runner, landed_files
+from .spec import SpecError, TableSpec, load_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "config" / "tables"
+DEFAULT_LANDING = ROOT / "landing"
+DEFAULT_STATE = ROOT / ".flexyboots"
+EXPORT_LAYERS = LAYERS + ("rejects",)
+
+
+class CliError(Exception):
+    pass
+
+
+def _print(line: str = "") -> None:
+    print(line, flush=True)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _specs(args, tables: list[str] | None = None) -> list[TableSpec]:
+    return load_specs(args.config_dir, tables)
+
+
+def _naming(args) -> Naming:
+    try:
+        return Naming(project=args.project or LOCAL_PROJECT, env=getattr(args, "env", "") or "")
+    except ValueError as e:
+        raise CliError(str(e)) from e
+
+
+class _Session:
+    """A runner on the embedded engine (``state`` dir) or on real BigQuery (``project``)."""
+
+    def __init__(self, args, landing: Path | None, state: Path | None):
+        self.args, self.landing, self.state = args, landing, state
+        self.engine = None
+
+    def __enter__(self) -> Runner:
+        naming = _naming(self.args)
+        progress = _print if not getattr(self.args, "quiet", False) else None
+        if self.args.project:
+            try:
+                from google.cloud import bigquery
+
+                client = bigquery.Client(project=self.args.project)
+            except Exception as e:  # no credentials, bad project...
+                raise CliError(f"cannot reach BigQuery project {self.args.project!r}: {e}") from e
+            uri = str(self.landing) if self.landing else ""
+            if not uri.startswith("gs://"):
+                raise CliError("--project needs --landing gs://<landing bucket> (staging runs LOAD DATA from it)")
+            return Runner(client, naming, landing_dir=None, landing_uri=uri.rstrip("/"), progress=progress, local=False)
+        from .engine import EngineError, LocalEngine
+
+        if self.landing is not None and not self.landing.is_dir():
+            raise CliError(f"landing folder {self.landing} does not exist; expected a folder with <source.path>/ files")
+        gcs_root = self.landing.resolve().parent if self.landing else None
+        self.engine = LocalEngine(state_dir=self.state, gcs_root=gcs_root)
+        try:
+            self.engine.start()
+        except EngineError as e:
+            raise CliError(str(e)) from e
+        runner = Runner(
+            self.engine.client,
+            naming,
+            landing_dir=self.landing.resolve() if self.landing else None,
+            landing_uri=f"gs://{self.landing.name}" if self.landing else "gs://landing",
+            progress=progress,
+        )
+        runner._gcs_mapped = self.landing is not None
+        return runner
+
+    def __exit__(self, *exc) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+
+
+def _summary(results: list[LayerResult]) -> None:
+    _print()
+    _print(f"{'table':<14} {'layer':<9} {'rows in':>9} {'rows out':>9} {'inserted':>9} {'updated':>8} {'rejected':>9} {'null keys':>9} {'seconds':>8}")
+    for r in results:
+        d = r.detail
+        rejected = d.get("rejected", d.get("invalid", ""))
+        _print(
+            f"{r.table:<14} {r.layer:<9} {r.rows_in:>9} {r.rows_out:>9} {d.get('inserted', ''):>9} {d.get('updated', ''):>8} "
+            f"{rejected:>9} {d.get('null_key_rows', ''):>9} {r.seconds:>8.2f}"
+        )
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_validate(args) -> int:
+    specs = _specs(args)
+    for s in specs:
+        _print(f"ok  {s.file}  ({s.table}: {len(s.columns)} columns, key {', '.join(s.key)}, {s.source.format})")
+    _print(f"{len(specs)} table specs valid")
+    return 0
+
+
+def cmd_render(args) -> int:
+    (spec,) = _specs(args, [args.table])
+    naming = _naming(args)
+    layers = [args.layer] if args.layer else list(LAYERS) + ["checks"]
+    for i, layer in enumerate(layers):
+        if i:
+            _print()
+        _print(render_layer(spec, naming, layer, args.landing_uri).rstrip())
+    return 0
+
+
+def cmd_run(args) -> int:
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    specs = _specs(args, tables)
+    landing = Path(args.landing) if args.landing and not str(args.landing).startswith("gs://") else (args.landing or DEFAULT_LANDING)
+    state = None if args.project else Path(args.state)
+    where = f"BigQuery project {args.project}" if args.project else f"embedded engine, state in {state}"
+    _print(f"flexyboots run: {len(specs)} tables ({', '.join(s.table for s in specs)}) from {landing} on {where}")
+    t0 = time.perf_counter()
+    with _Session(args, Path(landing) if not str(landing).startswith("gs://") else landing, state) as runner:
+        runner.bootstrap(specs)
+        results: list[LayerResult] = []
+        for spec in specs:
+            results += runner.run_table(spec)
+    _summary(results)
+    _print(f"\ndone in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _order_by(spec: TableSpec, layer: str) -> list[str]:
+    if layer == "staging":
+        return [spec.column(k).source for k in spec.key]
+    if layer == "archive":
+        return list(spec.key) + ["_ingested_at", "_row_hash"]
+    if layer == "rejects":
+        return list(spec.key) + ["_ingested_at", "column_name"]
+    return list(spec.key)
+
+
+def _json_default(v):
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    raise TypeError(type(v).__name__)
+
+
+def cmd_export(args) -> int:
+    (spec,) = _specs(args, [args.table])
+    layer = args.layer
+    state = Path(args.state)
+    if not args.project and not state.exists():
+        raise CliError(f"no engine state in {state}; run `python -m pipeline_sql run` first")
+    with _Session(args, None, state if not args.project else None) as runner:
+        runner.progress = lambda line: None
+        naming = runner.naming
+        ref = naming.ref("quality", spec.table, "__rejects") if layer == "rejects" else naming.ref(layer, spec.table)
+        order = ", ".join(f"{c} IS NULL, {c}" for c in _order_by(spec, layer))
+        try:
+            rows = runner.query(f"SELECT * FROM {ref} ORDER BY {order}", table=spec.table, layer=layer)
+        except LayerError as e:
+            if "not found" in str(e).lower() or "does not exist" in str(e).lower():
+                raise CliError(f"{spec.table}: no {layer} table yet in {state}; run `python -m pipeline_sql run` first") from e
+            raise
+        out = sys.stdout
+        for row in rows:
+            out.write(json.dumps(dict(row.items()), default=_json_default, sort_keys=False) + "\n")
+    return 0
+
+
+_ROUND = re.compile(r"^(\d+)[_\-.]")
+
+
+def _rounds(landing: Path, specs: list[TableSpec]) -> dict[int, list[tuple[TableSpec, Path]]]:
+    rounds: dict[int, list[tuple[TableSpec, Path]]] = {}
+    for spec in specs:
+        for i, f in enumerate(landed_files(landing, spec)):
+            m = _ROUND.match(f.name)
+            n = int(m.group(1)) if m else i + 1
+            rounds.setdefault(n, []).append((spec, f))
+    return dict(sorted(rounds.items()))
+
+
+def _dwh_snapshot(runner: Runner, spec: TableSpec) -> dict:
+    cols = [n for n, _ in spec.dwh_columns]
+    rows = runner.query(f"SELECT {', '.join(cols)} FROM {runner.naming.ref('dwh', spec.table)}", table=spec.table, layer="dwh")
+    return {tuple(r[k] for k in spec.key): dict(r.items()) for r in rows}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, decimal.Decimal):
+        return format(v.normalize(), "f")
+    return "NULL" if v is None else str(v)
+
+
+def cmd_demo(args) -> int:
+    specs = _specs(args)
+    source = Path(args.landing)
+    if not source.is_dir():
+        raise CliError(f"landing folder {source} does not exist")
+    state = Path(args.state) / "demo"
+    if state.exists():
+        shutil.rmtree(state)
+    demo_landing = state / "landing"
+    demo_landing.mkdir(parents=True)
+    rounds = _rounds(source, specs)
+    _print(f"flexyboots demo: {len(specs)} tables, {len(rounds)} rounds of landed batches from {source}")
+    _print(f"embedded engine state in {state} (fresh); each round lands one more batch per table and runs all five layers\n")
+    args.project = None
+    with _Session(args, demo_landing, state / "engine") as runner:
+        runner.bootstrap(specs)
+        shown_rejects: set = set()
+        for n, batch in rounds.items():
+            _print(f"=== round {n}: landing {', '.join(p.relative_to(source).as_posix() for _, p in batch)}")
+            for spec, path in batch:
+                dest = demo_landing / path.relative_to(source)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest)
+            for spec in specs:
+                before = _dwh_snapshot(runner, spec)
+                runner.run_table(spec)
+                after = _dwh_snapshot(runner, spec)
+                changes = []
+                for k in sorted(after, key=lambda k: tuple(map(str, k))):
+                    key = ", ".join(map(_fmt, k))
+                    if k not in before:
+                        changes.append(f"    + {spec.table}({key}) inserted")
+                    elif before[k] != after[k]:
+                        diff = [f"{c}: {_fmt(before[k][c])} -> {_fmt(after[k][c])}" for c in after[k] if before[k][c] != after[k][c]]
+                        changes.append(f"    ~ {spec.table}({key}) {'; '.join(diff)}")
+                if changes:
+                    _print(f"  DWH changes in {spec.table}:")
+                    for line in changes[:12]:
+                        _print(line)
+                    if len(changes) > 12:
+                        _print(f"    ... and {len(changes) - 12} more")
+                rejects = runner.query(
+                    f"SELECT * FROM {runner.naming.ref('quality', spec.table, '__rejects')} ORDER BY rejected_at, column_name",
+                    table=spec.table,
+                    layer="rejects",
+                )
+                for r in rejects:
+                    ident = (spec.table, r["_row_hash"], r["column_name"])
+                    if ident not in shown_rejects:
+                        shown_rejects.add(ident)
+                        key = ", ".join(str(r[k]) for k in spec.key)
+                        _print(f"    ! {spec.table}({key}) rejected: {r['column_name']} = {r['value']!r} is {r['reason']}")
+            _print()
+    _print("demo done. Inspect a layer with e.g.:")
+    _print(f"  .venv/bin/python -m pipeline_sql export customers --layer dwh --state {state / 'engine'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline_sql", description="flexyboots five-layer ETL: table specs -> BigQuery SQL")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, state=False, project=True):
+        sp.add_argument("--config-dir", default=str(DEFAULT_CONFIG), help="folder of <table>.yaml specs (default: config/tables)")
+        if project:
+            sp.add_argument("--project", default=None, help="run against this real BigQuery project (default: the embedded engine)")
+            sp.add_argument("--env", default="", help="dataset prefix of an environment, e.g. dev -> dev_staging (default: none)")
+        if state:
+            sp.add_argument("--state", default=str(DEFAULT_STATE), help="embedded engine state folder (default: .flexyboots/)")
+
+    sp = sub.add_parser("validate", help="check every table spec; exit non-zero on the first bad one")
+    common(sp, project=False)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("render", help="print a table's SQL (all layers and checks, or one)")
+    sp.add_argument("table")
+    sp.add_argument("--layer", choices=list(LAYERS) + ["checks"])
+    sp.add_argument("--landing-uri", default="gs://landing", help="landing bucket for the staging LOAD DATA (default: gs://landing)")
+    common(sp)
+    sp.set_defaults(func=cmd_render)
+
+    sp = sub.add_parser("run", help="run the five layers of each table")
+    sp.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
+    sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="landing folder, or gs://bucket with --project (default: the sample landing/)")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    common(sp, state=True)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("export", help="a layer's rows as newline-delimited JSON, sorted by key")
+    sp.add_argument("table")
+    sp.add_argument("--layer", default="dwh", choices=EXPORT_LAYERS)
+    common(sp, state=True)
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("demo", help="land the sample batches round by round, run all layers, show what changed")
+    sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="folder with NNN_*.ext batches per table (default: landing/)")
+    common(sp, state=True, project=False)
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "project"):
+        args.project = None
+    try:
+        return args.func(args)
+    except SpecError as e:
+        print(f"error: invalid table spec: {e}", file=sys.stderr)
+        return 2
+    except (CliError, LayerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `export ... | head`
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
