@@ -1,0 +1,661 @@
+"""Table spec validation: every refusal names the file, the field path and what was expected.
+
+Each test writes a spec to ``tmp_path/<table>.yaml`` (the file name must match ``table``) and
+checks that :func:`pipeline_sql.spec.load_spec` refuses it with a :class:`SpecError` whose text
+contains the file, the field path and the expectation. The shipped ``config/tables`` must all
+validate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_sql.spec import (
+    CHECK_KINDS,
+    FORMATS,
+    TYPES,
+    Check,
+    SpecError,
+    TableSpec,
+    load_spec,
+    load_specs,
+    parse_spec,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "config" / "tables"
+
+
+def base() -> dict:
+    """A valid spec that uses every feature; tests break one thing at a time."""
+    return {
+        "table": "customers",
+        "source": {"format": "csv", "path": "customers/"},
+        "key": ["customer_id"],
+        "version_by": "updated_at",
+        "columns": [
+            {"source": "id", "name": "customer_id", "type": "INT64"},
+            {"source": "email", "name": "email", "type": "STRING"},
+            {"source": "balance", "name": "balance", "type": "NUMERIC"},
+            {"source": "active", "name": "is_active", "type": "BOOL"},
+            {"source": "signup", "name": "signed_up_on", "type": "DATE"},
+            {"source": "updated", "name": "updated_at", "type": "TIMESTAMP"},
+        ],
+        "transform": [{"name": "email_domain", "type": "STRING", "expr": "LOWER(SPLIT(email, '@')[SAFE_OFFSET(1)])"}],
+        "dwh": {"partition_by": {"column": "updated_at", "granularity": "DAY"}, "cluster_by": ["customer_id"]},
+        "checks": [{"not_null": ["customer_id"]}, {"unique": ["customer_id"]}],
+        "schedule": "every 24 hours",
+    }
+
+
+def write(tmp_path: Path, data, name: str | None = None) -> Path:
+    if name is None:
+        name = (data.get("table") if isinstance(data, dict) else None) or "customers"
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return p
+
+
+def refused(tmp_path: Path, data, field: str, *expected: str, name: str | None = None) -> SpecError:
+    """Load ``data`` from a file; assert it is refused naming the file, ``field`` and each
+    ``expected`` text."""
+    p = write(tmp_path, data, name)
+    with pytest.raises(SpecError) as ei:
+        load_spec(p)
+    err = ei.value
+    text = str(err)
+    assert str(p) in text, text
+    assert f": {field}: " in text, f"field {field!r} not named in: {text}"
+    for e in expected:
+        assert e in text, f"{e!r} not in: {text}"
+    assert err.file == str(p)
+    assert err.field == field
+    return err
+
+
+def with_(**changes) -> dict:
+    d = base()
+    d.update(changes)
+    return d
+
+
+# --------------------------------------------------------------------------- valid specs
+
+
+def test_base_spec_is_valid_and_typed(tmp_path):
+    spec = load_spec(write(tmp_path, base()))
+    assert isinstance(spec, TableSpec)
+    assert spec.table == "customers"
+    assert spec.key == ("customer_id",)
+    assert spec.version_by == "updated_at"
+    assert spec.column_names == ("customer_id", "email", "balance", "is_active", "signed_up_on", "updated_at")
+    assert spec.dwh_columns[-1] == ("email_domain", "STRING")
+    assert spec.dwh.partition_by.column == "updated_at" and spec.dwh.partition_by.granularity == "DAY"
+    assert spec.dwh.cluster_by == ("customer_id",)
+    assert spec.checks == (Check("not_null", ("customer_id",)), Check("unique", ("customer_id",)))
+    assert spec.checks[1].name == "unique(customer_id)"
+    assert spec.file == str(tmp_path / "customers.yaml")
+
+
+def test_minimal_spec_gets_defaults(tmp_path):
+    d = {
+        "table": "t",
+        "source": {"format": "json", "path": "t/"},
+        "key": "id",  # a single key may be written as a string
+        "columns": [{"source": "id", "name": "id", "type": "string"}],  # types are case-insensitive
+    }
+    spec = load_spec(write(tmp_path, d))
+    assert spec.key == ("id",)
+    assert spec.columns[0].type == "STRING"
+    assert spec.source.location == "gcs" and spec.source.delimiter == ","
+    assert spec.version_by is None and spec.transform == () and spec.checks == ()
+    assert spec.dwh.partition_by is None and spec.dwh.cluster_by == ()
+    assert spec.schedule == "every 24 hours"
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["every 24 hours", "every 15 minutes", "every 1 hours", "every day", "every day 03:30", "every monday 06:00", "every sunday"],
+)
+def test_supported_schedules(tmp_path, schedule):
+    assert load_spec(write(tmp_path, with_(schedule=schedule))).schedule == schedule
+
+
+def test_every_type_and_format_is_accepted(tmp_path):
+    for fmt in FORMATS:
+        d = base()
+        d["source"] = {"format": fmt.upper(), "path": "a/b-c_d.e/"}
+        assert load_spec(write(tmp_path, d)).source.format == fmt
+    d = base()
+    d["columns"] += [{"source": f"c{i}", "name": f"c{i}", "type": t.lower()} for i, t in enumerate(TYPES)]
+    assert {c.type for c in load_spec(write(tmp_path, d)).columns} == set(TYPES)
+
+
+def test_parse_spec_without_file(tmp_path):
+    """parse_spec on an in-memory document: no file-name check, errors name '<spec>'."""
+    d = with_(table="anything")
+    assert parse_spec(d).table == "anything"
+    with pytest.raises(SpecError, match=r"^<spec>: key: missing required field"):
+        parse_spec({k: v for k, v in d.items() if k != "key"})
+
+
+# --------------------------------------------------------------------------- the shipped specs
+
+
+def test_shipped_specs_all_validate():
+    specs = load_specs(SHIPPED)
+    files = sorted(p.stem for p in SHIPPED.glob("*.y*ml"))
+    assert [s.table for s in specs] == files
+    assert {"customers", "products", "orders"} <= set(files)
+
+
+def test_shipped_specs_cover_the_features():
+    specs = {s.table: s for s in load_specs(SHIPPED)}
+    used_types = {c.type for s in specs.values() for c in s.columns}
+    assert used_types == set(TYPES), f"missing types: {set(TYPES) - used_types}"
+    assert {s.source.format for s in specs.values()} >= {"csv", "json"}
+    assert sum(1 for s in specs.values() if s.version_by) >= 2
+    assert any(len(s.key) > 1 for s in specs.values()), "one shipped table should have a multi-column key"
+    for s in specs.values():
+        assert s.transform, f"{s.table}: no derived column"
+        assert s.dwh.partition_by and s.dwh.cluster_by, f"{s.table}: no partition/cluster"
+        assert {c.kind for c in s.checks} == set(CHECK_KINDS), f"{s.table}: checks"
+    orders = specs["orders"]
+    assert orders.key == ("order_id", "line_no")
+    assert {"customer_id", "sku"} <= set(orders.column_names)
+
+
+# --------------------------------------------------------------------------- unknown / missing fields
+
+
+def test_unknown_top_level_field(tmp_path):
+    refused(tmp_path, with_(owner="data-team"), "owner", "unknown field; expected one of:", "table", "version_by", "schedule")
+
+
+@pytest.mark.parametrize(
+    "mutate, field, allowed",
+    [
+        (lambda d: d["source"].update(compression="gzip"), "source.compression", "format, path, location, delimiter"),
+        (lambda d: d["columns"][1].update(default="x"), "columns[1].default", "source, name, type"),
+        (lambda d: d["transform"][0].update(mode="REQUIRED"), "transform[0].mode", "name, type, expr"),
+        (lambda d: d["dwh"].update(expiration_days=3), "dwh.expiration_days", "partition_by, cluster_by"),
+        (lambda d: d["dwh"]["partition_by"].update(field="updated_at"), "dwh.partition_by.field", "column, granularity"),
+    ],
+)
+def test_unknown_nested_field(tmp_path, mutate, field, allowed):
+    d = base()
+    mutate(d)
+    refused(tmp_path, d, field, "unknown field; expected one of:", allowed)
+
+
+@pytest.mark.parametrize("missing", ["table", "source", "key", "columns"])
+def test_missing_required_top_level_field(tmp_path, missing):
+    d = base()
+    del d[missing]
+    refused(tmp_path, d, missing, "missing required field")
+
+
+@pytest.mark.parametrize("missing", ["format", "path"])
+def test_missing_source_field(tmp_path, missing):
+    d = base()
+    del d["source"][missing]
+    refused(tmp_path, d, f"source.{missing}", "missing required field")
+
+
+@pytest.mark.parametrize("missing", ["source", "name", "type"])
+def test_missing_column_field(tmp_path, missing):
+    d = base()
+    del d["columns"][2][missing]
+    refused(tmp_path, d, f"columns[2].{missing}", "missing required field")
+
+
+def test_missing_transform_expr(tmp_path):
+    d = base()
+    del d["transform"][0]["expr"]
+    refused(tmp_path, d, "transform[0].expr", "missing required field")
+
+
+def test_null_required_field_counts_as_missing(tmp_path):
+    refused(tmp_path, with_(key=None), "key", "missing required field")
+
+
+def test_empty_columns_and_key(tmp_path):
+    refused(tmp_path, with_(columns=[]), "columns", "expected a non-empty list")
+    refused(tmp_path, with_(key=[]), "key", "expected a non-empty list")
+
+
+def test_top_level_not_a_mapping(tmp_path):
+    refused(tmp_path, "- table: customers\n", "(top level)", "expected a mapping, got a list")
+
+
+def test_empty_file(tmp_path):
+    refused(tmp_path, "", "(top level)", "expected a mapping, got nothing")
+
+
+def test_column_not_a_mapping(tmp_path):
+    d = base()
+    d["columns"][1] = "email STRING"
+    refused(tmp_path, d, "columns[1]", "expected a mapping, got 'email STRING'")
+
+
+# --------------------------------------------------------------------------- key / version_by
+
+
+def test_key_not_a_column(tmp_path):
+    refused(tmp_path, with_(key=["customer_id", "order_no"]), "key[1]", "'order_no' is not a column; expected one of: customer_id, email")
+
+
+def test_key_is_case_sensitive(tmp_path):
+    refused(tmp_path, with_(key=["Customer_ID"]), "key[0]", "'Customer_ID' is not a column")
+
+
+def test_key_column_twice(tmp_path):
+    refused(tmp_path, with_(key=["customer_id", "customer_id"]), "key", "a column appears twice; expected distinct key columns")
+
+
+def test_key_is_a_target_name_not_a_source_name(tmp_path):
+    refused(tmp_path, with_(key=["id"]), "key[0]", "'id' is not a column")
+
+
+def test_version_by_not_a_column(tmp_path):
+    refused(tmp_path, with_(version_by="modified"), "version_by", "'modified' is not a column; expected one of:")
+
+
+def test_version_by_wrong_type(tmp_path):
+    refused(tmp_path, with_(version_by="is_active"), "version_by", "'is_active' is BOOL; expected a column of type INT64, NUMERIC, FLOAT64, DATE, TIMESTAMP, STRING")
+
+
+def test_version_by_in_key(tmp_path):
+    refused(
+        tmp_path,
+        with_(key=["customer_id", "updated_at"]),
+        "version_by",
+        "'updated_at' is part of the key; expected a non-key column",
+    )
+
+
+def test_version_by_derived_column_is_refused(tmp_path):
+    """version_by orders archive versions, which hold only the source columns."""
+    refused(tmp_path, with_(version_by="email_domain"), "version_by", "'email_domain' is not a column")
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def test_duplicate_target_names(tmp_path):
+    d = base()
+    d["columns"][2]["name"] = "email"
+    refused(tmp_path, d, "columns[2].name", "duplicate target name 'email' (also columns[1].name); expected unique names")
+
+
+def test_duplicate_target_names_ignore_case(tmp_path):
+    d = base()
+    d["columns"][2]["name"] = "EMAIL"
+    refused(tmp_path, d, "columns[2].name", "duplicate target name 'EMAIL' (also columns[1].name)")
+
+
+def test_derived_name_duplicates_a_column(tmp_path):
+    d = base()
+    d["transform"][0]["name"] = "email"
+    refused(tmp_path, d, "transform[0].name", "duplicate target name 'email' (also columns[1].name); expected unique names")
+
+
+def test_two_derived_with_the_same_name(tmp_path):
+    d = base()
+    d["transform"].append(dict(d["transform"][0]))
+    refused(tmp_path, d, "transform[1].name", "duplicate target name 'email_domain' (also transform[0].name)")
+
+
+def test_duplicate_source_columns(tmp_path):
+    d = base()
+    d["columns"][2]["source"] = "email"
+    refused(tmp_path, d, "columns[2].source", "duplicate source column 'email' (also columns[1].source); expected each source column once")
+
+
+@pytest.mark.parametrize("bad", ["VARCHAR", "INTEGER", "DATETIME", "BIGNUMERIC", "JSON", "ARRAY<STRING>"])
+def test_unsupported_column_type(tmp_path, bad):
+    d = base()
+    d["columns"][1]["type"] = bad
+    refused(tmp_path, d, "columns[1].type", f"{bad!r} is not supported; expected one of: {', '.join(TYPES)}")
+
+
+def test_unsupported_derived_type(tmp_path):
+    d = base()
+    d["transform"][0]["type"] = "GEOGRAPHY"
+    refused(tmp_path, d, "transform[0].type", "'GEOGRAPHY' is not supported; expected one of: STRING")
+
+
+# --------------------------------------------------------------------------- source
+
+
+@pytest.mark.parametrize("fmt", ["xml", "avro", "xlsx"])
+def test_unsupported_format(tmp_path, fmt):
+    d = base()
+    d["source"]["format"] = fmt
+    refused(tmp_path, d, "source.format", f"{fmt!r} is not supported; expected one of: csv, json, parquet")
+
+
+def test_unsupported_location(tmp_path):
+    d = base()
+    d["source"]["location"] = "azure"
+    refused(tmp_path, d, "source.location", "'azure' is not supported; expected one of: gcs, s3")
+
+
+def test_s3_location_and_delimiter_accepted(tmp_path):
+    d = base()
+    d["source"].update(location="S3", delimiter=";")
+    spec = load_spec(write(tmp_path, d))
+    assert spec.source.location == "s3" and spec.source.delimiter == ";"
+
+
+@pytest.mark.parametrize("delim, shown", [(";;", "';;'"), ('"', "'\"'"), ("\\", "'\\\\'"), ("", "an empty string")])
+def test_bad_delimiter(tmp_path, delim, shown):
+    d = base()
+    d["source"]["delimiter"] = delim
+    refused(tmp_path, d, "source.delimiter", "expected one character (not a quote, backslash or newline), got", shown)
+
+
+def test_delimiter_only_for_csv(tmp_path):
+    d = base()
+    d["source"].update(format="json", delimiter="|")
+    refused(tmp_path, d, "source.delimiter", "only applies to csv sources, this source is json")
+
+
+@pytest.mark.parametrize("path", ["../x/", "a/../../b/", "/abs/", "customers", "cust omers/", "gs://bucket/x/", "x/*"])
+def test_bad_source_path(tmp_path, path):
+    d = base()
+    d["source"]["path"] = path
+    refused(tmp_path, d, "source.path", f"{path!r} is not a relative folder; expected letters, digits, _-./ ending in '/'")
+
+
+# --------------------------------------------------------------------------- identifiers
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["id; DROP TABLE x", "1abc", "first name", "a`b", "email--", "x.y", "naïve", "a" * 129],
+)
+@pytest.mark.parametrize("where", ["source", "name"])
+def test_invalid_column_identifiers(tmp_path, bad, where):
+    d = base()
+    d["columns"][1][where] = bad
+    refused(
+        tmp_path,
+        d,
+        f"columns[1].{where}",
+        f"{bad!r} is not a valid identifier; expected letters, digits and _ (not starting with a digit, at most 128 characters)",
+    )
+
+
+def test_invalid_derived_identifier(tmp_path):
+    d = base()
+    d["transform"][0]["name"] = "domain`; DROP TABLE x; --"
+    refused(tmp_path, d, "transform[0].name", "is not a valid identifier")
+
+
+@pytest.mark.parametrize("bad", ["Customers", "1customers", "cust-omers", "cust omers", "customers; DROP TABLE x", "_customers", "c" * 64])
+def test_invalid_table_name(tmp_path, bad):
+    refused(
+        tmp_path,
+        with_(table=bad),
+        "table",
+        f"{bad!r} is not a valid identifier; expected lower-case letters, digits and _ (starting with a letter, at most 63 characters)",
+        name="customers",
+    )
+
+
+@pytest.mark.parametrize(
+    "field_setter, field",
+    [
+        (lambda d: d.update(key=["a b"]), "key[0]"),
+        (lambda d: d.update(version_by="x`y"), "version_by"),
+        (lambda d: d["dwh"]["partition_by"].update(column="a;b"), "dwh.partition_by.column"),
+        (lambda d: d["dwh"].update(cluster_by=["customer_id", "1x"]), "dwh.cluster_by[1]"),
+        (lambda d: d.update(checks=[{"unique": ["customer_id) OR (1=1"]}]), "checks[0].unique[0]"),
+    ],
+)
+def test_identifiers_in_references_are_validated(tmp_path, field_setter, field):
+    d = base()
+    field_setter(d)
+    refused(tmp_path, d, field, "is not a valid identifier")
+
+
+@pytest.mark.parametrize("reserved", ["_row_hash", "_ingested_at", "_batch_id", "_source_file", "_valid", "_through", "_mine"])
+def test_reserved_column_names(tmp_path, reserved):
+    d = base()
+    d["columns"][1]["name"] = reserved
+    refused(tmp_path, d, "columns[1].name", f"{reserved!r} is reserved for the pipeline; expected a name not starting with '_'")
+
+
+def test_reserved_derived_name(tmp_path):
+    d = base()
+    d["transform"][0]["name"] = "_row_hash"
+    refused(tmp_path, d, "transform[0].name", "'_row_hash' is reserved for the pipeline")
+
+
+def test_empty_string_identifier(tmp_path):
+    d = base()
+    d["columns"][0]["name"] = "  "
+    refused(tmp_path, d, "columns[0].name", "expected a non-empty string, got an empty string")
+
+
+def test_non_string_identifier(tmp_path):
+    d = base()
+    d["columns"][0]["source"] = 42
+    refused(tmp_path, d, "columns[0].source", "expected a non-empty string, got the number 42")
+
+
+def test_table_name_must_match_file_name(tmp_path):
+    refused(tmp_path, with_(table="clients"), "table", "'clients' does not match the file name; expected 'customers'", name="customers")
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize("bad", ["daily", "every 24h", "*/5 * * * *", "every 2 days", "every monday 6am", "EVERY 24 HOURS"])
+def test_bad_schedule(tmp_path, bad):
+    refused(
+        tmp_path,
+        with_(schedule=bad),
+        "schedule",
+        f"{bad!r} is not supported; expected 'every N hours', 'every N minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'",
+    )
+
+
+def test_schedule_not_a_string(tmp_path):
+    refused(tmp_path, with_(schedule=24), "schedule", "expected a non-empty string, got the number 24")
+
+
+# --------------------------------------------------------------------------- dwh
+
+
+def test_partition_column_unknown(tmp_path):
+    d = base()
+    d["dwh"]["partition_by"]["column"] = "created_at"
+    refused(tmp_path, d, "dwh.partition_by.column", "'created_at' is not a column; expected one of:", "email_domain")
+
+
+@pytest.mark.parametrize("col, typ", [("email", "STRING"), ("customer_id", "INT64"), ("balance", "NUMERIC")])
+def test_partition_column_wrong_type(tmp_path, col, typ):
+    d = base()
+    d["dwh"]["partition_by"]["column"] = col
+    refused(tmp_path, d, "dwh.partition_by.column", f"{col!r} is {typ}; expected a DATE or TIMESTAMP column")
+
+
+def test_partition_granularity_unsupported(tmp_path):
+    d = base()
+    d["dwh"]["partition_by"]["granularity"] = "WEEK"
+    refused(tmp_path, d, "dwh.partition_by.granularity", "'WEEK' is not supported; expected one of: DAY, HOUR, MONTH, YEAR")
+
+
+def test_partition_hour_on_date(tmp_path):
+    d = base()
+    d["dwh"]["partition_by"] = {"column": "signed_up_on", "granularity": "HOUR"}
+    refused(tmp_path, d, "dwh.partition_by.granularity", "HOUR needs a TIMESTAMP column; expected DAY, MONTH or YEAR")
+
+
+def test_partition_on_derived_column_and_default_granularity(tmp_path):
+    d = base()
+    d["transform"].append({"name": "updated_on", "type": "DATE", "expr": "DATE(updated_at)"})
+    d["dwh"]["partition_by"] = {"column": "updated_on"}
+    spec = load_spec(write(tmp_path, d))
+    assert (spec.dwh.partition_by.column, spec.dwh.partition_by.granularity) == ("updated_on", "DAY")
+
+
+def test_partition_missing_column(tmp_path):
+    d = base()
+    d["dwh"]["partition_by"] = {"granularity": "DAY"}
+    refused(tmp_path, d, "dwh.partition_by.column", "missing required field")
+
+
+def test_cluster_by_more_than_four(tmp_path):
+    d = base()
+    d["dwh"]["cluster_by"] = ["customer_id", "email", "balance", "is_active", "signed_up_on"]
+    refused(tmp_path, d, "dwh.cluster_by", "5 columns; BigQuery clusters on at most 4")
+
+
+def test_cluster_by_four_is_fine(tmp_path):
+    d = base()
+    d["dwh"]["cluster_by"] = ["customer_id", "email", "balance", "email_domain"]
+    assert len(load_spec(write(tmp_path, d)).dwh.cluster_by) == 4
+
+
+def test_cluster_by_not_a_column(tmp_path):
+    d = base()
+    d["dwh"]["cluster_by"] = ["customer_id", "region"]
+    refused(tmp_path, d, "dwh.cluster_by[1]", "'region' is not a column; expected one of:")
+
+
+def test_dwh_not_a_mapping(tmp_path):
+    refused(tmp_path, with_(dwh=["customer_id"]), "dwh", "expected a mapping, got a list")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def test_check_on_unknown_column(tmp_path):
+    refused(tmp_path, with_(checks=[{"not_null": ["customer_id", "phone"]}]), "checks[0].not_null[1]", "'phone' is not a column; expected one of:")
+
+
+def test_check_on_derived_column_is_fine(tmp_path):
+    spec = load_spec(write(tmp_path, with_(checks=[{"not_null": "email_domain"}])))
+    assert spec.checks == (Check("not_null", ("email_domain",)),)
+
+
+def test_unknown_check_kind(tmp_path):
+    refused(tmp_path, with_(checks=[{"unique": ["customer_id"]}, {"positive": ["balance"]}]), "checks[1].positive", "unknown check; expected one of: not_null, unique")
+
+
+@pytest.mark.parametrize("bad", ["not_null", {"not_null": ["customer_id"], "unique": ["customer_id"]}, {}])
+def test_check_not_a_single_entry_mapping(tmp_path, bad):
+    refused(tmp_path, with_(checks=[bad]), "checks[0]", "expected a mapping with one of: not_null, unique")
+
+
+def test_check_without_columns(tmp_path):
+    refused(tmp_path, with_(checks=[{"unique": []}]), "checks[0].unique", "expected a non-empty list")
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def test_expression_with_semicolon(tmp_path):
+    d = base()
+    d["transform"][0]["expr"] = "LOWER(email); DROP TABLE dwh.customers"
+    refused(tmp_path, d, "transform[0].expr", "expected one expression, found ';'")
+
+
+def test_empty_expression(tmp_path):
+    d = base()
+    d["transform"][0]["expr"] = " "
+    refused(tmp_path, d, "transform[0].expr", "expected a non-empty string, got an empty string")
+
+
+def test_expression_kept_as_given(tmp_path):
+    d = base()
+    d["transform"][0]["expr"] = "  CASE WHEN balance > 0 THEN 'x' ELSE \"y\" END  "
+    assert load_spec(write(tmp_path, d)).transform[0].expr == "CASE WHEN balance > 0 THEN 'x' ELSE \"y\" END"
+
+
+# --------------------------------------------------------------------------- files and folders
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    text = "table: customers\nsource:\n  format: csv\n  path: [customers/\nkey: [customer_id]\n"
+    p = tmp_path / "customers.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as ei:
+        load_spec(p)
+    msg = str(ei.value)
+    assert str(p) in msg and "is not valid YAML" in msg
+    assert ei.value.field.startswith("line ")
+    assert ei.value.field == "line 5", msg  # the flow sequence opened on line 4 breaks at line 5
+
+
+def test_yaml_bad_indentation(tmp_path):
+    p = tmp_path / "customers.yaml"
+    p.write_text("table: customers\n  source: x\n key: y\n", encoding="utf-8")
+    with pytest.raises(SpecError, match=r"customers\.yaml: line \d+: is not valid YAML"):
+        load_spec(p)
+
+
+def test_missing_file(tmp_path):
+    p = tmp_path / "nope.yaml"
+    with pytest.raises(SpecError) as ei:
+        load_spec(p)
+    assert str(ei.value).startswith(f"{p}: (file): cannot be read")
+
+
+def test_load_specs_missing_folder(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(SpecError) as ei:
+        load_specs(missing)
+    assert str(ei.value) == f"{missing}: (folder): does not exist; expected a folder of <table>.yaml specs"
+
+
+def test_load_specs_empty_folder(tmp_path):
+    (tmp_path / "README.md").write_text("not a spec")
+    with pytest.raises(SpecError) as ei:
+        load_specs(tmp_path)
+    assert str(ei.value) == f"{tmp_path}: (folder): holds no *.yaml spec; expected at least one table spec"
+
+
+def test_load_specs_duplicate_table(tmp_path):
+    """The file name must match the table, so a duplicate can only come from .yaml + .yml."""
+    write(tmp_path, base())
+    (tmp_path / "customers.yml").write_text(yaml.safe_dump(base()), encoding="utf-8")
+    with pytest.raises(SpecError) as ei:
+        load_specs(tmp_path)
+    msg = str(ei.value)
+    assert ei.value.field == "table"
+    assert "customers.yml" in msg and f"'customers' is also defined in {tmp_path / 'customers.yaml'}" in msg
+
+
+def test_load_specs_refuses_the_first_bad_file(tmp_path):
+    write(tmp_path, base())
+    bad = with_(table="orders", key=["nope"])
+    write(tmp_path, bad)
+    with pytest.raises(SpecError) as ei:
+        load_specs(tmp_path)
+    assert ei.value.file == str(tmp_path / "orders.yaml") and ei.value.field == "key[0]"
+
+
+def test_load_specs_sorted_and_filtered(tmp_path):
+    for t in ("orders", "customers", "products"):
+        write(tmp_path, with_(table=t))
+    assert [s.table for s in load_specs(tmp_path)] == ["customers", "orders", "products"]
+    assert [s.table for s in load_specs(tmp_path, ["products", "customers"])] == ["products", "customers"]
+    with pytest.raises(SpecError) as ei:
+        load_specs(tmp_path, ["customers", "invoices"])
+    assert ei.value.field == "(tables)"
+    assert "no spec for invoices; expected one of: customers, orders, products" in str(ei.value)
+
+
+def test_spec_error_attributes():
+    e = SpecError("config/tables/orders.yaml", "key[0]", "'order_no' is not a column")
+    assert (e.file, e.field, e.reason) == ("config/tables/orders.yaml", "key[0]", "'order_no' is not a column")
+    assert str(e) == "config/tables/orders.yaml: key[0]: 'order_no' is not a column"
+    assert isinstance(e, ValueError)
+
