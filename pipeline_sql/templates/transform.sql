@@ -4,9 +4,7 @@
 -- them in $rejects in the same transaction as the merge. Nothing is silently nulled or
 -- dropped. One statement (the SELECT after it only reports counts).
 CREATE OR REPLACE TABLE $transform AS
-SELECT
-  typed.*$derived
-FROM (
+WITH typed AS (
   SELECT
 $casts,
     d._row_hash,
@@ -19,6 +17,9 @@ $casts,
 $reject_arrays
     ) AS _rejects
   FROM $delta AS d
-) AS typed;
+)
+SELECT
+  typed.*$derived
+FROM typed;
 
 SELECT COUNT(*) AS rows_in, COUNTIF(_valid) AS typed, COUNTIF(NOT _valid) AS rejected FROM $transform;
