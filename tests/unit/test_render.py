@@ -1,0 +1,565 @@
+"""Rendering: table spec -> five layers of BigQuery SQL, quality checks, table schemas and DDL.
+
+Pure tests: nothing runs here. The SQL is parsed with sqlglot's BigQuery dialect
+(installed as a bqemulator dependency) to catch syntax slips in every statement. sqlglot 30
+parses ``LOAD DATA`` too; if a future sqlglot cannot, the staging test skips only that
+statement (it says so) and the rendering tests below still pin its text.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline_sql.naming import DATASETS, LAYERS, Naming
+from pipeline_sql.render import (
+    RenderedTable,
+    render_checks,
+    render_layer,
+    render_staging,
+    render_staging_batch,
+    render_table,
+    row_hash,
+    safe_cast,
+)
+from pipeline_sql.schema import ARCHIVE_META, DWH_META, pipeline_tables, render_ddl, sql_type
+from pipeline_sql.spec import load_specs, parse_spec
+
+sqlglot = pytest.importorskip("sqlglot")
+from sqlglot import exp  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = load_specs(REPO / "config" / "tables")
+PROD = Naming(project="acme-data-prod", env="prod")
+
+
+def make_spec(**overrides):
+    d = {
+        "table": "customers",
+        "source": {"format": "csv", "path": "customers/"},
+        "key": ["customer_id"],
+        "version_by": "updated_at",
+        "columns": [
+            {"source": "id", "name": "customer_id", "type": "INT64"},
+            {"source": "email", "name": "email", "type": "STRING"},
+            {"source": "balance", "name": "balance", "type": "NUMERIC"},
+            {"source": "updated", "name": "updated_at", "type": "TIMESTAMP"},
+        ],
+        "transform": [{"name": "email_domain", "type": "STRING", "expr": "LOWER(SPLIT(email, '@')[SAFE_OFFSET(1)])"}],
+        "dwh": {"partition_by": {"column": "updated_at", "granularity": "DAY"}, "cluster_by": ["customer_id"]},
+        "checks": [{"not_null": ["customer_id"]}, {"unique": ["customer_id"]}],
+    }
+    d.update(overrides)
+    return parse_spec({k: v for k, v in d.items() if v is not None})
+
+
+#: A spec whose names appear nowhere in the templates: a two-column key, a DATE version.
+ODD = parse_spec(
+    {
+        "table": "zq_items",
+        "source": {"format": "csv", "path": "zq/", "delimiter": ";"},
+        "key": ["ka", "kb"],
+        "version_by": "ver",
+        "columns": [
+            {"source": "SrcKeyA", "name": "ka", "type": "INT64"},
+            {"source": "src_kb", "name": "kb", "type": "STRING"},
+            {"source": "src_val", "name": "val", "type": "NUMERIC"},
+            {"source": "src_ver", "name": "ver", "type": "DATE"},
+            {"source": "src_ok", "name": "ok", "type": "BOOL"},
+        ],
+        "transform": [{"name": "dv", "type": "FLOAT64", "expr": "CAST(val AS FLOAT64) * 2"}],
+        "dwh": {"partition_by": {"column": "ver", "granularity": "MONTH"}, "cluster_by": ["kb", "ka"]},
+        "checks": [{"not_null": ["ka", "kb"]}, {"unique": ["ka", "kb"]}],
+    }
+)
+
+#: Column names the pipeline itself writes (bookkeeping tables and metadata columns) and the
+#: names of the script's own variables; every other column name must come from the spec.
+PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
+    "_valid", "_through", "_rejects",
+    "batch_id", "source_file", "content_sha256", "landed_at",  # staging.<t>__batch
+    "rows_in", "null_key_rows", "rows_archived", "archived_at",  # archive.<t>__batches
+    "through", "applied_at", "inserted", "updated", "rejected",  # dwh.<t>__applied
+    "column_name", "value", "reason", "rejected_at",  # quality.<t>__rejects
+    "run_at", "mark",  # script variable, CTE column
+}
+
+
+def all_sql(r: RenderedTable) -> dict[str, str]:
+    return {**r.layers, "checks": r.checks, "staging_batch": r.staging_batch}
+
+
+def parse(sql: str) -> list:
+    """Every statement, parsed strictly as BigQuery SQL; none may fall back to a raw Command."""
+    stmts = [s for s in sqlglot.parse(sql, read="bigquery", error_level=sqlglot.ErrorLevel.RAISE) if s is not None]
+    assert stmts, "nothing parsed"
+    for s in stmts:
+        assert not isinstance(s, exp.Command), f"sqlglot did not understand: {s.sql()[:120]}"
+    return stmts
+
+
+def strip_literals_and_comments(sql: str) -> str:
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return re.sub(r"'(?:[^'\\]|\\.)*'", "''", sql)
+
+
+def refs(sql: str) -> set[str]:
+    return set(re.findall(r"`([^`]+)`", strip_literals_and_comments(sql)))
+
+
+# --------------------------------------------------------------------------- determinism, parsing
+
+
+@pytest.mark.parametrize("spec", SHIPPED + [ODD], ids=lambda s: s.table)
+def test_rendering_is_deterministic(spec):
+    a = render_table(spec, PROD, "gs://acme-landing")
+    b = render_table(spec, Naming(project="acme-data-prod", env="prod"), "gs://acme-landing")
+    assert a == b
+    assert list(a.layers) == list(LAYERS)
+    # a spec parsed again from the same document renders identically too
+    assert render_table(make_spec(), PROD) == render_table(make_spec(), PROD)
+
+
+@pytest.mark.parametrize("spec", SHIPPED + [ODD], ids=lambda s: s.table)
+@pytest.mark.parametrize("naming", [Naming(), PROD], ids=["local", "prod"])
+def test_every_statement_parses_as_bigquery(spec, naming):
+    for layer, sql in all_sql(render_table(spec, naming, "gs://acme-landing")).items():
+        if layer == "staging":
+            # LOAD DATA is BigQuery-only syntax; sqlglot >= 25 parses it. If it ever stops,
+            # check the rest of the script and rely on the text assertions of the staging tests.
+            head, _, rest = sql.partition(");\n")
+            try:
+                parse(sql)
+            except sqlglot.errors.ParseError:
+                assert "LOAD DATA OVERWRITE" in head
+                parse(rest)
+            continue
+        try:
+            parse(sql)
+        except sqlglot.errors.ParseError as e:  # pragma: no cover - shows the layer on failure
+            pytest.fail(f"{spec.table} {layer}: {e}")
+
+
+def test_layer_statement_shapes():
+    """archive and dwh: DECLAREs, one transaction, a report SELECT; delta and transform: one
+    CREATE OR REPLACE and a report SELECT; checks: one SELECT per check."""
+    r = render_table(ODD, PROD)
+    kinds = {layer: [type(s).__name__ for s in parse(sql)] for layer, sql in all_sql(r).items() if layer != "staging"}
+    for layer, dml in (("archive", {"Insert"}), ("dwh", {"Merge", "Insert"})):
+        k = kinds[layer]
+        assert k[0] == "Declare" and k[-1] == "Select", (layer, k)
+        assert k.count("Transaction") == 1 and k.count("Commit") == 1, (layer, k)
+        begin, commit = k.index("Transaction"), k.index("Commit")
+        assert set(k[:begin]) == {"Declare"}, (layer, k)
+        assert set(k[begin + 1 : commit]) == dml, (layer, k)
+        assert k[commit + 1 :] == ["Select"], (layer, k)
+    assert kinds["dwh"][kinds["dwh"].index("Transaction") + 1] == "Merge"
+    assert kinds["delta"] == ["Create", "Select"]
+    assert kinds["transform"] == ["Create", "Select"]
+    assert kinds["checks"] == ["Select", "Select"]
+    assert kinds["staging_batch"] == ["Create"]
+
+
+# --------------------------------------------------------------------------- identifiers from the spec
+
+
+def test_every_column_identifier_comes_from_the_spec_or_the_pipeline():
+    allowed = set(ODD.column_names) | {c.source for c in ODD.columns} | {d.name for d in ODD.transform} | PIPELINE_NAMES | {"*"}
+    for layer, sql in all_sql(render_table(ODD, PROD)).items():
+        names = {c.name for s in parse(sql) for c in s.find_all(exp.Column)}
+        names -= set(re.findall(r"^DECLARE (\w+)", sql, re.M))  # the script's own variables
+        if layer == "staging":  # LOAD DATA's column list is a schema, not column references
+            names |= set(re.findall(r"^  (\w+) STRING,?$", sql, re.M))
+        assert names <= allowed, f"{layer}: unexpected identifiers {sorted(names - allowed)}"
+
+
+def test_no_name_of_another_table_leaks_into_the_sql():
+    text = "\n".join(all_sql(render_table(ODD, PROD)).values())
+    for foreign in ("customer", "email", "updated_at", "order_id", "sku", "balance"):
+        assert not re.search(rf"\b{foreign}", text), foreign
+
+
+def test_two_column_key_in_merge_partition_and_dedupe():
+    r = render_table(ODD, PROD)
+    assert "ON T.ka = S.ka AND T.kb = S.kb" in r.layers["dwh"]
+    assert "PARTITION BY ka, kb ORDER BY" in r.layers["delta"]
+    assert "PARTITION BY ka, kb, _row_hash ORDER BY _row_hash" in r.layers["archive"]
+    assert "WHERE a.ka = fresh.ka AND a.kb = fresh.kb AND a._row_hash = fresh._row_hash" in r.layers["archive"]
+    assert "WHERE ka IS NOT NULL AND kb IS NOT NULL" in r.layers["archive"]
+    # NULL keys are counted on the source names
+    assert "WHERE SrcKeyA IS NULL OR src_kb IS NULL" in r.layers["archive"]
+    # DWH lookup casts the archived (STRING) key to its declared type
+    assert "d.ka = SAFE_CAST(l.ka AS INT64) AND d.kb = l.kb" in r.layers["delta"]
+    # rejects carry every key column
+    assert "x.ka IS NOT DISTINCT FROM r.ka AND x.kb IS NOT DISTINCT FROM r.kb" in r.layers["dwh"]
+    assert "INSERT INTO `acme-data-prod.prod_quality.zq_items__rejects` (ka, kb, column_name" in r.layers["dwh"]
+
+
+def test_renames_source_to_target_in_archive_only():
+    r = render_table(ODD, PROD)
+    for src, tgt in (("SrcKeyA", "ka"), ("src_kb", "kb"), ("src_val", "val"), ("src_ver", "ver"), ("src_ok", "ok")):
+        assert f"    {src} AS {tgt}" in r.layers["archive"]
+        for layer in ("delta", "transform", "dwh", "checks"):
+            assert src not in all_sql(r)[layer]
+
+
+# --------------------------------------------------------------------------- naming
+
+
+@pytest.mark.parametrize("spec", SHIPPED + [ODD], ids=lambda s: s.table)
+def test_prod_naming_everywhere(spec):
+    sql = all_sql(render_table(spec, PROD, "gs://acme-data-prod-landing"))
+    pattern = re.compile(rf"^acme-data-prod\.prod_({'|'.join(DATASETS)})\.{spec.table}(__\w+)?$")
+    for layer, text in sql.items():
+        assert "flexyboots-local" not in text, layer
+        found = refs(text)
+        assert found, layer
+        for ref in found:
+            if ref.startswith(("not_null(", "unique(")):  # a check's column alias
+                continue
+            assert pattern.match(ref), f"{layer}: {ref}"
+
+
+def test_each_layer_reads_and_writes_the_expected_tables():
+    t = "`acme-data-prod.prod_{}.customers{}`"
+    r = render_table(make_spec(), PROD)
+    assert f"LOAD DATA OVERWRITE {t.format('staging', '')}" in r.layers["staging"]
+    assert f"CREATE OR REPLACE TABLE {t.format('staging', '__batch')}" in r.layers["staging"]
+    assert f"INSERT INTO {t.format('archive', '')}" in r.layers["archive"]
+    assert f"INSERT INTO {t.format('archive', '__batches')}" in r.layers["archive"]
+    assert f"FROM {t.format('staging', '')}" in r.layers["archive"]
+    assert f"CREATE OR REPLACE TABLE {t.format('delta', '')}" in r.layers["delta"]
+    assert f"FROM {t.format('archive', '')}" in r.layers["delta"]
+    assert f"FROM {t.format('dwh', '__applied')}" in r.layers["delta"]
+    assert f"CREATE OR REPLACE TABLE {t.format('transform', '')}" in r.layers["transform"]
+    assert f"FROM {t.format('delta', '')}" in r.layers["transform"]
+    assert f"MERGE {t.format('dwh', '')} AS T" in r.layers["dwh"]
+    assert f"FROM {t.format('transform', '')}" in r.layers["dwh"]
+    assert f"INSERT INTO {t.format('quality', '__rejects')}" in r.layers["dwh"]
+    assert f"INSERT INTO {t.format('dwh', '__applied')}" in r.layers["dwh"]
+
+
+def test_local_naming_has_no_env_prefix():
+    r = render_table(make_spec(), Naming())
+    assert "`flexyboots-local.archive.customers`" in r.layers["archive"]
+    assert "prod_" not in r.layers["archive"]
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def test_staging_csv():
+    sql = render_staging(make_spec(), PROD, "gs://acme-landing")
+    assert "LOAD DATA OVERWRITE `acme-data-prod.prod_staging.customers` (" in sql
+    assert "  id STRING,\n  email STRING,\n  balance STRING,\n  updated STRING\n)" in sql
+    assert "FROM FILES (" in sql
+    for opt in ("format = 'CSV'", "uris = ['gs://acme-landing/customers/*']", "skip_leading_rows = 1", "field_delimiter = ','", "allow_quoted_newlines = true"):
+        assert f"  {opt}" in sql
+    # the batch descriptor of a scheduled run is derived from @run_time
+    assert "@run_time" in sql and "'gs://acme-landing/customers/*' AS source_file" in sql
+
+
+def test_staging_csv_delimiter():
+    sql = render_staging(ODD, PROD, "gs://b")
+    assert "field_delimiter = ';'" in sql and "uris = ['gs://b/zq/*']" in sql
+
+
+@pytest.mark.parametrize("fmt, option", [("json", "format = 'JSON'"), ("parquet", "format = 'PARQUET'")])
+def test_staging_json_and_parquet(fmt, option):
+    sql = render_staging(make_spec(source={"format": fmt, "path": "crm/customers/"}), PROD, "gs://acme-landing/")
+    assert option in sql
+    assert "uris = ['gs://acme-landing/crm/customers/*']" in sql  # trailing '/' of the bucket uri tolerated
+    for csv_only in ("skip_leading_rows", "field_delimiter", "allow_quoted_newlines", "'CSV'"):
+        assert csv_only not in sql
+
+
+def test_staging_landing_uri_cannot_break_out_of_its_literal():
+    sql = render_staging(make_spec(), PROD, "gs://it's")
+    assert "uris = ['gs://it\\'s/customers/*']" in sql
+    parse(sql.split(");\n", 1)[1])
+
+
+def test_staging_batch_uses_query_parameters():
+    sql = render_staging_batch(make_spec(), PROD)
+    assert sql.startswith("CREATE OR REPLACE TABLE `acme-data-prod.prod_staging.customers__batch` AS")
+    for p in ("@batch_id AS batch_id", "@source_file AS source_file", "@content_sha256 AS content_sha256", "@landed_at AS landed_at"):
+        assert p in sql
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def test_archive_is_one_transaction_with_not_exists_dedupe():
+    sql = render_table(make_spec(), PROD).layers["archive"]
+    assert "LOAD DATA" not in sql
+    assert sql.index("BEGIN TRANSACTION;") < sql.index("INSERT INTO") < sql.index("COMMIT TRANSACTION;")
+    assert sql.count("BEGIN TRANSACTION;") == 1 and sql.count("COMMIT TRANSACTION;") == 1
+    assert "WHERE NOT EXISTS (\n  SELECT 1 FROM `acme-data-prod.prod_archive.customers` AS a" in sql
+    assert "WHERE a.customer_id = fresh.customer_id AND a._row_hash = fresh._row_hash" in sql
+    assert "WHERE customer_id IS NOT NULL" in sql
+    assert "WHERE id IS NULL" in sql  # NULL-key rows counted per batch
+    assert "INSERT INTO `acme-data-prod.prod_archive.customers` (customer_id, email, balance, updated_at, _row_hash, _ingested_at, _batch_id, _source_file)" in sql
+    assert f"{row_hash(['customer_id', 'email', 'balance', 'updated_at'])} AS _row_hash" in sql
+
+
+def test_row_hash_is_null_safe_and_length_prefixed():
+    h = row_hash(["a", "b"], prefix="t.")
+    assert h == (
+        "TO_HEX(MD5(CONCAT("
+        "IFNULL(CONCAT(CAST(CHAR_LENGTH(t.a) AS STRING), ':', t.a), '~'), ',', "
+        "IFNULL(CONCAT(CAST(CHAR_LENGTH(t.b) AS STRING), ':', t.b), '~'))))"
+    )
+    parse(f"SELECT {h} FROM t")
+
+
+# --------------------------------------------------------------------------- delta and dwh: the version guard
+
+
+def test_dwh_merge_has_version_guard_with_version_by():
+    sql = render_table(make_spec(), PROD).layers["dwh"]
+    assert "USING (SELECT * FROM `acme-data-prod.prod_transform.customers` WHERE _valid) AS S" in sql
+    assert "WHEN MATCHED AND T._row_hash != S._row_hash AND ((S.updated_at > T.updated_at) OR (S.updated_at IS NOT NULL AND T.updated_at IS NULL) OR" in sql
+    assert "S._ingested_at > T._ingested_at" in sql  # tie-break on equal versions
+    assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _inserted_at, _updated_at)" in sql
+    assert "  email = S.email,\n  balance = S.balance,\n  updated_at = S.updated_at,\n  email_domain = S.email_domain," in sql
+    assert "  customer_id = S.customer_id" not in sql  # the key is never updated
+
+
+def test_dwh_merge_without_version_by_has_no_version_guard():
+    spec = make_spec(version_by=None)
+    sql = render_table(spec, PROD).layers["dwh"]
+    assert "updated_at >" not in sql and "T.updated_at" not in sql
+    assert (
+        "WHEN MATCHED AND T._row_hash != S._row_hash AND (S._ingested_at > T._ingested_at OR "
+        "(S._ingested_at = T._ingested_at AND S._row_hash > T._row_hash)) THEN UPDATE SET"
+    ) in sql
+    delta = render_table(spec, PROD).layers["delta"]
+    assert "ORDER BY _ingested_at DESC, _row_hash DESC" in delta
+    assert "SAFE_CAST(updated_at" not in delta
+
+
+def test_delta_orders_by_typed_version_then_ingestion():
+    delta = render_table(make_spec(), PROD).layers["delta"]
+    assert "ORDER BY SAFE_CAST(updated_at AS TIMESTAMP) DESC NULLS LAST, _ingested_at DESC, _row_hash DESC" in delta
+    assert "(SAFE_CAST(l.updated_at AS TIMESTAMP) > d.updated_at)" in delta
+    # a DATE / INT64 version is cast to its own type
+    assert "SAFE_CAST(ver AS DATE) DESC NULLS LAST" in render_table(ODD, PROD).layers["delta"]
+    v_int = make_spec(
+        version_by="customer_version",
+        columns=[{"source": "id", "name": "customer_id", "type": "INT64"}, {"source": "v", "name": "customer_version", "type": "INT64"}],
+        transform=None,
+        dwh=None,
+    )
+    assert "SAFE_CAST(customer_version AS INT64) DESC NULLS LAST" in render_table(v_int, PROD).layers["delta"]
+
+
+def test_delta_keeps_invalid_rows_for_rejects():
+    delta = render_table(make_spec(), PROD).layers["delta"]
+    assert "UNION ALL\nSELECT * FROM checked WHERE NOT _valid;" in delta
+    assert "(c.customer_id IS NULL OR SAFE_CAST(c.customer_id AS INT64) IS NOT NULL)" in delta
+    assert "c.email IS NULL" not in delta  # STRING columns cannot fail a cast
+
+
+# --------------------------------------------------------------------------- transform, NUMERIC, derived
+
+
+def test_numeric_is_always_rendered_with_precision_and_scale():
+    for spec in SHIPPED + [make_spec(), ODD]:
+        for layer, sql in all_sql(render_table(spec, PROD)).items():
+            bare = re.findall(r"\bNUMERIC\b(?!\s*\()", strip_literals_and_comments(sql))
+            assert not bare, f"{spec.table} {layer}: plain NUMERIC"
+    transform = render_table(make_spec(), PROD).layers["transform"]
+    assert "SAFE_CAST(d.balance AS NUMERIC(38, 9))" in transform
+    assert sql_type("NUMERIC") == "NUMERIC(38, 9)" and sql_type("INT64") == "INT64"
+    assert safe_cast("x", "NUMERIC") == "COALESCE(SAFE_CAST(SAFE_CAST(x AS NUMERIC(18, 9)) AS NUMERIC(38, 9)), SAFE_CAST(x AS NUMERIC(38, 9)))"
+
+
+def test_derived_numeric_is_cast_with_precision():
+    spec = make_spec(transform=[{"name": "balance_cents", "type": "NUMERIC", "expr": "balance * 100"}])
+    assert "CAST((balance * 100) AS NUMERIC(38, 9)) AS balance_cents" in render_table(spec, PROD).layers["transform"]
+
+
+def test_derived_expressions_rendered_as_given():
+    transform = render_table(make_spec(), PROD).layers["transform"]
+    assert "CAST((LOWER(SPLIT(email, '@')[SAFE_OFFSET(1)])) AS STRING) AS email_domain" in transform
+    odd = render_table(ODD, PROD).layers["transform"]
+    assert "CAST((CAST(val AS FLOAT64) * 2) AS FLOAT64) AS dv" in odd
+
+
+def test_transform_casts_and_rejects():
+    sql = render_table(ODD, PROD).layers["transform"]
+    assert "    SAFE_CAST(d.ka AS INT64) AS ka,\n    d.kb AS kb," in sql
+    assert "SAFE_CAST(d.ver AS DATE) AS ver" in sql and "SAFE_CAST(d.ok AS BOOL) AS ok" in sql
+    assert "IF(d.ok IS NOT NULL AND SAFE_CAST(d.ok AS BOOL) IS NULL, [STRUCT('ok' AS column_name, d.ok AS value, 'not a valid BOOL' AS reason, d.ka AS ka, d.kb AS kb)], [])" in sql
+    assert "'kb' AS column_name" not in sql  # STRING columns never fail their cast
+
+
+def test_transform_all_string_keeps_the_rejects_type():
+    spec = parse_spec(
+        {"table": "t", "source": {"format": "csv", "path": "t/"}, "key": ["a"], "columns": [{"source": "a", "name": "a", "type": "STRING"}]}
+    )
+    sql = render_table(spec, PROD).layers["transform"]
+    assert "ARRAY<STRUCT<column_name STRING, value STRING, reason STRING, a STRING>>[]" in sql
+    parse(sql)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def test_checks_render_error_with_the_check_name():
+    sql = render_checks(ODD, PROD)
+    assert "ERROR(CONCAT('check not_null(ka, kb) failed on acme-data-prod.prod_dwh.zq_items: '" in sql
+    assert "AS `not_null(ka, kb)`\nFROM `acme-data-prod.prod_dwh.zq_items` WHERE ka IS NULL OR kb IS NULL;" in sql
+    assert "ERROR(CONCAT('check unique(ka, kb) failed on acme-data-prod.prod_dwh.zq_items: '" in sql
+    assert "GROUP BY ka, kb HAVING COUNT(*) > 1" in sql
+    assert "ASSERT" not in sql and "RAISE" not in sql  # not available on the embedded engine
+    assert len(parse(sql)) == 2
+
+
+def test_no_checks_renders_a_harmless_select():
+    sql = render_checks(make_spec(checks=None), PROD)
+    assert "SELECT 'ok' AS no_checks;" in sql
+    parse(sql)
+
+
+def test_render_layer_dispatch_and_unknown_layer():
+    spec = make_spec()
+    r = render_table(spec, PROD, "gs://x")
+    for layer in LAYERS:
+        assert render_layer(spec, PROD, layer, "gs://x") == r.layers[layer]
+    assert render_layer(spec, PROD, "checks") == r.checks
+    with pytest.raises(ValueError, match="unknown layer 'gold'; expected one of: staging, archive, delta, transform, dwh, checks"):
+        render_layer(spec, PROD, "gold")
+
+
+# --------------------------------------------------------------------------- schema.pipeline_tables
+
+
+def tables_by_id(spec, naming=PROD):
+    return {(t.layer, t.name): t for t in pipeline_tables(spec, naming)}
+
+
+def names(t):
+    return [f["name"] for f in t.fields]
+
+
+def test_pipeline_tables_inventory_and_ids():
+    tables = pipeline_tables(make_spec(), PROD)
+    assert [(t.layer, t.name) for t in tables] == [
+        ("staging", "customers"),
+        ("staging", "customers__batch"),
+        ("archive", "customers"),
+        ("archive", "customers__batches"),
+        ("delta", "customers"),
+        ("transform", "customers"),
+        ("dwh", "customers"),
+        ("dwh", "customers__applied"),
+        ("quality", "customers__rejects"),
+    ]
+    for t in tables:
+        assert t.dataset == f"prod_{t.layer}"
+        assert t.table_id == f"acme-data-prod.prod_{t.layer}.{t.name}"
+        assert t.description
+    rebuilt = {(t.layer, t.name) for t in tables if t.rebuilt_by_sql}
+    assert rebuilt == {("staging", "customers"), ("staging", "customers__batch"), ("delta", "customers"), ("transform", "customers")}
+    protected = {(t.layer, t.name) for t in tables if t.protected}
+    assert protected == {("archive", "customers"), ("archive", "customers__batches"), ("dwh", "customers"), ("dwh", "customers__applied"), ("quality", "customers__rejects")}
+
+
+def test_pipeline_tables_fields():
+    t = tables_by_id(ODD)
+    staging = t[("staging", "zq_items")]
+    assert names(staging) == ["SrcKeyA", "src_kb", "src_val", "src_ver", "src_ok"]
+    assert {f["type"] for f in staging.fields} == {"STRING"}
+    archive = t[("archive", "zq_items")]
+    assert names(archive) == ["ka", "kb", "val", "ver", "ok", "_row_hash", "_ingested_at", "_batch_id", "_source_file"]
+    assert [f["type"] for f in archive.fields][:5] == ["STRING"] * 5
+    assert archive.partition == {"field": "_ingested_at", "type": "DAY"}
+    assert archive.clustering == ("ka", "kb")
+    dwh = t[("dwh", "zq_items")]
+    assert [(f["name"], f["type"]) for f in dwh.fields] == [
+        ("ka", "INT64"), ("kb", "STRING"), ("val", "NUMERIC"), ("ver", "DATE"), ("ok", "BOOL"), ("dv", "FLOAT64"),
+        ("_row_hash", "STRING"), ("_ingested_at", "TIMESTAMP"), ("_batch_id", "STRING"), ("_inserted_at", "TIMESTAMP"), ("_updated_at", "TIMESTAMP"),
+    ]
+    assert dwh.partition == {"field": "ver", "type": "MONTH"}
+    assert dwh.clustering == ("kb", "ka")
+    assert {f["mode"] for f in dwh.fields} == {"NULLABLE"}
+    transform = t[("transform", "zq_items")]
+    rejects = next(f for f in transform.fields if f["name"] == "_rejects")
+    assert rejects["type"] == "RECORD" and rejects["mode"] == "REPEATED"
+    assert [f["name"] for f in rejects["fields"]] == ["column_name", "value", "reason", "ka", "kb"]
+    q = t[("quality", "zq_items__rejects")]
+    assert names(q)[:5] == ["ka", "kb", "column_name", "value", "reason"]
+    assert {f["type"] for f in q.fields if f["name"] in ("ka", "kb")} == {"STRING"}
+
+
+def test_pipeline_tables_without_partition_and_with_long_key():
+    cols = [{"source": f"k{i}", "name": f"k{i}", "type": "STRING"} for i in range(6)]
+    spec = parse_spec({"table": "t", "source": {"format": "json", "path": "t/"}, "key": [c["name"] for c in cols], "columns": cols})
+    t = tables_by_id(spec)
+    assert t[("dwh", "t")].partition is None and t[("dwh", "t")].clustering == ()
+    assert t[("archive", "t")].clustering == ("k0", "k1", "k2", "k3")  # BigQuery clusters on at most 4
+
+
+@pytest.mark.parametrize("spec", SHIPPED, ids=lambda s: s.table)
+def test_shipped_dwh_tables_follow_their_specs(spec):
+    dwh = tables_by_id(spec)[("dwh", spec.table)]
+    assert dwh.partition == {"field": spec.dwh.partition_by.column, "type": spec.dwh.partition_by.granularity}
+    assert dwh.clustering == spec.dwh.cluster_by
+    assert names(dwh)[: len(spec.dwh_columns)] == [n for n, _ in spec.dwh_columns]
+
+
+# --------------------------------------------------------------------------- schema.render_ddl
+
+
+def test_render_ddl_dwh_timestamp_partition():
+    dwh = tables_by_id(make_spec())[("dwh", "customers")]
+    ddl = render_ddl(dwh)
+    assert ddl.startswith("CREATE TABLE IF NOT EXISTS `acme-data-prod.prod_dwh.customers` (\n  customer_id INT64,\n")
+    assert "  balance NUMERIC(38, 9),\n" in ddl
+    assert ddl.endswith(")\nPARTITION BY TIMESTAMP_TRUNC(updated_at, DAY)\nCLUSTER BY customer_id")
+    parse(ddl)
+
+
+@pytest.mark.parametrize(
+    "granularity, clause",
+    [("DAY", "PARTITION BY ver"), ("MONTH", "PARTITION BY DATE_TRUNC(ver, MONTH)"), ("YEAR", "PARTITION BY DATE_TRUNC(ver, YEAR)")],
+)
+def test_render_ddl_date_partition(granularity, clause):
+    spec = parse_spec(
+        {
+            "table": "t",
+            "source": {"format": "csv", "path": "t/"},
+            "key": ["k"],
+            "columns": [{"source": "k", "name": "k", "type": "STRING"}, {"source": "v", "name": "ver", "type": "DATE"}],
+            "dwh": {"partition_by": {"column": "ver", "granularity": granularity}},
+        }
+    )
+    ddl = render_ddl(tables_by_id(spec)[("dwh", "t")])
+    assert ddl.endswith(f")\n{clause}")
+    assert "CLUSTER BY" not in ddl
+    parse(ddl)
+
+
+def test_render_ddl_hour_partition_and_archive():
+    spec = make_spec(dwh={"partition_by": {"column": "updated_at", "granularity": "HOUR"}})
+    assert render_ddl(tables_by_id(spec)[("dwh", "customers")]).endswith("PARTITION BY TIMESTAMP_TRUNC(updated_at, HOUR)")
+    archive = render_ddl(tables_by_id(ODD)[("archive", "zq_items")])
+    assert archive.endswith(")\nPARTITION BY TIMESTAMP_TRUNC(_ingested_at, DAY)\nCLUSTER BY ka, kb")
+
+
+def test_render_ddl_repeated_record():
+    ddl = render_ddl(tables_by_id(ODD)[("transform", "zq_items")])
+    assert "  _rejects ARRAY<STRUCT<column_name STRING, value STRING, reason STRING, ka STRING, kb STRING>>" in ddl
+    parse(ddl)
+
+
+@pytest.mark.parametrize("spec", SHIPPED + [ODD], ids=lambda s: s.table)
+def test_every_ddl_parses(spec):
+    for t in pipeline_tables(spec, PROD):
+        ddl = render_ddl(t)
+        assert ddl.startswith(f"CREATE TABLE IF NOT EXISTS `{t.table_id}` (")
+        assert not re.findall(r"\bNUMERIC\b(?!\()", ddl)
+        parse(ddl)
