@@ -188,7 +188,8 @@ def render_delta(spec: TableSpec, naming: Naming) -> str:
         applied=naming.ref("dwh", spec.table, "__applied"),
         dwh=naming.ref("dwh", spec.table),
         valid=_valid_predicate(spec, "c."),
-        key_list=", ".join(key),
+        # keys are compared as typed values: '1' and '01' are one INT64 key
+        typed_key_list=", ".join(_cast(spec.column(k), "") for k in key),
         order_desc=_order_desc(spec),
         order_text=_order_text(spec),
         dwh_match=" AND ".join(f"d.{k} = {_cast(spec.column(k), 'l.')}" for k in key),

@@ -92,7 +92,8 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
             "staging",
             "__batch",
             [_f("batch_id", "STRING"), _f("source_file", "STRING"), _f("content_sha256", "STRING"), _f("landed_at", "TIMESTAMP")],
-            rebuilt_by_sql=True,
+            # an amazon_s3 staging transfer writes no description: the table must exist empty
+            rebuilt_by_sql=spec.source.location == "gcs",
             description=f"{t}: the batch now in staging",
         ),
         d(

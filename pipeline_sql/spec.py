@@ -36,6 +36,17 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TABLE_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PATH = re.compile(r"^[A-Za-z0-9_\-./]+/$")
 _SCHEDULE = re.compile(r"^every \d+ (minutes|hours)$|^every (day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)( \d\d:\d\d)?$")
+#: GoogleSQL reserved keywords: BigQuery accepts them as names only back-quoted, and the
+#: rendered SQL does not quote names, so a spec may not use them.
+RESERVED_KEYWORDS = frozenset(
+    """ALL AND ANY ARRAY AS ASC ASSERT_ROWS_MODIFIED AT BETWEEN BY CASE CAST COLLATE CONTAINS CREATE
+    CROSS CUBE CURRENT DEFAULT DEFINE DESC DISTINCT ELSE END ENUM ESCAPE EXCEPT EXCLUDE EXISTS EXTRACT
+    FALSE FETCH FOLLOWING FOR FROM FULL GROUP GROUPING GROUPS HASH HAVING IF IGNORE IN INNER INTERSECT
+    INTERVAL INTO IS JOIN LATERAL LEFT LIKE LIMIT LOOKUP MERGE NATURAL NEW NO NOT NULL NULLS OF ON OR
+    ORDER OUTER OVER PARTITION PRECEDING PROTO QUALIFY RANGE RECURSIVE RESPECT RIGHT ROLLUP ROWS SELECT
+    SET SOME STRUCT TABLESAMPLE THEN TO TREAT TRUE UNBOUNDED UNION UNNEST USING WHEN WHERE WINDOW WITH
+    WITHIN""".split()
+)
 #: Column names the pipeline adds itself; a spec may not use them.
 RESERVED = ("_row_hash", "_ingested_at", "_batch_id", "_source_file", "_valid", "_through")
 
@@ -162,6 +173,8 @@ class _Ctx:
                 else "letters, digits and _ (not starting with a digit, at most 128 characters)"
             )
             raise self.fail(path, f"{s!r} is not a valid identifier; expected {what}")
+        if s.upper() in RESERVED_KEYWORDS:
+            raise self.fail(path, f"{s!r} is a reserved keyword in BigQuery SQL; expected another name (e.g. {s.lower()}_value)")
         return s
 
     def choice(self, value: Any, path: str, choices: tuple[str, ...], upper: bool = False) -> str:

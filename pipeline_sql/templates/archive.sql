@@ -4,14 +4,18 @@
 -- yet, so loading the same file twice adds nothing. Rows with a NULL key are not archived; they
 -- are counted in $batches with the batch. One transaction.
 DECLARE run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
+-- the batch in staging as the staging layer described it; a staging layer that writes no
+-- description (an amazon_s3 transfer) gets one batch per archive run
+DECLARE v_batch_id STRING DEFAULT IFNULL(
+  (SELECT ANY_VALUE(batch_id) FROM $staging_batch),
+  CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%E6S', run_at))
+);
+DECLARE v_source_file STRING DEFAULT (SELECT ANY_VALUE(source_file) FROM $staging_batch);
+DECLARE v_content_sha256 STRING DEFAULT (SELECT ANY_VALUE(content_sha256) FROM $staging_batch);
 BEGIN TRANSACTION;
 
 INSERT INTO $archive ($archive_columns)
-WITH batch AS (
-  SELECT ANY_VALUE(batch_id) AS batch_id, ANY_VALUE(source_file) AS source_file
-  FROM $staging_batch
-),
-renamed AS (
+WITH renamed AS (
   SELECT
 $renames
   FROM $staging
@@ -29,9 +33,9 @@ SELECT
 $fresh_columns,
   fresh._row_hash,
   run_at AS _ingested_at,
-  batch.batch_id AS _batch_id,
-  batch.source_file AS _source_file
-FROM fresh CROSS JOIN batch
+  v_batch_id AS _batch_id,
+  v_source_file AS _source_file
+FROM fresh
 WHERE NOT EXISTS (
   SELECT 1 FROM $archive AS a
   WHERE $archive_match
@@ -39,18 +43,19 @@ WHERE NOT EXISTS (
 
 INSERT INTO $batches (batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at)
 SELECT
-  b.batch_id,
-  b.source_file,
-  b.content_sha256,
-  (SELECT COUNT(*) FROM $staging) AS rows_in,
-  (SELECT COUNT(*) FROM $staging WHERE $source_key_null) AS null_key_rows,
-  (SELECT COUNT(*) FROM $archive WHERE _batch_id = b.batch_id) AS rows_archived,
-  run_at AS archived_at
-FROM $staging_batch AS b
-WHERE NOT EXISTS (SELECT 1 FROM $batches AS x WHERE x.batch_id = b.batch_id);
+  v_batch_id,
+  v_source_file,
+  v_content_sha256,
+  (SELECT COUNT(*) FROM $staging),
+  (SELECT COUNT(*) FROM $staging WHERE $source_key_null),
+  (SELECT COUNT(*) FROM $archive WHERE _batch_id = v_batch_id),
+  run_at
+FROM (SELECT 1)
+WHERE NOT EXISTS (SELECT 1 FROM $batches WHERE batch_id = v_batch_id)
+  AND (v_content_sha256 IS NOT NULL OR EXISTS (SELECT 1 FROM $staging));
 
 COMMIT TRANSACTION;
 
 -- what this batch did (the runner prints it; a scheduled query ignores it)
-SELECT b.batch_id, b.source_file, b.rows_in, b.null_key_rows, b.rows_archived
-FROM $batches AS b JOIN $staging_batch AS s ON b.batch_id = s.batch_id;
+SELECT batch_id, source_file, rows_in, null_key_rows, rows_archived
+FROM $batches WHERE batch_id = v_batch_id;

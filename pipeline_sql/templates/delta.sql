@@ -22,7 +22,7 @@ checked AS (
 latest AS (
   SELECT * FROM checked
   WHERE _valid
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY $key_list ORDER BY $order_desc) = 1
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY $typed_key_list ORDER BY $order_desc) = 1
 )
 SELECT l.* FROM latest AS l
 LEFT JOIN $dwh AS d ON $dwh_match
