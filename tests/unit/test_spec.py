@@ -659,3 +659,18 @@ def test_spec_error_attributes():
     assert str(e) == "config/tables/orders.yaml: key[0]: 'order_no' is not a column"
     assert isinstance(e, ValueError)
 
+
+
+@pytest.mark.parametrize("keyword", ["from", "order", "SELECT", "Group", "end", "rows"])
+@pytest.mark.parametrize("where", ["source", "name"])
+def test_reserved_keyword_names(tmp_path, keyword, where):
+    """The rendered SQL does not back-quote names, so GoogleSQL reserved keywords are refused."""
+    d = base()
+    d["columns"][1][where] = keyword
+    refused(tmp_path, d, f"columns[1].{where}", f"{keyword!r} is a reserved keyword in BigQuery SQL; expected another name")
+
+
+def test_reserved_keyword_derived_name(tmp_path):
+    d = base()
+    d["transform"][0]["name"] = "window"
+    refused(tmp_path, d, "transform[0].name", "'window' is a reserved keyword in BigQuery SQL")
