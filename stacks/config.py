@@ -28,7 +28,8 @@ Reference (defaults in brackets)::
     flexyboots:composer         {enabled [false], image_version [composer-3-airflow-2.10.5],
                                  environment_size [none; Composer 2 only],
                                  workloads {scheduler|web_server|worker: {cpu, memory_gb,
-                                 storage_gb, min_count, max_count}}, dag_schedule [@daily]}
+                                 storage_gb, min_count, max_count}}, dag_schedule [@daily],
+                                 transfer_ids_in_env [true]}
     flexyboots:services         {airbyte|metabase|amundsen: {enabled [false], machine_type,
                                  disk_size_gb}; airbyte also low_resource_mode [false]}
 """
@@ -132,6 +133,7 @@ class ComposerConfig:
     environment_size: str | None = None
     workloads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     dag_schedule: str = "@daily"
+    transfer_ids_in_env: bool = True
 
     @property
     def major(self) -> int:
@@ -314,7 +316,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         failure_email=_bool(f"{NS}:pipelines.failure_email", p.get("failure_email", False)),
     )
 
-    c = _mapping(f"{NS}:composer", get("composer"), ("enabled", "image_version", "environment_size", "workloads", "dag_schedule"))
+    c = _mapping(f"{NS}:composer", get("composer"), ("enabled", "image_version", "environment_size", "workloads", "dag_schedule", "transfer_ids_in_env"))
     image = _str(f"{NS}:composer.image_version", c.get("image_version", "composer-3-airflow-2.10.5"), _IMAGE, "a Composer image such as 'composer-3-airflow-2.10.5'")
     major = int(_IMAGE.match(image).group(1))
     if major < 2:
@@ -341,6 +343,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         image_version=image,
         environment_size=size,
         workloads=workloads,
+        transfer_ids_in_env=_bool(f"{NS}:composer.transfer_ids_in_env", c.get("transfer_ids_in_env", True)),
         dag_schedule=_str(f"{NS}:composer.dag_schedule", c.get("dag_schedule", "@daily"), re.compile(r"^(@\w+|[0-9*/,\- ]+)$"), "an Airflow schedule such as '@daily' or '0 3 * * *'"),
     )
 

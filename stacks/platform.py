@@ -206,6 +206,7 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                 environment_size=cfg.composer.environment_size,
                 workloads=cfg.composer.workloads or None,
                 dag_schedule=cfg.composer.dag_schedule,
+                transfer_ids_in_env=cfg.composer.transfer_ids_in_env,
                 protect=cfg.protect,
                 extra_labels=labels,
             ),

@@ -1,0 +1,53 @@
+"""The offline plan CLI: stable bytes across processes, clear errors and exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from stacks.plan import main, render_json
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_json_is_byte_identical_in_another_process(plans):
+    """Another interpreter (another hash seed) prints exactly what this one renders."""
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--tables-dir", "tests/stacks/tables", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == render_json(plans("dev"))
+
+
+def test_unknown_stack_fails_clearly(capsys):
+    assert main(["plan", "--stack", "staging"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown stack 'staging'" in err and "expected one of: dev, prod" in err
+
+
+def test_bad_config_fails_naming_the_key(tmp_path, capsys):
+    (tmp_path / "Pulumi.qa.yaml").write_text(
+        "config:\n  gcp:project: acme-data-qa\n  flexyboots:composer:\n    enabled: yes\n"
+    )
+    assert main(["plan", "--stack", "qa", "--stacks-dir", str(tmp_path)]) == 2
+    assert "flexyboots:composer.enabled: expected true or false, got 'yes'" in capsys.readouterr().err
+
+
+def test_bad_table_spec_fails_naming_the_file(tmp_path, capsys):
+    (tmp_path / "broken.yaml").write_text("table: broken\nsource: {format: xml, path: b/}\nkey: [a]\ncolumns: [{source: a, name: a, type: STRING}]\n")
+    assert main(["plan", "--stack", "dev", "--tables-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml: source.format" in err
+
+
+def test_text_plan_has_tree_and_counts(plans):
+    from stacks.plan import render_text
+
+    text = render_text(plans("prod"))
+    assert "  flexyboots:table_pipeline:TablePipeline customers\n" in text
+    assert "    gcp:bigquery/table:Table prod_dwh.customers [protected]" in text
+    assert "resources per type:" in text and "gcp:bigquery/dataTransferConfig:DataTransferConfig  10" in text
