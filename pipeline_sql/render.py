@@ -213,7 +213,8 @@ def render_transform(spec: TableSpec, naming: Naming) -> str:
             + ", ".join(f"{k} STRING" for k in spec.key)
             + ">>[]"
         ]
-    derived = "".join(f",\n  CAST(({d.expr}) AS {sql_type(d.type)}) AS {d.name}" for d in spec.transform)
+    # the expression ends its own line, so a trailing `--` or `#` comment in it stays harmless
+    derived = "".join(f",\n  CAST(({d.expr}\n  ) AS {sql_type(d.type)}) AS {d.name}" for d in spec.transform)
     return _template("transform").substitute(
         table=spec.table,
         transform=naming.ref("transform", spec.table),

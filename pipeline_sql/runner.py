@@ -69,6 +69,24 @@ def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
 
 
+def check_csv_header(spec: TableSpec, path: Path) -> None:
+    """CSV columns load by position: refuse a file whose header is not the spec's source
+    columns in the spec's order, before anything is loaded."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f, delimiter=spec.source.delimiter), [])
+    found = [h.strip() for h in header]
+    expected = [c.source for c in spec.columns]
+    if [h.lower() for h in found] != [e.lower() for e in expected]:
+        raise LayerError(
+            spec.table,
+            "staging",
+            f"{path}: header {','.join(found) or '(empty)'} does not match the spec's source columns; "
+            f"expected {','.join(expected)} (CSV columns load by position)",
+        )
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -200,6 +218,7 @@ class Runner:
         )
         fmt = spec.source.format
         if fmt == "csv":
+            check_csv_header(spec, path)
             cfg.source_format = bigquery.SourceFormat.CSV
             cfg.skip_leading_rows = 1
             cfg.field_delimiter = spec.source.delimiter

@@ -313,6 +313,8 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
             n = c.ident(cc, f"dwh.cluster_by[{i}]")
             if n not in all_types:
                 raise c.fail(f"dwh.cluster_by[{i}]", f"{n!r} is not a column; expected one of: {', '.join(all_types)}")
+            if n in cluster:
+                raise c.fail(f"dwh.cluster_by[{i}]", f"{n!r} appears twice; expected distinct columns")
             cluster.append(n)
         if len(cluster) > 4:
             raise c.fail("dwh.cluster_by", f"{len(cluster)} columns; BigQuery clusters on at most 4")
@@ -331,6 +333,8 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
             n = c.ident(cc, f"{p}.{kind}[{j}]")
             if n not in all_types:
                 raise c.fail(f"{p}.{kind}[{j}]", f"{n!r} is not a column; expected one of: {', '.join(all_types)}")
+            if n in cl:
+                raise c.fail(f"{p}.{kind}[{j}]", f"{n!r} appears twice; expected distinct columns")
             cl.append(n)
         checks.append(Check(kind=kind, columns=tuple(cl)))
 
@@ -338,6 +342,9 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     schedule = c.string(schedule, "schedule")
     if not _SCHEDULE.match(schedule):
         raise c.fail("schedule", f"{schedule!r} is not supported; expected 'every N hours', 'every N minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'")
+    m = re.match(r"^every (\d+) (minutes|hours)$", schedule)
+    if m and (int(m.group(1)) * (60 if m.group(2) == "hours" else 1)) < 15:
+        raise c.fail("schedule", f"{schedule!r} is too frequent; expected at least 15 minutes between runs")
 
     return TableSpec(
         table=table,

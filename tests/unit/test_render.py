@@ -379,14 +379,14 @@ def test_numeric_is_always_rendered_with_precision_and_scale():
 
 def test_derived_numeric_is_cast_with_precision():
     spec = make_spec(transform=[{"name": "balance_cents", "type": "NUMERIC", "expr": "balance * 100"}])
-    assert "CAST((balance * 100) AS NUMERIC(38, 9)) AS balance_cents" in render_table(spec, PROD).layers["transform"]
+    assert "CAST((balance * 100\n  ) AS NUMERIC(38, 9)) AS balance_cents" in render_table(spec, PROD).layers["transform"]
 
 
 def test_derived_expressions_rendered_as_given():
     transform = render_table(make_spec(), PROD).layers["transform"]
-    assert "CAST((LOWER(SPLIT(email, '@')[SAFE_OFFSET(1)])) AS STRING) AS email_domain" in transform
+    assert "CAST((LOWER(SPLIT(email, '@')[SAFE_OFFSET(1)])\n  ) AS STRING) AS email_domain" in transform
     odd = render_table(ODD, PROD).layers["transform"]
-    assert "CAST((CAST(val AS FLOAT64) * 2) AS FLOAT64) AS dv" in odd
+    assert "CAST((CAST(val AS FLOAT64) * 2\n  ) AS FLOAT64) AS dv" in odd
 
 
 def test_transform_casts_and_rejects():
@@ -564,3 +564,11 @@ def test_every_ddl_parses(spec):
         assert ddl.startswith(f"CREATE TABLE IF NOT EXISTS `{t.table_id}` (")
         assert not re.findall(r"\bNUMERIC\b(?!\()", ddl)
         parse(ddl)
+
+
+def test_a_trailing_comment_in_an_expression_cannot_swallow_the_cast():
+    spec = make_spec(transform=[{"name": "dom", "type": "STRING", "expr": "LOWER(email) -- the e-mail domain"}])
+    sql = render_table(spec, PROD).layers["transform"]
+    line = next(ln for ln in sql.splitlines() if "-- the e-mail domain" in ln)
+    assert line.strip() == "CAST((LOWER(email) -- the e-mail domain"
+    assert "  ) AS STRING) AS dom" in sql

@@ -674,3 +674,21 @@ def test_reserved_keyword_derived_name(tmp_path):
     d = base()
     d["transform"][0]["name"] = "window"
     refused(tmp_path, d, "transform[0].name", "'window' is a reserved keyword in BigQuery SQL")
+
+
+# --------------------------------------------------------------------------- repeated names, frequency
+
+
+@pytest.mark.parametrize("schedule", ["every 0 hours", "every 0 minutes", "every 5 minutes", "every 14 minutes"])
+def test_too_frequent_schedule(tmp_path, schedule):
+    refused(tmp_path, with_(schedule=schedule), "schedule", "too frequent", "at least 15 minutes")
+
+
+def test_cluster_column_twice(tmp_path):
+    d = base()
+    d["dwh"]["cluster_by"] = ["customer_id", "customer_id"]
+    refused(tmp_path, d, "dwh.cluster_by[1]", "'customer_id' appears twice", "distinct columns")
+
+
+def test_check_column_twice(tmp_path):
+    refused(tmp_path, with_(checks=[{"unique": ["email", "email"]}]), "checks[0].unique[1]", "appears twice")

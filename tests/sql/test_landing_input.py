@@ -1,0 +1,42 @@
+"""Bad landed files are refused before anything is loaded, naming the file and what was expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline_sql.naming import Naming
+from pipeline_sql.runner import LayerError, Runner
+from pipeline_sql.spec import parse_spec
+
+SPEC = parse_spec(
+    {
+        "table": "parcels",
+        "source": {"format": "csv", "path": "parcels/"},
+        "key": ["parcel_id"],
+        "columns": [
+            {"source": "id", "name": "parcel_id", "type": "INT64"},
+            {"source": "status", "name": "status", "type": "STRING"},
+        ],
+    }
+)
+
+
+def test_csv_header_in_another_order_is_refused_and_nothing_is_loaded(engine, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "parcels").mkdir(parents=True)
+    bad = landing / "parcels" / "001_swapped.csv"
+    bad.write_text("status,id\nplaced,1\n")
+    runner = Runner(engine.client, Naming(env="hdrcheck"), landing_dir=landing)
+    runner.bootstrap([SPEC])
+    with pytest.raises(LayerError) as e:
+        runner.run_table(SPEC)
+    msg = str(e.value)
+    assert "parcels: staging layer failed" in msg and str(bad) in msg
+    assert "header status,id does not match" in msg and "expected id,status" in msg
+    assert runner.query("SELECT COUNT(*) AS n FROM `flexyboots-local.hdrcheck_staging.parcels`")[0]["n"] == 0
+
+    bad.write_text("ID,Status\n1,placed\n")  # same names, other case: BigQuery names are case-insensitive
+    runner.run_table(SPEC)
+    assert [dict(r.items()) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")] == [
+        {"parcel_id": 1, "status": "placed"}
+    ]
