@@ -40,7 +40,7 @@ import pulumi_gcp as gcp
 
 from components.common import ComponentArgsError, labels as make_labels, require_env
 from components.schedule import ScheduleError, interval_minutes, layer_schedules
-from pipeline_sql.naming import DATASETS, LAYERS, Naming
+from pipeline_sql.naming import DATASETS, LAYERS, TEMPORARY_LAYERS, Naming
 from pipeline_sql.render import render_table
 from pipeline_sql.schema import pipeline_tables
 from pipeline_sql.spec import TableSpec
@@ -61,6 +61,8 @@ DTS_AGENT = "service-{number}@gcp-sa-bigquerydatatransfer.iam.gserviceaccount.co
 S3_FILE_FORMATS = {"csv": "CSV", "json": "JSON", "parquet": "PARQUET"}
 #: Data Transfer Service: recurring Amazon S3 transfers run at most once every 24 hours.
 S3_MIN_INTERVAL_MINUTES = 24 * 60
+#: 2100-01-01T00:00:00Z: "never" for a managed table in a dataset with a default expiration
+KEEP_UNTIL_MS = 4_102_444_800_000
 
 
 # --------------------------------------------------------------------------- runtime
@@ -235,6 +237,9 @@ class TablePipeline(pulumi.ComponentResource):
             if td.rebuilt_by_sql and not (from_s3 and td.layer == "staging"):
                 continue  # the layer's own CREATE OR REPLACE / LOAD DATA OVERWRITE makes it
             protected = bool(args.protect and td.protected)
+            # a table created in the staging dataset inherits its default expiration; the
+            # amazon_s3 transfer needs its tables to stay, so they get an explicit far one
+            expiration = KEEP_UNTIL_MS if td.layer in TEMPORARY_LAYERS else None
             self.tables[f"{td.layer}.{td.name}"] = gcp.bigquery.Table(
                 f"{td.dataset}.{td.name}",
                 project=project,
@@ -247,6 +252,7 @@ class TablePipeline(pulumi.ComponentResource):
                 ),
                 clusterings=list(td.clustering) or None,
                 deletion_protection=protected,
+                expiration_time=expiration,
                 labels={**labels, "layer": td.layer},
                 opts=pulumi.ResourceOptions(parent=self, protect=protected),
             )

@@ -230,8 +230,11 @@ def test_s3_source_loads_staging_with_an_amazon_s3_transfer():
     assert "shh" not in json.dumps(staging.redacted_inputs())
     # the other layers stay scheduled queries; the transfer needs its staging tables to exist
     assert all(configs(rec)[f"dev-customers-{layer}"].inputs["dataSourceId"] == "scheduled_query" for layer in LAYERS[1:])
-    tables = {r.name for r in rec.of_type("gcp:bigquery/table:Table")}
-    assert {"dev_staging.customers", "dev_staging.customers__batch"} <= tables
+    tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
+    assert {"dev_staging.customers", "dev_staging.customers__batch"} <= set(tables)
+    # the staging dataset's default expiration must not delete the transfer's destination
+    assert tables["dev_staging.customers"].inputs["expirationTime"] == 4_102_444_800_000
+    assert "expirationTime" not in tables["dev_dwh.customers"].inputs
 
 
 def test_s3_parquet_has_no_csv_options():
