@@ -109,7 +109,7 @@ def _summary(results: list[LayerResult]) -> None:
     _print(f"{'table':<14} {'layer':<9} {'rows in':>9} {'rows out':>9} {'inserted':>9} {'updated':>8} {'rejected':>9} {'null keys':>9} {'seconds':>8}")
     for r in results:
         d = r.detail
-        rejected = d.get("rejected", d.get("invalid", ""))
+        rejected = d.get("rejected", "")
         _print(
             f"{r.table:<14} {r.layer:<9} {r.rows_in:>9} {r.rows_out:>9} {d.get('inserted', ''):>9} {d.get('updated', ''):>8} "
             f"{rejected:>9} {d.get('null_key_rows', ''):>9} {r.seconds:>8.2f}"
@@ -268,7 +268,7 @@ def cmd_demo(args) -> int:
                     if len(changes) > 12:
                         _print(f"    ... and {len(changes) - 12} more")
                 rejects = runner.query(
-                    f"SELECT * FROM {runner.naming.ref('quality', spec.table, '__rejects')} ORDER BY rejected_at, column_name",
+                    f"SELECT * FROM {runner.naming.ref('quality', spec.table, '__rejects')} ORDER BY _ingested_at, column_name",
                     table=spec.table,
                     layer="rejects",
                 )

@@ -8,13 +8,13 @@ Every layer has its own dataset (``<env>_<layer>``, or ``<layer>`` with no env),
 staging.<t>             the landed rows of the current batch, all STRING
 staging.<t>__batch      one row describing that batch (id, file, content hash)
 archive.<t>             full history, renames only, + _row_hash/_ingested_at/...
-archive.<t>__batches    one row per archived batch (rows in, inserted, NULL keys)
-delta.<t>               latest valid version per key new to / different from dwh
-delta.<t>__through      the archive high-water mark the delta was built from
+archive.<t>__batches    the runner's record of archived batches (file, content hash, rows
+                        in, NULL-key rows, versions archived)
+delta.<t>               latest valid version per key new to / newer than the dwh
 transform.<t>           the planned DWH schema (typed + derived columns)
-dwh.<t>                 1:1 upsert target, partitioned and clustered per spec
-dwh.<t>__applied        archive high-water marks the DWH has applied
-quality.<t>__rejects    rows whose non-null value failed its cast
+dwh.<t>                 1:1 upsert target, partitioned and clustered per spec; _through
+                        on each row is the archive high-water mark it was merged from
+quality.<t>__rejects    a view: archived values that fail their declared type
 ======================  ==========================================================
 """
 

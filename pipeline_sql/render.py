@@ -41,6 +41,8 @@ class RenderedTable:
     layers: dict[str, str]  # layer -> SQL script, in LAYERS order
     checks: str
     staging_batch: str  # the staging batch descriptor, with @batch_id/@source_file/... parameters
+    batch_log: str  # the runner's record of an archived batch (see render_batch_log)
+    rejects_view: str  # the SELECT of the quality.<t>__rejects view
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -185,9 +187,9 @@ def render_delta(spec: TableSpec, naming: Naming) -> str:
         table=spec.table,
         delta=naming.ref("delta", spec.table),
         archive=naming.ref("archive", spec.table),
-        applied=naming.ref("dwh", spec.table, "__applied"),
         dwh=naming.ref("dwh", spec.table),
-        valid=_valid_predicate(spec, "c."),
+        rejects=naming.ref("quality", spec.table, "__rejects"),
+        valid=_valid_predicate(spec, "a."),
         # keys are compared as typed values: '1' and '01' are one INT64 key
         typed_key_list=", ".join(_cast(spec.column(k), "") for k in key),
         order_desc=_order_desc(spec),
@@ -200,19 +202,6 @@ def render_delta(spec: TableSpec, naming: Naming) -> str:
 
 def render_transform(spec: TableSpec, naming: Naming) -> str:
     casts = [f"    {_cast(c)} AS {c.name}" for c in spec.columns]
-    key_fields = ", ".join(f"d.{k} AS {k}" for k in spec.key)
-    rejects = [
-        f"      IF(d.{c.name} IS NOT NULL AND {safe_cast('d.' + c.name, c.type)} IS NULL, "
-        f"[STRUCT({_quote(c.name)} AS column_name, d.{c.name} AS value, {_quote('not a valid ' + c.type)} AS reason, {key_fields})], [])"
-        for c in spec.columns
-        if c.type != "STRING"
-    ]
-    if not rejects:  # keep the column's type when no column can fail its cast
-        rejects = [
-            "      ARRAY<STRUCT<column_name STRING, value STRING, reason STRING, "
-            + ", ".join(f"{k} STRING" for k in spec.key)
-            + ">>[]"
-        ]
     # the expression ends its own line, so a trailing `--` or `#` comment in it stays harmless
     derived = "".join(f",\n  CAST(({d.expr}\n  ) AS {sql_type(d.type)}) AS {d.name}" for d in spec.transform)
     return _template("transform").substitute(
@@ -221,7 +210,6 @@ def render_transform(spec: TableSpec, naming: Naming) -> str:
         delta=naming.ref("delta", spec.table),
         rejects=naming.ref("quality", spec.table, "__rejects"),
         casts=",\n".join(casts),
-        reject_arrays=",\n".join(rejects),
         derived=derived,
     )
 
@@ -234,8 +222,6 @@ def render_dwh(spec: TableSpec, naming: Naming) -> str:
         table=spec.table,
         dwh=naming.ref("dwh", spec.table),
         transform=naming.ref("transform", spec.table),
-        rejects=naming.ref("quality", spec.table, "__rejects"),
-        applied=naming.ref("dwh", spec.table, "__applied"),
         key_list=", ".join(key),
         order_text=_order_text(spec),
         merge_match=" AND ".join(f"T.{k} = S.{k}" for k in key),
@@ -243,10 +229,34 @@ def render_dwh(spec: TableSpec, naming: Naming) -> str:
         update_set=",\n".join(f"  {c} = S.{c}" for c in non_key) if non_key else f"  {key[0]} = S.{key[0]}",
         insert_columns=", ".join(cols),
         insert_values=", ".join(f"S.{c}" for c in cols),
-        reject_key_columns=", ".join(key),
-        reject_key_values=", ".join(f"r.{k}" for k in key),
-        reject_key_match=" AND ".join(f"x.{k} IS NOT DISTINCT FROM r.{k}" for k in key),
     )
+
+
+def render_rejects_view(spec: TableSpec, naming: Naming) -> str:
+    """The rejects: every archived version whose non-NULL value fails its declared type's cast,
+    one row per (version, column), with its raw key, the value and the reason. A view over the
+    permanent archive, so a reject is recorded exactly once and can never be lost, whatever
+    order the layers ran in."""
+    archive = naming.ref("archive", spec.table)
+    keys = ", ".join(spec.key)
+    meta = "_row_hash, _batch_id, _source_file, _ingested_at"
+    branches = [
+        f"SELECT {keys}, {_quote(c.name)} AS column_name, {c.name} AS value, {_quote('not a valid ' + c.type)} AS reason, {meta}\n"
+        f"FROM {archive}\nWHERE {c.name} IS NOT NULL AND {safe_cast(c.name, c.type)} IS NULL"
+        for c in spec.columns
+        if c.type != "STRING"
+    ]
+    if not branches:
+        branches = [f"SELECT {keys}, '' AS column_name, '' AS value, '' AS reason, {meta}\nFROM {archive}\nWHERE FALSE"]
+    return "\nUNION ALL\n".join(branches)
+
+
+def render_batch_log(spec: TableSpec, naming: Naming) -> str:
+    """The runner's record of an archived batch (with @batch_id, @source_file, @content_sha256,
+    @rows_in, @null_key_rows, @rows_archived): written after the archive statement, so a file
+    counts as done only once archived; if the runner stops in between, the file is staged and
+    archived again, which adds nothing."""
+    return _template("batch_log").substitute(batches=naming.ref("archive", spec.table, "__batches"))
 
 
 def render_checks(spec: TableSpec, naming: Naming) -> str:
@@ -289,4 +299,6 @@ def render_table(spec: TableSpec, naming: Naming, landing_uri: str = "gs://landi
         layers={layer: render_layer(spec, naming, layer, landing_uri) for layer in LAYERS},
         checks=render_checks(spec, naming),
         staging_batch=render_staging_batch(spec, naming),
+        batch_log=render_batch_log(spec, naming),
+        rejects_view=render_rejects_view(spec, naming),
     )

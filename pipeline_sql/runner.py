@@ -51,11 +51,11 @@ class LayerResult:
         if self.layer == "archive":
             return f"{self.rows_in} rows in -> {self.rows_out} new versions archived, {d.get('null_key_rows', 0)} NULL-key rows"
         if self.layer == "delta":
-            return f"{self.rows_out} versions new to the DWH, {d.get('invalid', 0)} failing their casts"
+            return f"{self.rows_out} versions new to the DWH, {d.get('rejected', 0)} values failing their casts (rejects)"
         if self.layer == "transform":
-            return f"{self.rows_in} rows in -> {self.rows_out} typed, {d.get('rejected', 0)} rejected"
+            return f"{self.rows_in} rows typed"
         if self.layer == "dwh":
-            return f"{d.get('inserted', 0)} inserted, {d.get('updated', 0)} updated, {d.get('rejected', 0)} reject rows recorded, {self.rows_out} rows in DWH"
+            return f"{d.get('inserted', 0)} inserted, {d.get('updated', 0)} updated, {self.rows_out} rows in DWH"
         if self.layer == "checks":
             return f"{d.get('passed', 0)} checks passed"
         return ""
@@ -250,34 +250,52 @@ class Runner:
     def run_archive(self, spec: TableSpec) -> LayerResult:
         t0 = time.perf_counter()
         row = self._run_script(spec, "archive")
+        self._log_batch(spec, row)
         res = LayerResult(spec.table, "archive", rows_in=row.get("rows_in") or 0, rows_out=row.get("rows_archived") or 0)
         res.detail = {"null_key_rows": row.get("null_key_rows") or 0, "file": row.get("source_file")}
         res.seconds = time.perf_counter() - t0
         return res
 
+    def _log_batch(self, spec: TableSpec, row: dict) -> None:
+        """Record the archived batch in ``archive.<t>__batches`` after the archive statement
+        committed, so a landed file counts as done only once archived (a file is staged and
+        archived again if the runner stopped in between, which adds nothing)."""
+        if not row.get("batch_id") or not (row.get("rows_in") or row.get("content_sha256")):
+            return
+        self.query(
+            self.sql(spec).batch_log,
+            {
+                "batch_id": row["batch_id"],
+                "source_file": row.get("source_file") or "",
+                "content_sha256": row.get("content_sha256") or "",
+                "rows_in": int(row.get("rows_in") or 0),
+                "null_key_rows": int(row.get("null_key_rows") or 0),
+                "rows_archived": int(row.get("rows_archived") or 0),
+            },
+            spec.table,
+            "archive",
+        )
+
     def run_delta(self, spec: TableSpec) -> LayerResult:
         t0 = time.perf_counter()
         row = self._run_script(spec, "delta")
-        res = LayerResult(spec.table, "delta", rows_out=row.get("valid") or 0, detail={"invalid": row.get("invalid") or 0})
+        res = LayerResult(spec.table, "delta", rows_out=row.get("versions") or 0, detail={"rejected": row.get("rejected") or 0})
         res.seconds = time.perf_counter() - t0
         return res
 
     def run_transform(self, spec: TableSpec) -> LayerResult:
         t0 = time.perf_counter()
         row = self._run_script(spec, "transform")
-        res = LayerResult(spec.table, "transform", rows_in=row.get("rows_in") or 0, rows_out=row.get("typed") or 0)
-        res.detail = {"rejected": row.get("rejected") or 0}
+        n = row.get("rows_in") or 0
+        res = LayerResult(spec.table, "transform", rows_in=n, rows_out=n)
         res.seconds = time.perf_counter() - t0
         return res
 
     def run_dwh(self, spec: TableSpec) -> LayerResult:
         t0 = time.perf_counter()
         row = self._run_script(spec, "dwh")
-        if not row:  # nothing new was applied: report the DWH as it stands
-            dwh = self.naming.ref("dwh", spec.table)
-            row = {"dwh_rows": self.scalar_row(f"SELECT COUNT(*) AS n FROM {dwh}", spec.table, "dwh")["n"]}
         res = LayerResult(spec.table, "dwh", rows_in=row.get("rows_in") or 0, rows_out=row.get("dwh_rows") or 0)
-        res.detail = {k: row.get(k) or 0 for k in ("inserted", "updated", "rejected")}
+        res.detail = {k: row.get(k) or 0 for k in ("inserted", "updated")}
         res.seconds = time.perf_counter() - t0
         return res
 

@@ -23,6 +23,7 @@ DWH_META = (
     ("_row_hash", "STRING"),
     ("_ingested_at", "TIMESTAMP"),
     ("_batch_id", "STRING"),
+    ("_through", "TIMESTAMP"),
     ("_inserted_at", "TIMESTAMP"),
     ("_updated_at", "TIMESTAMP"),
 )
@@ -49,6 +50,8 @@ class TableDef:
     #: True for the permanent history / target tables that a prod stack protects.
     protected: bool = False
     description: str = ""
+    #: set for views: the SELECT that defines the view (``fields`` then lists its columns)
+    view_query: str | None = None
 
 
 def _f(name: str, typ: str, mode: str = "NULLABLE") -> dict:
@@ -66,12 +69,7 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
     archive_meta = [_f(n, ty) for n, ty in ARCHIVE_META]
     typed = [_f(n, ty) for n, ty in spec.dwh_columns]
     key_raw = [_f(k, "STRING") for k in spec.key]
-    rejects_struct = {
-        "name": "_rejects",
-        "type": "RECORD",
-        "mode": "REPEATED",
-        "fields": [_f(n, "STRING") for n in _REJECT_FIELDS] + key_raw,
-    }
+    from .render import render_rejects_view  # render imports this module
 
     def d(layer: str, suffix: str, fields, **kw) -> TableDef:
         return TableDef(
@@ -123,14 +121,14 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
         d(
             "delta",
             "",
-            renamed + archive_meta + [_f("_valid", "BOOL"), _f("_through", "TIMESTAMP")],
+            renamed + archive_meta + [_f("_through", "TIMESTAMP")],
             rebuilt_by_sql=True,
             description=f"{t}: versions new to or newer than the DWH",
         ),
         d(
             "transform",
             "",
-            typed + archive_meta + [_f("_through", "TIMESTAMP"), _f("_valid", "BOOL"), rejects_struct],
+            typed + archive_meta + [_f("_through", "TIMESTAMP")],
             rebuilt_by_sql=True,
             description=f"{t}: the planned DWH schema",
         ),
@@ -144,26 +142,12 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
             description=f"{t}: latest valid version per key",
         ),
         d(
-            "dwh",
-            "__applied",
-            [
-                _f("through", "TIMESTAMP"),
-                _f("applied_at", "TIMESTAMP"),
-                _f("rows_in", "INT64"),
-                _f("inserted", "INT64"),
-                _f("updated", "INT64"),
-                _f("rejected", "INT64"),
-            ],
-            protected=True,
-            description=f"{t}: archive high-water marks applied to the DWH",
-        ),
-        d(
             "quality",
             "__rejects",
             key_raw + [_f(n, "STRING") for n in _REJECT_FIELDS] + [_f(n, ty) for n, ty in ARCHIVE_META if n != "_ingested_at"]
-            + [_f("_ingested_at", "TIMESTAMP"), _f("rejected_at", "TIMESTAMP")],
-            protected=True,
-            description=f"{t}: values that failed their cast, one row per column",
+            + [_f("_ingested_at", "TIMESTAMP")],
+            view_query=render_rejects_view(spec, naming),
+            description=f"{t}: archived values that fail their declared type, one row per column (a view)",
         ),
     ]
 
@@ -181,7 +165,10 @@ def _ddl_type(field: dict, spec_types: dict[str, str]) -> str:
 
 def render_ddl(table: TableDef) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for one table (partition and cluster clauses included:
-    BigQuery applies them, the embedded engine accepts and ignores them)."""
+    BigQuery applies them, the embedded engine accepts and ignores them); ``CREATE OR REPLACE
+    VIEW`` for a view."""
+    if table.view_query is not None:
+        return f"CREATE OR REPLACE VIEW `{table.table_id}` AS\n{table.view_query}"
     cols = ",\n".join(f"  {f['name']} {_ddl_type(f, {})}" for f in table.fields)
     sql = f"CREATE TABLE IF NOT EXISTS `{table.table_id}` (\n{cols}\n)"
     if table.partition:

@@ -1,8 +1,8 @@
 -- flexyboots archive layer for $table: permanent full history. Only renames (source -> target
 -- name); adds _row_hash (NULL-safe, over the renamed business columns), _ingested_at,
 -- _batch_id and _source_file. A version is inserted only when (key, _row_hash) is not archived
--- yet, so loading the same file twice adds nothing. Rows with a NULL key are not archived; they
--- are counted in $batches with the batch. One transaction.
+-- yet, so loading the same file twice adds nothing. Rows with a NULL key are not archived; the
+-- SELECT at the end reports them with the batch. One statement: the INSERT.
 DECLARE run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
 -- the batch in staging as the staging layer described it; a staging layer that writes no
 -- description (an amazon_s3 transfer) gets one batch per archive run
@@ -11,8 +11,6 @@ DECLARE v_batch_id STRING DEFAULT IFNULL(
   CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%E6S', run_at))
 );
 DECLARE v_source_file STRING DEFAULT (SELECT ANY_VALUE(source_file) FROM $staging_batch);
-DECLARE v_content_sha256 STRING DEFAULT (SELECT ANY_VALUE(content_sha256) FROM $staging_batch);
-BEGIN TRANSACTION;
 
 INSERT INTO $archive ($archive_columns)
 WITH renamed AS (
@@ -41,21 +39,11 @@ WHERE NOT EXISTS (
   WHERE $archive_match
 );
 
-INSERT INTO $batches (batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at)
+-- what this batch did (the runner prints it and keeps it in $batches)
 SELECT
-  v_batch_id,
-  v_source_file,
-  v_content_sha256,
-  (SELECT COUNT(*) FROM $staging),
-  (SELECT COUNT(*) FROM $staging WHERE $source_key_null),
-  (SELECT COUNT(*) FROM $archive WHERE _batch_id = v_batch_id),
-  run_at
-FROM (SELECT 1)
-WHERE NOT EXISTS (SELECT 1 FROM $batches WHERE batch_id = v_batch_id)
-  AND (v_content_sha256 IS NOT NULL OR EXISTS (SELECT 1 FROM $staging));
-
-COMMIT TRANSACTION;
-
--- what this batch did (the runner prints it; a scheduled query ignores it)
-SELECT batch_id, source_file, rows_in, null_key_rows, rows_archived
-FROM $batches WHERE batch_id = v_batch_id;
+  v_batch_id AS batch_id,
+  v_source_file AS source_file,
+  (SELECT ANY_VALUE(content_sha256) FROM $staging_batch) AS content_sha256,
+  (SELECT COUNT(*) FROM $staging) AS rows_in,
+  (SELECT COUNT(*) FROM $staging WHERE $source_key_null) AS null_key_rows,
+  (SELECT COUNT(*) FROM $archive WHERE _batch_id = v_batch_id) AS rows_archived;
