@@ -1,5 +1,5 @@
 """The README example: a platform team composes a NEW stack from two components in a few lines.
-The code in docs/infrastructure.md must be the code of examples/two_components.py, and it must
+The code in README.md must be the code of examples/two_components.py, and it must
 run (under mocks) and create what the documentation says."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from components.testing import run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "two_components.py"
-DOC = ROOT / "docs" / "infrastructure.md"
+DOC = ROOT / "README.md"
 
 
 def _code_without_docstring(text: str) -> str:
@@ -27,7 +27,7 @@ def _code_without_docstring(text: str) -> str:
 def test_documented_example_is_the_tested_file():
     doc = DOC.read_text()
     m = re.search(r"<!-- example: examples/two_components.py -->\s*```python\n(.*?)```", doc, re.S)
-    assert m, "docs/infrastructure.md lost its example block"
+    assert m, "README.md lost its example block"
     assert m.group(1).strip() == _code_without_docstring(EXAMPLE.read_text())
 
 
