@@ -19,7 +19,9 @@ Two components live here:
     * the tables that must exist before any query runs, from
       :func:`pipeline_sql.schema.pipeline_tables` (tables the layer SQL rebuilds itself are
       left to the SQL), with schema JSON, time partitioning and clustering; deletion protection
-      (and Pulumi ``protect``) on the permanent ones when the stack protects;
+      (and Pulumi ``protect``) on the permanent ones when the stack protects; the
+      ``quality.<t>__rejects`` view over the archive (a ``view`` with its standard-SQL query,
+      never protected: it is derived);
     * five ``gcp.bigquery.DataTransferConfig``: ``data_source_id="scheduled_query"`` with
       ``params={"query": <SQL>}`` only (DDL/DML scripts take nothing else), the SQL coming from
       :func:`pipeline_sql.render.render_table`. A table whose source is on S3 loads its staging
@@ -47,14 +49,16 @@ from pipeline_sql.spec import TableSpec
 
 MODES = ("scheduled", "orchestrated")
 
-#: layer -> (datasets its SQL reads, datasets its SQL writes). The dwh MERGE also records
-#: rejects in quality; archive, delta and dwh read nothing else.
+#: layer -> (datasets its SQL reads, datasets its SQL writes). Each layer writes only its own
+#: dataset (archive: one INSERT, dwh: one MERGE). The delta counts the rejects through the
+#: ``quality.<t>__rejects`` view: querying a view needs read on the view's dataset AND on the
+#: datasets the view selects from (archive, which the delta reads anyway).
 LAYER_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "staging": ((), ("staging",)),
     "archive": (("staging",), ("archive",)),
-    "delta": (("archive", "dwh"), ("delta",)),
+    "delta": (("archive", "dwh", "quality"), ("delta",)),
     "transform": (("delta",), ("transform",)),
-    "dwh": (("transform",), ("dwh", "quality")),
+    "dwh": (("transform",), ("dwh",)),
 }
 
 DTS_AGENT = "service-{number}@gcp-sa-bigquerydatatransfer.iam.gserviceaccount.com"
@@ -236,6 +240,9 @@ class TablePipeline(pulumi.ComponentResource):
         for td in pipeline_tables(spec, naming):
             if td.rebuilt_by_sql and not (from_s3 and td.layer == "staging"):
                 continue  # the layer's own CREATE OR REPLACE / LOAD DATA OVERWRITE makes it
+            if td.view_query is not None:
+                self.tables[f"{td.layer}.{td.name}"] = self._view(td, args, labels)
+                continue
             protected = bool(args.protect and td.protected)
             # a table created in the staging dataset inherits its default expiration; the
             # amazon_s3 transfer needs its tables to stay, so they get an explicit far one
@@ -303,6 +310,24 @@ class TablePipeline(pulumi.ComponentResource):
         self.register_outputs({"transfer_config_names": self.transfer_config_names})
 
     # ------------------------------------------------------------------ helpers
+
+    def _view(self, td, args: TablePipelineArgs, labels: dict[str, str]) -> gcp.bigquery.Table:
+        """A view (``quality.<t>__rejects``): derived, so never protected (deletion protection
+        off, or the provider refuses to replace it when its query changes); no schema (BigQuery
+        derives it from the query; a declared one only risks perpetual diffs), no partitioning,
+        clustering or expiration. It waits for the tables its query selects from."""
+        reads = [t for key, t in self.tables.items() if f"`{args.naming.table_id(*key.split('.', 1))}`" in td.view_query]
+        return gcp.bigquery.Table(
+            f"{td.dataset}.{td.name}",
+            project=args.naming.project,
+            dataset_id=args.datasets[td.layer],
+            table_id=td.name,
+            description=td.description or None,
+            view={"query": td.view_query, "use_legacy_sql": False},
+            deletion_protection=False,
+            labels={**labels, "layer": td.layer},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=reads),
+        )
 
     @staticmethod
     def _s3_source(spec: TableSpec, args: TablePipelineArgs) -> dict:

@@ -119,7 +119,6 @@ def test_managed_tables_schema_partitioning_clustering():
         "dev_archive.customers",
         "dev_archive.customers__batches",
         "dev_dwh.customers",
-        "dev_dwh.customers__applied",
         "dev_quality.customers__rejects",
     ]
     dwh = tables["dev_dwh.customers"].inputs
@@ -132,11 +131,13 @@ def test_managed_tables_schema_partitioning_clustering():
     assert archive["timePartitioning"] == {"type": "DAY", "field": "_ingested_at"}
     assert archive["clusterings"] == ["customer_id"]
     assert all(t.inputs["deletionProtection"] is False and not t.protect for t in tables.values())
+    assert "_through" in {f["name"] for f in fields}
     assert tables["dev_dwh.customers"].inputs["labels"]["table"] == "customers"
     # each layer's config waits for the tables its SQL touches and for the grants it runs with
     cfgs = configs(rec)
     assert tables["dev_dwh.customers"].urn in cfgs["dev-customers-dwh"].dependencies
-    assert tables["dev_quality.customers__rejects"].urn in cfgs["dev-customers-dwh"].dependencies
+    assert tables["dev_quality.customers__rejects"].urn in cfgs["dev-customers-delta"].dependencies
+    assert tables["dev_quality.customers__rejects"].urn not in cfgs["dev-customers-dwh"].dependencies
     assert tables["dev_archive.customers"].urn in cfgs["dev-customers-delta"].dependencies
     assert not any(t.urn in cfgs["dev-customers-staging"].dependencies for t in tables.values())
     token = {r.name: r.urn for r in rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")}
@@ -144,10 +145,24 @@ def test_managed_tables_schema_partitioning_clustering():
     assert token["dev-dts-dwh-agent-token-creator"] not in cfgs["dev-customers-staging"].dependencies
 
 
+def test_rejects_is_a_view_over_the_archive():
+    rec = program([spec()], pipeline={"protect": True})
+    tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
+    view = tables["dev_quality.customers__rejects"]
+    assert view.inputs["view"] == {"query": render_table(spec(), NAMING).rejects_view, "useLegacySql": False}
+    assert f"`{PROJECT}.dev_archive.customers`" in view.inputs["view"]["query"]
+    # derived: never protected; a view has no schema, partitioning, clustering or expiration
+    assert view.inputs["deletionProtection"] is False and not view.protect
+    assert not {"schema", "timePartitioning", "clusterings", "expirationTime"} & set(view.inputs)
+    assert view.inputs["datasetId"] == "dev_quality" and view.inputs["tableId"] == "customers__rejects"
+    assert tables["dev_archive.customers"].urn in view.dependencies
+    assert tables["dev_archive.customers__batches"].urn not in view.dependencies
+
+
 def test_protected_stack_protects_archive_and_dwh_tables():
     rec = program([spec()], pipeline={"protect": True})
     tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
-    for name in ("dev_archive.customers", "dev_dwh.customers"):
+    for name in ("dev_archive.customers", "dev_archive.customers__batches", "dev_dwh.customers"):
         assert tables[name].inputs["deletionProtection"] is True and tables[name].protect is True
 
 
@@ -167,12 +182,12 @@ def test_runtime_identities_are_least_privilege():
         ("dev-dts-archive", "dev_archive", "roles/bigquery.dataEditor"),
         ("dev-dts-delta", "dev_archive", "roles/bigquery.dataViewer"),
         ("dev-dts-delta", "dev_dwh", "roles/bigquery.dataViewer"),
+        ("dev-dts-delta", "dev_quality", "roles/bigquery.dataViewer"),
         ("dev-dts-delta", "dev_delta", "roles/bigquery.dataEditor"),
         ("dev-dts-transform", "dev_delta", "roles/bigquery.dataViewer"),
         ("dev-dts-transform", "dev_transform", "roles/bigquery.dataEditor"),
         ("dev-dts-dwh", "dev_transform", "roles/bigquery.dataViewer"),
         ("dev-dts-dwh", "dev_dwh", "roles/bigquery.dataEditor"),
-        ("dev-dts-dwh", "dev_quality", "roles/bigquery.dataEditor"),
     }
     token = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
     assert len(token) == len(LAYERS)
@@ -192,12 +207,18 @@ _WRITE = re.compile(r"(?:INSERT INTO|MERGE|CREATE OR REPLACE TABLE|LOAD DATA OVE
 
 
 def test_layer_access_covers_exactly_what_the_rendered_sql_touches():
-    """The grants are derived from a table, not the SQL: prove the table matches the SQL."""
+    """The grants are derived from a table, not the SQL: prove the table matches the SQL.
+    Querying a view needs read on the view's dataset and on every dataset its query selects
+    from, so a view a layer reads counts with the datasets behind it."""
     from components.table_pipeline import LAYER_ACCESS
+    from pipeline_sql.schema import pipeline_tables
 
+    views = {f"`{td.table_id}`": td.view_query for td in pipeline_tables(spec(), NAMING) if td.view_query}
+    assert views, "the rejects view"
     rendered = render_table(spec(), NAMING, landing_uri="gs://dev-landing").layers
     for layer, sql in rendered.items():
         sql = re.sub(r"--[^\n]*", "", sql)  # comments name tables they do not touch
+        sql += "".join("\n" + q for ref, q in views.items() if ref in sql)
         reads, writes = LAYER_ACCESS[layer]
         touched = {NAMING_DS[d] for d in _REF.findall(sql)}
         written = {NAMING_DS[d] for d in _WRITE.findall(sql)}

@@ -69,8 +69,11 @@ def test_prod_protects_archive_and_dwh(plans):
         ds = datasets[f"prod_{layer}"]
         assert ds.protect and ds.inputs.get("deletionPolicy") == "PREVENT", layer
     tables = [t for t in of(prod, "gcp:bigquery/table:Table") if t.inputs["datasetId"] in ("prod_archive", "prod_dwh")]
-    assert len(tables) == 8  # 2 tables x (archive, archive__batches, dwh, dwh__applied)
+    assert len(tables) == 6  # 2 tables x (archive, archive__batches, dwh)
     assert all(t.inputs["deletionProtection"] is True and t.protect for t in tables)
+    # the rejects views are derived from the archive: never protected, even in prod
+    views = [t for t in of(prod, "gcp:bigquery/table:Table") if t.inputs["datasetId"] == "prod_quality"]
+    assert len(views) == 2 and all("view" in v.inputs and v.inputs["deletionProtection"] is False and not v.protect for v in views)
     (env,) = of(prod, "gcp:composer/environment:Environment")
     assert env.protect
     # and dev protects nothing, so `pulumi destroy` works there
