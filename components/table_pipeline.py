@@ -56,7 +56,7 @@ MODES = ("scheduled", "orchestrated")
 LAYER_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "staging": ((), ("staging",)),
     "archive": (("staging",), ("archive",)),
-    "delta": (("archive", "dwh", "quality"), ("delta",)),
+    "delta": (("archive", "dwh"), ("delta",)),
     "transform": (("delta",), ("transform",)),
     "dwh": (("transform",), ("dwh",)),
 }

@@ -51,7 +51,7 @@ class LayerResult:
         if self.layer == "archive":
             return f"{self.rows_in} rows in -> {self.rows_out} new versions archived, {d.get('null_key_rows', 0)} NULL-key rows"
         if self.layer == "delta":
-            return f"{self.rows_out} versions new to the DWH, {d.get('rejected', 0)} values failing their casts (rejects)"
+            return f"{self.rows_out} versions new to the DWH, {d.get('rejected', 0)} failing their casts (rejects)"
         if self.layer == "transform":
             return f"{self.rows_in} rows typed"
         if self.layer == "dwh":

@@ -121,9 +121,9 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
         d(
             "delta",
             "",
-            renamed + archive_meta + [_f("_through", "TIMESTAMP")],
+            renamed + archive_meta + [_f("_valid", "BOOL"), _f("_through", "TIMESTAMP")],
             rebuilt_by_sql=True,
-            description=f"{t}: versions new to or newer than the DWH",
+            description=f"{t}: versions new to or newer than the DWH (and the window's invalid ones)",
         ),
         d(
             "transform",

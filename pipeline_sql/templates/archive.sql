@@ -24,8 +24,8 @@ keyed AS (
   WHERE $key_not_null
 ),
 fresh AS (
-  SELECT * FROM keyed
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY $key_and_hash ORDER BY _row_hash) = 1
+  -- rows with the same key and hash are the same version: keep one
+  SELECT DISTINCT * FROM keyed
 )
 SELECT
 $fresh_columns,

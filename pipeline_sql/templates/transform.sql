@@ -12,6 +12,7 @@ $casts,
     d._source_file,
     d._through
   FROM $delta AS d
+  WHERE d._valid
 )
 SELECT
   typed.*$derived
