@@ -170,6 +170,15 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
         batches=naming.ref("archive", spec.table, "__batches"),
         staging=naming.ref("staging", spec.table),
         staging_batch=naming.ref("staging", spec.table, "__batch"),
+        # the batch in staging as the staging layer described it; a staging layer that writes
+        # no description (an amazon_s3 transfer) gets one batch per archive run
+        batch_select=(
+            "  SELECT\n"
+            "    IFNULL(ANY_VALUE(batch_id), CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%E6S', run_at))) AS batch_id,\n"
+            "    ANY_VALUE(source_file) AS source_file,\n"
+            "    ANY_VALUE(content_sha256) AS content_sha256\n"
+            f"  FROM {naming.ref('staging', spec.table, '__batch')}"
+        ),
         archive_columns=", ".join(names + ["_row_hash", "_ingested_at", "_batch_id", "_source_file"]),
         renames=",\n".join(f"    {c.source} AS {c.name}" for c in spec.columns),
         row_hash=row_hash(names),
@@ -260,25 +269,26 @@ def render_batch_log(spec: TableSpec, naming: Naming) -> str:
 
 
 def render_checks(spec: TableSpec, naming: Naming) -> str:
+    """One statement: a column per check, each failing the query with the check's name."""
     dwh = naming.ref("dwh", spec.table)
-    stmts = []
-    for ch in spec.checks:
+    cols_sql = []
+    for i, ch in enumerate(spec.checks, 1):
         cols = ", ".join(ch.columns)
         msg = f"check {ch.name} failed on {naming.table_id('dwh', spec.table)}: "
+        alias = f"check_{i}_{ch.kind}"
         if ch.kind == "not_null":
             cond = " OR ".join(f"{c} IS NULL" for c in ch.columns)
-            stmts.append(
-                f"SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' rows with NULL')))"
-                f" AS `{ch.name}`\nFROM {dwh} WHERE {cond};"
+            cols_sql.append(
+                f"  (SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' rows with NULL')))\n"
+                f"   FROM {dwh} WHERE {cond}) AS {alias}"
             )
         else:
-            stmts.append(
-                f"SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' duplicated values')))"
-                f" AS `{ch.name}`\nFROM (SELECT {cols} FROM {dwh} GROUP BY {cols} HAVING COUNT(*) > 1);"
+            cols_sql.append(
+                f"  (SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' duplicated values')))\n"
+                f"   FROM (SELECT {cols} FROM {dwh} GROUP BY {cols} HAVING COUNT(*) > 1)) AS {alias}"
             )
-    if not stmts:
-        stmts.append("SELECT 'ok' AS no_checks;")
-    return _template("checks").substitute(table=spec.table, check_statements="\n".join(stmts))
+    body = "SELECT\n" + ",\n".join(cols_sql) + ";" if cols_sql else "SELECT 'ok' AS no_checks;"
+    return _template("checks").substitute(table=spec.table, check_statements=body)
 
 
 def render_layer(spec: TableSpec, naming: Naming, layer: str, landing_uri: str = "gs://landing") -> str:

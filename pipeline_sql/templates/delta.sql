@@ -5,15 +5,14 @@
 -- window's such versions are kept with _valid = FALSE, counted, and listed in $rejects.
 -- _through is the archive high-water mark this delta covers. One statement (the SELECT
 -- after it only reports counts).
-DECLARE mark TIMESTAMP DEFAULT (
-  SELECT IFNULL(MAX(_through), TIMESTAMP '1970-01-01 00:00:00+00') FROM $dwh
-);
-
 CREATE OR REPLACE TABLE $delta AS
-WITH checked AS (
+WITH applied AS (
+  SELECT IFNULL(MAX(_through), TIMESTAMP '1970-01-01 00:00:00+00') AS mark FROM $dwh
+),
+checked AS (
   SELECT a.*, $valid AS _valid
-  FROM $archive AS a
-  WHERE a._ingested_at > mark
+  FROM $archive AS a CROSS JOIN applied
+  WHERE a._ingested_at > applied.mark
 ),
 latest AS (
   SELECT * FROM checked
