@@ -144,10 +144,8 @@ class Pipe:
         return self.table("archive", "__batches")
 
     def rejects(self) -> list[dict]:
+        """The rejects view (over the archive): one row per (archived version, failing column)."""
         return self.table("quality", "__rejects")
-
-    def applied(self) -> list[dict]:
-        return self.table("dwh", "__applied")
 
     def dwh_rows(self) -> list[dict]:
         return self.table("dwh")
@@ -174,25 +172,44 @@ class Pipe:
         assert set(archive) == set(m.archive), "archive differs from the model"
         assert self.dwh() == m.dwh(), "DWH differs from the model"
         assert {k: r["_row_hash"] for k, r in self.dwh(meta=True).items()} == m.dwh_hashes()
-        rejects = [tuple(r[k] for k in key) + (r["_row_hash"], r["column_name"], r["value"]) for r in self.rejects()]
+        reject_rows = self.rejects()
+        rejects = [tuple(r[k] for k in key) + (r["_row_hash"], r["column_name"], r["value"]) for r in reject_rows]
         assert len(rejects) == len(set(rejects)), "a reject is recorded twice"
         assert set(rejects) == m.rejects, "rejects differ from the model"
+        # each reject names its declared type and carries its archived version's provenance
+        types = {c.name: c.type for c in self.spec.columns}
+        by_version = {(tuple(r[k] for k in key), r["_row_hash"]): r for r in self.archive()}
+        for r in reject_rows:
+            assert r["reason"] == f"not a valid {types[r['column_name']]}"
+            a = by_version[(tuple(r[k] for k in key), r["_row_hash"])]
+            assert (r["_batch_id"], r["_source_file"], r["_ingested_at"]) == (a["_batch_id"], a["_source_file"], a["_ingested_at"])
         # no landed batch lost: one batch row per distinct landed file content, NULL keys counted
         from pipeline_sql.runner import file_sha256, landed_files
 
         landed = {file_sha256(f) for f in landed_files(self.landing, self.spec)}
+        # (the runner's record in __batches: exactly one row per landed content, none missing,
+        # none twice, even when a file was staged and archived again)
         batch_rows = self.batches()
-        assert sorted(b["content_sha256"] for b in batch_rows) == sorted(landed), "a landed batch is missing"
+        assert sorted(b["content_sha256"] for b in batch_rows) == sorted(landed), "a landed batch is missing or logged twice"
+        assert len({b["batch_id"] for b in batch_rows}) == len(batch_rows), "a batch id is logged twice"
         distinct = {repr(b): m.null_key_rows[i] for i, b in enumerate(batches)}
         assert sum(b["null_key_rows"] for b in batch_rows) == sum(distinct.values())
+        # every archived version belongs to exactly one logged batch, which counted it
+        per_batch: dict[str, int] = {}
+        for r in self.archive():
+            per_batch[r["_batch_id"]] = per_batch.get(r["_batch_id"], 0) + 1
+        assert set(per_batch) <= {b["batch_id"] for b in batch_rows}, "archived versions of an unlogged batch"
+        assert {b["batch_id"]: b["rows_archived"] for b in batch_rows} == {
+            b["batch_id"]: per_batch.get(b["batch_id"], 0) for b in batch_rows
+        }
 
     def snapshot(self) -> dict[str, list[tuple]]:
-        """Every persistent table in full (archive, batches, dwh, applied, rejects), order-free."""
+        """Every persistent table in full (archive, the runner's __batches, dwh — whose rows
+        carry the high-water mark ``_through``), plus the rows of the rejects view, order-free."""
         return {
             "archive": canon(self.archive()),
             "batches": canon(self.batches()),
             "dwh": canon(self.dwh_rows()),
-            "applied": canon(self.applied()),
             "rejects": canon(self.rejects()),
         }
 

@@ -34,7 +34,7 @@ def test_rejects_record_column_value_reason_and_raw_key_and_never_reach_the_dwh(
             {"id": "4", "name": None, "amount": None, "day": None},  # NULLs are valid, not rejects
         ]
     )
-    p.run_all()
+    res = {r.layer: r for r in p.run_all()}
     assert p.dwh() == {
         (1,): {"id": 1, "name": "ok", "amount": 10, "day": date(2024, 1, 31)},
         (4,): {"id": 4, "name": None, "amount": None, "day": None},
@@ -51,15 +51,25 @@ def test_rejects_record_column_value_reason_and_raw_key_and_never_reach_the_dwh(
         a = archive[(r["id"], r["_row_hash"])]
         assert (r["_batch_id"], r["_source_file"], r["_ingested_at"]) == (a["_batch_id"], a["_source_file"], a["_ingested_at"])
         assert r["_source_file"] == "items/batch_0001.csv"
-    applied = p.applied()
-    assert len(applied) == 1 and applied[0]["rejected"] == 4 and applied[0]["inserted"] == 2
+    # the view's columns: raw key, what failed and why, the version's provenance (no rejected_at)
+    (one,) = [r for r in p.rejects() if r["column_name"] == "day"]
+    assert set(one) == {"id", "column_name", "value", "reason", "_row_hash", "_batch_id", "_source_file", "_ingested_at"}
+    assert isinstance(one["id"], str)  # the raw key, as archived
+    # the run reports them: the delta counts its window's invalid versions (ids 2, 3 and 'abc'),
+    # the DWH got only the valid rows
+    assert res["delta"].rows_out == 2 and res["delta"].detail == {"rejected": 3}
+    assert (res["transform"].rows_in, res["transform"].rows_out) == (2, 2)
+    assert res["dwh"].detail == {"inserted": 2, "updated": 0} and res["dwh"].rows_out == 2
+    # rejected values never reach the DWH, not even nulled: keys 2, 3 and 'abc' are absent
+    assert {k for (k,) in p.dwh()} == {1, 4}
 
-    # recorded once, whatever runs again
+    # recorded once, whatever runs again, in order or not
     before = p.snapshot()
     p.run_all()
-    for layer in ("archive", "delta", "transform", "dwh", "transform", "dwh"):
+    for layer in ("archive", "delta", "transform", "dwh", "transform", "dwh", "delta", "delta", "archive", "dwh"):
         p.run(layer)
     assert p.snapshot() == before
+    assert len(p.rejects()) == 4
 
 
 def test_a_later_invalid_version_keeps_the_valid_one_and_is_recorded_once(pipe_factory):

@@ -223,50 +223,57 @@ def test_exact_without_version_by_and_with_a_two_column_key(pipe_factory):
 
 # --------------------------------------------------------------------------- atomic
 
-INJECTED = "SELECT ERROR('injected');\n"
+# Each layer writes with ONE statement (archive: the INSERT; delta, transform: the CREATE OR
+# REPLACE TABLE; dwh: the MERGE). A failure is injected INTO that statement, on one row of
+# its source (the row with the largest row hash), so a partial write would show: every table
+# must stay exactly as it was.
+
+FAIL_ON_ONE_ROW = "CASE WHEN {hash} = (SELECT MAX(_row_hash) FROM {src}) THEN ERROR('injected') ELSE TRUE END"
 
 
-def _before_nth(old: str, n: int = 1):
-    """Insert the failing statement before the n-th occurrence of ``old``."""
-
-    def edit(sql: str) -> str:
-        i = -1
-        for _ in range(n):
-            i = sql.index(old, i + 1)
-        return sql[:i] + INJECTED + sql[i:]
-
-    return edit
+def _archive_insert_fails(sql: str) -> str:
+    """The archive INSERT's SELECT fails on one of the batch's fresh rows."""
+    old = "\nWHERE NOT EXISTS ("  # the INSERT's dedupe against the archive
+    assert sql.count(old) == 1 and sql.count("INSERT INTO") == 1 and sql.index("INSERT INTO") < sql.index(old)
+    cond = FAIL_ON_ONE_ROW.format(hash="fresh._row_hash", src="keyed")
+    return sql.replace(old, f"\nWHERE {cond} AND NOT EXISTS (")
 
 
-def _failing_rows(sql: str) -> str:
-    """Wrap the layer's CREATE OR REPLACE ... AS <query>; so that the query fails on its rows."""
+def _merge_source_fails(sql: str) -> str:
+    """The MERGE's source (the transform) fails on one of its rows."""
+    assert sql.count("\nMERGE ") == 1
+    i = sql.index("\nMERGE ")
+    j = sql.index("USING ", i) + len("USING ")
+    k = sql.index(" AS S", j)
+    src = sql[j:k]
+    assert src.startswith("`")
+    cond = FAIL_ON_ONE_ROW.format(hash="_row_hash", src=src)
+    return sql[:j] + f"(SELECT * FROM {src} WHERE {cond})" + sql[k:]
+
+
+def _ctas_fails(sql: str) -> str:
+    """The layer's CREATE OR REPLACE TABLE ... AS <query>; fails on one row of its query."""
+    assert sql.count("CREATE OR REPLACE TABLE") == 1
     i = sql.index("CREATE OR REPLACE TABLE")
     j = sql.index(" AS\n", i) + len(" AS\n")
     k = sql.index(";", j)
-    return sql[:j] + "SELECT * FROM (\n" + sql[j:k] + "\n) WHERE ERROR('injected') IS NULL" + sql[k:]
+    return (
+        sql[:j]
+        + "SELECT * FROM (\n"
+        + sql[j:k]
+        + "\n) AS q\nWHERE CASE WHEN q._row_hash = (SELECT MAX(_row_hash) FROM ("
+        + sql[j:k]
+        + "\n)) THEN ERROR('injected') ELSE TRUE END"
+        + sql[k:]
+    )
 
 
-def _replace(old: str, new: str):
-    def edit(sql: str) -> str:
-        assert sql.count(old) == 1, old
-        return sql.replace(old, new)
-
-    return edit
-
-
-#: name -> (layer, edit of its SQL): a failure inside the layer's statement or transaction
+#: name -> (layer, edit of its SQL): a failure inside the layer's one writing statement
 INJECTIONS = {
-    # archive: INSERT versions; INSERT the batch row; COMMIT
-    "archive-after-insert": ("archive", _before_nth("INSERT INTO `", 2)),
-    "archive-before-commit": ("archive", _before_nth("COMMIT TRANSACTION;")),
-    # dwh: MERGE; INSERT rejects; INSERT applied watermark; COMMIT
-    "dwh-merge-fails": ("dwh", _replace("WHERE _valid) AS S", "WHERE _valid AND ERROR('injected') IS NULL) AS S")),
-    "dwh-after-merge": ("dwh", _before_nth("INSERT INTO `", 1)),
-    "dwh-after-rejects": ("dwh", _before_nth("INSERT INTO `", 2)),
-    "dwh-before-commit": ("dwh", _before_nth("COMMIT TRANSACTION;")),
-    # delta and transform: one CREATE OR REPLACE statement each
-    "delta-statement-fails": ("delta", lambda sql: _failing_rows(sql)),
-    "transform-statement-fails": ("transform", lambda sql: _failing_rows(sql)),
+    "archive-insert-fails": ("archive", _archive_insert_fails),
+    "delta-statement-fails": ("delta", _ctas_fails),
+    "transform-statement-fails": ("transform", _ctas_fails),
+    "dwh-merge-fails": ("dwh", _merge_source_fails),
 }
 
 
@@ -296,6 +303,46 @@ def test_a_failure_inside_a_layer_leaves_the_previous_state_and_a_rerun_finishes
     p.run(layer)
     p.run_all()
     p.assert_model([B1, B2])
+
+
+def test_a_stop_between_the_archive_statement_and_its_batch_record_is_finished_by_a_rerun(pipe_factory, monkeypatch):
+    """The runner records an archived file in __batches after the archive statement. If it stops
+    in between, the file is not done: the next run stages and archives it again, which adds no
+    version, and records it once."""
+    p = pipe_factory(SPEC)
+    p.land(B1)
+    p.run_all()
+    f2 = p.land(B2)
+    assert p.run("staging").detail["file"] == f"items/{f2.name}"
+
+    def stopped(spec, row):
+        raise LayerError(spec.table, "archive", "runner stopped before recording the batch")
+
+    monkeypatch.setattr(p.runner, "_log_batch", stopped)
+    with pytest.raises(LayerError, match="stopped"):
+        p.run("archive")
+    monkeypatch.undo()
+    archived = p.snapshot()["archive"]
+    b2_versions = [r for r in p.archive() if r["_source_file"] == f"items/{f2.name}"]
+    assert b2_versions, "the archive statement itself committed"
+    assert len(p.batches()) == 1  # ... but B2 is not recorded: still pending
+    assert [path for path, _ in p.runner.pending_files(SPEC)] == [f2]
+
+    # the later layers may run meanwhile (B2's versions reach the DWH): harmless
+    for layer in ("delta", "transform", "dwh"):
+        p.run(layer)
+    # the re-run: B2 staged and archived again, no version added, recorded exactly once
+    res = p.run_all()
+    assert [r.detail.get("file") for r in res if r.layer == "staging"] == [f"items/{f2.name}"]
+    assert p.snapshot()["archive"] == archived
+    (b2,) = [b for b in p.batches() if b["source_file"] == f"items/{f2.name}"]
+    assert b2["rows_archived"] == len(b2_versions) and b2["rows_in"] == len(B2)
+    assert p.runner.pending_files(SPEC) == []
+    p.assert_model([B1, B2])
+    p.land(B3)
+    p.run_all()
+    p.assert_model(BATCHES)
+    assert len(p.batches()) == 3
 
 
 def test_a_file_that_fails_to_load_changes_no_history_and_a_fixed_file_finishes(pipe_factory):

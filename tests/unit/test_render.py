@@ -17,7 +17,9 @@ from pipeline_sql.naming import DATASETS, LAYERS, Naming
 from pipeline_sql.render import (
     RenderedTable,
     render_checks,
+    render_batch_log,
     render_layer,
+    render_rejects_view,
     render_staging,
     render_staging_batch,
     render_table,
@@ -81,14 +83,20 @@ PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
     "_valid", "_through", "_rejects",
     "batch_id", "source_file", "content_sha256", "landed_at",  # staging.<t>__batch
     "rows_in", "null_key_rows", "rows_archived", "archived_at",  # archive.<t>__batches
-    "through", "applied_at", "inserted", "updated", "rejected",  # dwh.<t>__applied
-    "column_name", "value", "reason", "rejected_at",  # quality.<t>__rejects
-    "run_at", "mark",  # script variable, CTE column
+    "versions", "inserted", "updated", "rejected", "dwh_rows",  # the layers' report SELECTs
+    "column_name", "value", "reason",  # quality.<t>__rejects (a view)
+    "run_at", "mark",  # script variables
 }
 
 
 def all_sql(r: RenderedTable) -> dict[str, str]:
-    return {**r.layers, "checks": r.checks, "staging_batch": r.staging_batch}
+    return {
+        **r.layers,
+        "checks": r.checks,
+        "staging_batch": r.staging_batch,
+        "batch_log": r.batch_log,
+        "rejects_view": r.rejects_view,
+    }
 
 
 def parse(sql: str) -> list:
@@ -142,24 +150,37 @@ def test_every_statement_parses_as_bigquery(spec, naming):
             pytest.fail(f"{spec.table} {layer}: {e}")
 
 
-def test_layer_statement_shapes():
-    """archive and dwh: DECLAREs, one transaction, a report SELECT; delta and transform: one
-    CREATE OR REPLACE and a report SELECT; checks: one SELECT per check."""
-    r = render_table(ODD, PROD)
+WRITES = ("Insert", "Merge", "Create", "Update", "Delete", "Transaction", "Commit", "Rollback")
+
+
+@pytest.mark.parametrize("spec", SHIPPED + [ODD], ids=lambda s: s.table)
+def test_layer_statement_shapes(spec):
+    """Each layer writes with ONE statement and no explicit transaction: archive = DECLAREs,
+    one INSERT, a report SELECT; dwh = DECLAREs, one MERGE, a report SELECT; delta = DECLARE
+    (the mark), one CREATE OR REPLACE TABLE, a report SELECT; transform = one CREATE OR
+    REPLACE TABLE and a report SELECT; checks: one SELECT per check; the runner's batch log
+    is one INSERT."""
+    r = render_table(spec, PROD)
     kinds = {layer: [type(s).__name__ for s in parse(sql)] for layer, sql in all_sql(r).items() if layer != "staging"}
-    for layer, dml in (("archive", {"Insert"}), ("dwh", {"Merge", "Insert"})):
+    for layer in ("archive", "delta", "transform", "dwh"):
+        sql = strip_literals_and_comments(r.layers[layer])
+        assert "TRANSACTION" not in sql and "COMMIT" not in sql and "ROLLBACK" not in sql, layer
+        assert len([k for k in kinds[layer] if k in WRITES]) == 1, (layer, kinds[layer])
+    # (DECLAREs may come first; the report SELECT comes last)
+    k = kinds["archive"]
+    assert set(k[:-2]) <= {"Declare"} and k[-2:] == ["Insert", "Select"], k
+    assert strip_literals_and_comments(r.layers["archive"]).count("INSERT") == 1
+    k = kinds["dwh"]
+    assert set(k[:-2]) <= {"Declare"} and k[-2:] == ["Merge", "Select"], k
+    assert "INSERT INTO" not in r.layers["dwh"]  # the MERGE's own INSERT clause only
+    for layer in ("delta", "transform"):
         k = kinds[layer]
-        assert k[0] == "Declare" and k[-1] == "Select", (layer, k)
-        assert k.count("Transaction") == 1 and k.count("Commit") == 1, (layer, k)
-        begin, commit = k.index("Transaction"), k.index("Commit")
-        assert set(k[:begin]) == {"Declare"}, (layer, k)
-        assert set(k[begin + 1 : commit]) == dml, (layer, k)
-        assert k[commit + 1 :] == ["Select"], (layer, k)
-    assert kinds["dwh"][kinds["dwh"].index("Transaction") + 1] == "Merge"
-    assert kinds["delta"] == ["Create", "Select"]
-    assert kinds["transform"] == ["Create", "Select"]
-    assert kinds["checks"] == ["Select", "Select"]
+        assert set(k[:-2]) <= {"Declare"} and k[-2:] == ["Create", "Select"], (layer, k)
+        assert r.layers[layer].count("CREATE OR REPLACE TABLE") == 1, layer
+    assert kinds["checks"] and set(kinds["checks"]) == {"Select"}
     assert kinds["staging_batch"] == ["Create"]
+    assert kinds["batch_log"] == ["Insert"]
+    assert kinds["rejects_view"] == ["Union" if len([c for c in spec.columns if c.type != "STRING"]) > 1 else "Select"]
 
 
 # --------------------------------------------------------------------------- identifiers from the spec
@@ -185,17 +206,19 @@ def test_two_column_key_in_merge_partition_and_dedupe():
     r = render_table(ODD, PROD)
     assert "ON T.ka = S.ka AND T.kb = S.kb" in r.layers["dwh"]
     # latest version per key: both key columns (raw, or cast to their type so '1' and '01' are one key)
-    assert re.search(r"PARTITION BY (ka|SAFE_CAST\(ka AS INT64\)), kb ORDER BY", r.layers["delta"])
-    assert "PARTITION BY ka, kb, _row_hash ORDER BY _row_hash" in r.layers["archive"]
+    assert re.search(r"PARTITION BY (_valid, )?(ka|SAFE_CAST\(ka AS INT64\)), kb ORDER BY", r.layers["delta"])
+    # one row per (key, hash) in a batch: identical rows (the hash covers every business column)
+    assert re.search(r"PARTITION BY ka, kb, _row_hash ORDER BY _row_hash|SELECT DISTINCT \* FROM keyed", r.layers["archive"])
     assert "WHERE a.ka = fresh.ka AND a.kb = fresh.kb AND a._row_hash = fresh._row_hash" in r.layers["archive"]
     assert "WHERE ka IS NOT NULL AND kb IS NOT NULL" in r.layers["archive"]
     # NULL keys are counted on the source names
     assert "WHERE SrcKeyA IS NULL OR src_kb IS NULL" in r.layers["archive"]
     # DWH lookup casts the archived (STRING) key to its declared type
     assert "d.ka = SAFE_CAST(l.ka AS INT64) AND d.kb = l.kb" in r.layers["delta"]
-    # rejects carry every key column
-    assert "x.ka IS NOT DISTINCT FROM r.ka AND x.kb IS NOT DISTINCT FROM r.kb" in r.layers["dwh"]
-    assert "INSERT INTO `acme-data-prod.prod_quality.zq_items__rejects` (ka, kb, column_name" in r.layers["dwh"]
+    # rejects carry every key column (raw), in every branch of the view
+    branches = r.rejects_view.split("\nUNION ALL\n")
+    assert len(branches) == 4  # ka INT64, val NUMERIC, ver DATE, ok BOOL
+    assert all(b.startswith("SELECT ka, kb, '") for b in branches)
 
 
 def test_renames_source_to_target_in_archive_only():
@@ -229,17 +252,22 @@ def test_each_layer_reads_and_writes_the_expected_tables():
     assert f"LOAD DATA OVERWRITE {t.format('staging', '')}" in r.layers["staging"]
     assert f"CREATE OR REPLACE TABLE {t.format('staging', '__batch')}" in r.layers["staging"]
     assert f"INSERT INTO {t.format('archive', '')}" in r.layers["archive"]
-    assert f"INSERT INTO {t.format('archive', '__batches')}" in r.layers["archive"]
     assert f"FROM {t.format('staging', '')}" in r.layers["archive"]
+    assert f"FROM {t.format('staging', '__batch')}" in r.layers["archive"]
+    assert "__batches`" not in strip_literals_and_comments(r.layers["archive"])  # the runner writes it
+    assert r.batch_log.startswith(f"INSERT INTO {t.format('archive', '__batches')}")
     assert f"CREATE OR REPLACE TABLE {t.format('delta', '')}" in r.layers["delta"]
     assert f"FROM {t.format('archive', '')}" in r.layers["delta"]
-    assert f"FROM {t.format('dwh', '__applied')}" in r.layers["delta"]
+    assert f"FROM {t.format('dwh', '')}" in r.layers["delta"]  # the mark and the comparison
     assert f"CREATE OR REPLACE TABLE {t.format('transform', '')}" in r.layers["transform"]
     assert f"FROM {t.format('delta', '')}" in r.layers["transform"]
     assert f"MERGE {t.format('dwh', '')} AS T" in r.layers["dwh"]
-    assert f"FROM {t.format('transform', '')}" in r.layers["dwh"]
-    assert f"INSERT INTO {t.format('quality', '__rejects')}" in r.layers["dwh"]
-    assert f"INSERT INTO {t.format('dwh', '__applied')}" in r.layers["dwh"]
+    assert f"USING {t.format('transform', '')} AS S" in r.layers["dwh"]
+    assert {ref for ref in refs(r.layers["dwh"])} == {f"acme-data-prod.prod_{x}.customers" for x in ("dwh", "transform")}
+    assert refs(r.rejects_view) == {"acme-data-prod.prod_archive.customers"}
+    for layer in LAYERS:  # nothing writes the rejects (a view) or a dwh.__applied any more
+        assert "__applied" not in r.layers[layer]
+        assert f"INTO {t.format('quality', '__rejects')}" not in r.layers[layer]
 
 
 def test_local_naming_has_no_env_prefix():
@@ -292,15 +320,18 @@ def test_staging_batch_uses_query_parameters():
 # --------------------------------------------------------------------------- archive
 
 
-def test_archive_is_one_transaction_with_not_exists_dedupe():
+def test_archive_is_one_insert_with_not_exists_dedupe():
     sql = render_table(make_spec(), PROD).layers["archive"]
     assert "LOAD DATA" not in sql
-    assert sql.index("BEGIN TRANSACTION;") < sql.index("INSERT INTO") < sql.index("COMMIT TRANSACTION;")
-    assert sql.count("BEGIN TRANSACTION;") == 1 and sql.count("COMMIT TRANSACTION;") == 1
+    assert "TRANSACTION" not in sql and sql.count("INSERT INTO") == 1
+    # the report SELECT after the INSERT: what the runner records in __batches
+    report = parse(sql)[-1]
+    assert isinstance(report, exp.Select)
+    assert report.named_selects == ["batch_id", "source_file", "content_sha256", "rows_in", "null_key_rows", "rows_archived"]
     assert "WHERE NOT EXISTS (\n  SELECT 1 FROM `acme-data-prod.prod_archive.customers` AS a" in sql
     assert "WHERE a.customer_id = fresh.customer_id AND a._row_hash = fresh._row_hash" in sql
     assert "WHERE customer_id IS NOT NULL" in sql
-    assert "WHERE id IS NULL" in sql  # NULL-key rows counted per batch
+    assert "WHERE id IS NULL) AS null_key_rows" in sql  # NULL-key rows counted per batch (source names)
     assert "INSERT INTO `acme-data-prod.prod_archive.customers` (customer_id, email, balance, updated_at, _row_hash, _ingested_at, _batch_id, _source_file)" in sql
     assert f"{row_hash(['customer_id', 'email', 'balance', 'updated_at'])} AS _row_hash" in sql
 
@@ -320,11 +351,13 @@ def test_row_hash_is_null_safe_and_length_prefixed():
 
 def test_dwh_merge_has_version_guard_with_version_by():
     sql = render_table(make_spec(), PROD).layers["dwh"]
-    assert "USING (SELECT * FROM `acme-data-prod.prod_transform.customers` WHERE _valid) AS S" in sql
+    assert "USING `acme-data-prod.prod_transform.customers` AS S" in sql  # the transform holds valid rows only
     assert "WHEN MATCHED AND T._row_hash != S._row_hash AND ((S.updated_at > T.updated_at) OR (S.updated_at IS NOT NULL AND T.updated_at IS NULL) OR" in sql
     assert "S._ingested_at > T._ingested_at" in sql  # tie-break on equal versions
-    assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _inserted_at, _updated_at)" in sql
+    assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _through, _inserted_at, _updated_at)" in sql
+    assert "VALUES (S.customer_id, S.email, S.balance, S.updated_at, S.email_domain, S._row_hash, S._ingested_at, S._batch_id, S._through, run_at, run_at)" in sql
     assert "  email = S.email,\n  balance = S.balance,\n  updated_at = S.updated_at,\n  email_domain = S.email_domain," in sql
+    assert "  _through = S._through,\n" in sql  # an updated row records the high-water mark it came from
     assert "  customer_id = S.customer_id" not in sql  # the key is never updated
 
 
@@ -356,11 +389,20 @@ def test_delta_orders_by_typed_version_then_ingestion():
     assert "SAFE_CAST(customer_version AS INT64) DESC NULLS LAST" in render_table(v_int, PROD).layers["delta"]
 
 
-def test_delta_keeps_invalid_rows_for_rejects():
+def test_delta_picks_valid_versions_after_the_dwh_high_water_mark():
     delta = render_table(make_spec(), PROD).layers["delta"]
-    assert "UNION ALL\nSELECT * FROM checked WHERE NOT _valid;" in delta
-    assert "(c.customer_id IS NULL OR SAFE_CAST(c.customer_id AS INT64) IS NOT NULL)" in delta
-    assert "c.email IS NULL" not in delta  # STRING columns cannot fail a cast
+    # the mark: the highest _through on the DWH's rows (1970 for an empty DWH)
+    assert re.search(
+        r"SELECT IFNULL\(MAX\(_through\), TIMESTAMP '1970-01-01 00:00:00\+00'\)( AS mark)? FROM `acme-data-prod.prod_dwh.customers`",
+        delta,
+    )
+    assert re.search(r"_ingested_at > (\w+\.)?mark\b", delta)
+    # _through: the archive's high-water mark at the time the delta was built
+    assert "(SELECT MAX(_ingested_at) FROM `acme-data-prod.prod_archive.customers`) AS _through" in delta
+    # only versions whose values cast can be picked
+    assert "(a.customer_id IS NULL OR SAFE_CAST(a.customer_id AS INT64) IS NOT NULL)" in delta
+    assert "a.email IS NULL" not in delta  # STRING columns cannot fail a cast
+    assert " AS versions" in delta and " AS rejected" in delta
 
 
 # --------------------------------------------------------------------------- transform, NUMERIC, derived
@@ -389,21 +431,56 @@ def test_derived_expressions_rendered_as_given():
     assert "CAST((CAST(val AS FLOAT64) * 2\n  ) AS FLOAT64) AS dv" in odd
 
 
-def test_transform_casts_and_rejects():
+def test_transform_casts():
     sql = render_table(ODD, PROD).layers["transform"]
     assert "    SAFE_CAST(d.ka AS INT64) AS ka,\n    d.kb AS kb," in sql
     assert "SAFE_CAST(d.ver AS DATE) AS ver" in sql and "SAFE_CAST(d.ok AS BOOL) AS ok" in sql
-    assert "IF(d.ok IS NOT NULL AND SAFE_CAST(d.ok AS BOOL) IS NULL, [STRUCT('ok' AS column_name, d.ok AS value, 'not a valid BOOL' AS reason, d.ka AS ka, d.kb AS kb)], [])" in sql
+    for meta in ("_row_hash", "_ingested_at", "_batch_id", "_source_file", "_through"):
+        assert f"    d.{meta}" in sql, meta
+    stripped = strip_literals_and_comments(sql)
+    assert "_rejects" not in stripped and "column_name" not in stripped  # rejects are a view now
+    assert "AS _valid" not in stripped
+
+
+def test_rejects_view_one_branch_per_non_string_column():
+    sql = render_rejects_view(ODD, PROD)
+    (stmt,) = parse(sql)
+    branches = sql.split("\nUNION ALL\n")
+    typed = [c for c in ODD.columns if c.type != "STRING"]
+    assert len(branches) == len(typed) == sql.count("UNION ALL") + 1
+    meta = "_row_hash, _batch_id, _source_file, _ingested_at"
+    for c, b in zip(typed, branches):
+        assert b.startswith(f"SELECT ka, kb, '{c.name}' AS column_name, {c.name} AS value, 'not a valid {c.type}' AS reason, {meta}\n")
+        assert f"FROM `acme-data-prod.prod_archive.zq_items`\nWHERE {c.name} IS NOT NULL AND {safe_cast(c.name, c.type)} IS NULL" in b
     assert "'kb' AS column_name" not in sql  # STRING columns never fail their cast
+    assert "rejected_at" not in sql
+    # the shipped specs' views parse too
+    for spec in SHIPPED:
+        parse(render_rejects_view(spec, PROD))
 
 
-def test_transform_all_string_keeps_the_rejects_type():
+def test_rejects_view_all_string_keeps_its_columns_and_is_empty():
     spec = parse_spec(
         {"table": "t", "source": {"format": "csv", "path": "t/"}, "key": ["a"], "columns": [{"source": "a", "name": "a", "type": "STRING"}]}
     )
-    sql = render_table(spec, PROD).layers["transform"]
-    assert "ARRAY<STRUCT<column_name STRING, value STRING, reason STRING, a STRING>>[]" in sql
-    parse(sql)
+    sql = render_rejects_view(spec, PROD)
+    assert "UNION ALL" not in sql and sql.rstrip().endswith("WHERE FALSE")
+    (stmt,) = parse(sql)
+    assert stmt.named_selects == ["a", "column_name", "value", "reason", "_row_hash", "_batch_id", "_source_file", "_ingested_at"]
+
+
+def test_batch_log_uses_query_parameters_and_never_logs_a_batch_twice():
+    sql = render_batch_log(make_spec(), PROD)
+    assert render_table(make_spec(), PROD).batch_log == sql
+    (stmt,) = parse(sql)
+    assert isinstance(stmt, exp.Insert)
+    assert sql.startswith(
+        "INSERT INTO `acme-data-prod.prod_archive.customers__batches` "
+        "(batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at)"
+    )
+    for p in ("@batch_id", "@source_file", "@content_sha256", "@rows_in", "@null_key_rows", "@rows_archived"):
+        assert p in sql, p
+    assert "WHERE NOT EXISTS (SELECT 1 FROM `acme-data-prod.prod_archive.customers__batches` WHERE batch_id = @batch_id)" in sql
 
 
 # --------------------------------------------------------------------------- checks
@@ -456,7 +533,6 @@ def test_pipeline_tables_inventory_and_ids():
         ("delta", "customers"),
         ("transform", "customers"),
         ("dwh", "customers"),
-        ("dwh", "customers__applied"),
         ("quality", "customers__rejects"),
     ]
     for t in tables:
@@ -466,7 +542,10 @@ def test_pipeline_tables_inventory_and_ids():
     rebuilt = {(t.layer, t.name) for t in tables if t.rebuilt_by_sql}
     assert rebuilt == {("staging", "customers"), ("staging", "customers__batch"), ("delta", "customers"), ("transform", "customers")}
     protected = {(t.layer, t.name) for t in tables if t.protected}
-    assert protected == {("archive", "customers"), ("archive", "customers__batches"), ("dwh", "customers"), ("dwh", "customers__applied"), ("quality", "customers__rejects")}
+    assert protected == {("archive", "customers"), ("archive", "customers__batches"), ("dwh", "customers")}
+    # the rejects are a view over the archive; every other entry is a table
+    views = {(t.layer, t.name): t.view_query for t in tables if t.view_query is not None}
+    assert views == {("quality", "customers__rejects"): render_rejects_view(make_spec(), PROD)}
 
 
 def test_pipeline_tables_fields():
@@ -482,18 +561,20 @@ def test_pipeline_tables_fields():
     dwh = t[("dwh", "zq_items")]
     assert [(f["name"], f["type"]) for f in dwh.fields] == [
         ("ka", "INT64"), ("kb", "STRING"), ("val", "NUMERIC"), ("ver", "DATE"), ("ok", "BOOL"), ("dv", "FLOAT64"),
-        ("_row_hash", "STRING"), ("_ingested_at", "TIMESTAMP"), ("_batch_id", "STRING"), ("_inserted_at", "TIMESTAMP"), ("_updated_at", "TIMESTAMP"),
+        ("_row_hash", "STRING"), ("_ingested_at", "TIMESTAMP"), ("_batch_id", "STRING"), ("_through", "TIMESTAMP"),
+        ("_inserted_at", "TIMESTAMP"), ("_updated_at", "TIMESTAMP"),
     ]
     assert dwh.partition == {"field": "ver", "type": "MONTH"}
     assert dwh.clustering == ("kb", "ka")
     assert {f["mode"] for f in dwh.fields} == {"NULLABLE"}
     transform = t[("transform", "zq_items")]
-    rejects = next(f for f in transform.fields if f["name"] == "_rejects")
-    assert rejects["type"] == "RECORD" and rejects["mode"] == "REPEATED"
-    assert [f["name"] for f in rejects["fields"]] == ["column_name", "value", "reason", "ka", "kb"]
+    assert names(transform) == ["ka", "kb", "val", "ver", "ok", "dv", "_row_hash", "_ingested_at", "_batch_id", "_source_file", "_through"]
+    assert "_through" in names(t[("delta", "zq_items")])
     q = t[("quality", "zq_items__rejects")]
-    assert names(q)[:5] == ["ka", "kb", "column_name", "value", "reason"]
+    # the view's fields list its columns, in the view's column order
+    assert names(q) == ["ka", "kb", "column_name", "value", "reason", "_row_hash", "_batch_id", "_source_file", "_ingested_at"]
     assert {f["type"] for f in q.fields if f["name"] in ("ka", "kb")} == {"STRING"}
+    assert parse(q.view_query)[0].named_selects == names(q)
 
 
 def test_pipeline_tables_without_partition_and_with_long_key():
@@ -551,18 +632,23 @@ def test_render_ddl_hour_partition_and_archive():
     assert archive.endswith(")\nPARTITION BY TIMESTAMP_TRUNC(_ingested_at, DAY)\nCLUSTER BY ka, kb")
 
 
-def test_render_ddl_repeated_record():
-    ddl = render_ddl(tables_by_id(ODD)[("transform", "zq_items")])
-    assert "  _rejects ARRAY<STRUCT<column_name STRING, value STRING, reason STRING, ka STRING, kb STRING>>" in ddl
-    parse(ddl)
+def test_render_ddl_rejects_view():
+    q = tables_by_id(ODD)[("quality", "zq_items__rejects")]
+    ddl = render_ddl(q)
+    assert ddl == f"CREATE OR REPLACE VIEW `acme-data-prod.prod_quality.zq_items__rejects` AS\n{render_rejects_view(ODD, PROD)}"
+    (stmt,) = parse(ddl)
+    assert isinstance(stmt, exp.Create) and stmt.args["kind"] == "VIEW"
 
 
 @pytest.mark.parametrize("spec", SHIPPED + [ODD], ids=lambda s: s.table)
 def test_every_ddl_parses(spec):
     for t in pipeline_tables(spec, PROD):
         ddl = render_ddl(t)
-        assert ddl.startswith(f"CREATE TABLE IF NOT EXISTS `{t.table_id}` (")
-        assert not re.findall(r"\bNUMERIC\b(?!\()", ddl)
+        if t.view_query is not None:
+            assert ddl.startswith(f"CREATE OR REPLACE VIEW `{t.table_id}` AS\n")
+        else:
+            assert ddl.startswith(f"CREATE TABLE IF NOT EXISTS `{t.table_id}` (")
+        assert not re.findall(r"\bNUMERIC\b(?!\()", strip_literals_and_comments(ddl))
         parse(ddl)
 
 
