@@ -489,11 +489,12 @@ def test_batch_log_uses_query_parameters_and_never_logs_a_batch_twice():
 def test_checks_render_error_with_the_check_name():
     sql = render_checks(ODD, PROD)
     assert "ERROR(CONCAT('check not_null(ka, kb) failed on acme-data-prod.prod_dwh.zq_items: '" in sql
-    assert "AS `not_null(ka, kb)`\nFROM `acme-data-prod.prod_dwh.zq_items` WHERE ka IS NULL OR kb IS NULL;" in sql
+    assert "FROM `acme-data-prod.prod_dwh.zq_items` WHERE ka IS NULL OR kb IS NULL) AS check_1_not_null" in sql
     assert "ERROR(CONCAT('check unique(ka, kb) failed on acme-data-prod.prod_dwh.zq_items: '" in sql
-    assert "GROUP BY ka, kb HAVING COUNT(*) > 1" in sql
+    assert "GROUP BY ka, kb HAVING COUNT(*) > 1)) AS check_2_unique" in sql
     assert "ASSERT" not in sql and "RAISE" not in sql  # not available on the embedded engine
-    assert len(parse(sql)) == 2
+    (stmt,) = parse(sql)  # one statement: a column per check
+    assert stmt.named_selects == ["check_1_not_null", "check_2_unique"]
 
 
 def test_no_checks_renders_a_harmless_select():
