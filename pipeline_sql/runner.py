@@ -192,6 +192,10 @@ class Runner:
                 file = pending[0] if pending else None
             if file is not None:
                 path, sha = file
+                # forget the previous batch's description first: should the load succeed and
+                # the new description fail, the archive must not file the new rows under the
+                # old batch (it then names the batch after its run; the file stays pending)
+                self.query(f"TRUNCATE TABLE {self.naming.ref('staging', spec.table, '__batch')}", table=spec.table, layer="staging")
                 res.rows_in = res.rows_out = self._load_file(spec, path)
                 rel = path.relative_to(self.landing_dir).as_posix()
                 self.query(

@@ -40,3 +40,31 @@ def test_csv_header_in_another_order_is_refused_and_nothing_is_loaded(engine, tm
     assert [dict(r.items()) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")] == [
         {"parcel_id": 1, "status": "placed"}
     ]
+
+
+def test_a_staging_stopped_before_its_description_never_files_rows_under_the_previous_batch(engine, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    (landing / "parcels").mkdir(parents=True)
+    (landing / "parcels" / "001.csv").write_text("id,status\n1,placed\n")
+    runner = Runner(engine.client, Naming(env="descgap"), landing_dir=landing)
+    runner.bootstrap([SPEC])
+    runner.run_table(SPEC)
+    first = runner.query("SELECT _batch_id FROM `flexyboots-local.descgap_archive.parcels`")[0]["_batch_id"]
+
+    (landing / "parcels" / "002.csv").write_text("id,status\n2,shipped\n")
+    real = runner.query
+
+    def fail_on_description(sql, params=None, table="", layer=""):
+        if params and "landed_at" in params:
+            raise LayerError(table, layer, "stopped before the description")
+        return real(sql, params, table, layer)
+
+    monkeypatch.setattr(runner, "query", fail_on_description)
+    with pytest.raises(LayerError):
+        runner.run_layer(SPEC, "staging")  # the file is loaded, its description is not written
+    monkeypatch.undo()
+    runner.run_layer(SPEC, "archive")
+    runner.run_table(SPEC)
+    rows = {r["parcel_id"]: r["_batch_id"] for r in runner.query("SELECT parcel_id, _batch_id FROM `flexyboots-local.descgap_archive.parcels`")}
+    assert rows.keys() == {"1", "2"} and rows["2"] != first  # never filed under batch 001
+    assert not runner.pending_files(SPEC)  # and 002 is recorded as done in the end
