@@ -11,8 +11,8 @@ The model never reads SQL or the engine: from the batches in landing (= archive)
 The one thing it shares with the renderer is the *definition* of the row hash, needed to
 reproduce the tie-break between two versions of a key with the same ``version_by`` in the same
 batch (documented in ``pipeline_sql.render.row_hash``): MD5 hex of the renamed business columns in
-spec order, each value length-prefixed ``<len>:<value>`` (NULL as ``~``), joined by ``,``. It is
-re-implemented here from that definition, not imported.
+spec order as a compact JSON array of strings (``["42","a,b",null]``). It is re-implemented
+here from that definition, not imported.
 
 Casts model BigQuery's SAFE_CAST on the small value sets the tests use (clearly valid or clearly
 invalid values only: the embedded engine is laxer than BigQuery for strings like '1e3' as INT64,
@@ -22,6 +22,7 @@ invalid values only: the embedded engine is laxer than BigQuery for strings like
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -116,8 +117,8 @@ def valid(value: str | None, typ: str) -> bool:
 
 def row_hash(values: Iterable[str | None]) -> str:
     """The archive's ``_row_hash`` by its definition (see the module docstring)."""
-    parts = ["~" if v is None else f"{len(v)}:{v}" for v in values]
-    return hashlib.md5(",".join(parts).encode("utf-8")).hexdigest()
+    text = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
 class _Version:

@@ -7,7 +7,7 @@ Values come from small alphabets so that updates, reverts, exact duplicates, NUL
 failures, equal versions (ties), NULL versions and keys equal only after their cast ('1'/'01')
 all happen often. The model reproduces the tie-break between equal versions in one batch by
 computing the archive's row hash from its documented definition (``sql_model.row_hash``: MD5 hex
-of ``len:value`` parts, NULL as ``~``, joined by ``,``, over the renamed columns in spec order).
+of the renamed values in spec order as a compact JSON array of strings).
 
 Bounded: 25 examples, at most 4 batches of at most 8 rows, at most 10 layer runs before the final
 run, on one engine with fresh datasets per example (a new ``Naming`` env from a counter).

@@ -336,13 +336,9 @@ def test_archive_is_one_insert_with_not_exists_dedupe():
     assert f"{row_hash(['customer_id', 'email', 'balance', 'updated_at'])} AS _row_hash" in sql
 
 
-def test_row_hash_is_null_safe_and_length_prefixed():
+def test_row_hash_is_md5_of_a_json_array_of_the_values():
     h = row_hash(["a", "b"], prefix="t.")
-    assert h == (
-        "TO_HEX(MD5(CONCAT("
-        "IFNULL(CONCAT(CAST(CHAR_LENGTH(t.a) AS STRING), ':', t.a), '~'), ',', "
-        "IFNULL(CONCAT(CAST(CHAR_LENGTH(t.b) AS STRING), ':', t.b), '~'))))"
-    )
+    assert h == "TO_HEX(MD5(TO_JSON_STRING([t.a, t.b])))"
     parse(f"SELECT {h} FROM t")
 
 
