@@ -124,7 +124,9 @@ class Runner:
             r = self._rendered[spec.table] = render_table(spec, self.naming, self.landing_uri)
         return r
 
-    def query(self, sql: str, params: dict | None = None, table: str = "", layer: str = ""):
+    def query(self, sql: str, params: dict | None = None, table: str = "", layer: str = "", rows: bool = True):
+        """Run one job; its rows (``rows=False``: none, and no extra request for them when the
+        job already finished: the embedded engine runs a job within its insert call)."""
         from google.api_core import retry as api_retry
         from google.cloud import bigquery
 
@@ -135,6 +137,10 @@ class Runner:
             ]
         try:
             job = self.client.query(sql, job_config=cfg, retry=api_retry.Retry(deadline=30), job_retry=None)
+            if not rows and job.state == "DONE":
+                if job.error_result:
+                    raise RuntimeError(job.error_result.get("message") or str(job.error_result))
+                return []
             return list(job.result())
         except Exception as e:  # the client raises many types; keep the message
             raise LayerError(table or "-", layer or "-", _clean(e)) from e
@@ -148,7 +154,7 @@ class Runner:
         stmts = [f"CREATE SCHEMA IF NOT EXISTS {self.naming.dataset_ref(d)}" for d in DATASETS]
         for spec in specs:
             stmts += [render_ddl(t) for t in pipeline_tables(spec, self.naming)]
-        self.query(";\n".join(stmts) + ";", table="(all)", layer="bootstrap")
+        self.query(";\n".join(stmts) + ";", table="(all)", layer="bootstrap", rows=False)
 
     # ------------------------------------------------------------------ layers
 
@@ -195,7 +201,7 @@ class Runner:
                 # forget the previous batch's description first: should the load succeed and
                 # the new description fail, the archive must not file the new rows under the
                 # old batch (it then names the batch after its run; the file stays pending)
-                self.query(f"TRUNCATE TABLE {self.naming.ref('staging', spec.table, '__batch')}", table=spec.table, layer="staging")
+                self.query(f"TRUNCATE TABLE {self.naming.ref('staging', spec.table, '__batch')}", table=spec.table, layer="staging", rows=False)
                 res.rows_in = res.rows_out = self._load_file(spec, path)
                 rel = path.relative_to(self.landing_dir).as_posix()
                 self.query(
@@ -208,6 +214,7 @@ class Runner:
                     },
                     spec.table,
                     "staging",
+                    rows=False,
                 )
                 res.detail.update(file=rel, sha256=sha)
         res.seconds = time.perf_counter() - t0
@@ -278,6 +285,7 @@ class Runner:
             },
             spec.table,
             "archive",
+            rows=False,
         )
 
     def run_delta(self, spec: TableSpec) -> LayerResult:
@@ -305,7 +313,7 @@ class Runner:
 
     def run_checks(self, spec: TableSpec) -> LayerResult:
         t0 = time.perf_counter()
-        self.query(self.sql(spec).checks, table=spec.table, layer="checks")
+        self.query(self.sql(spec).checks, table=spec.table, layer="checks", rows=False)
         return LayerResult(spec.table, "checks", detail={"passed": len(spec.checks)}, seconds=time.perf_counter() - t0)
 
     def run_layer(self, spec: TableSpec, layer: str) -> LayerResult:

@@ -54,10 +54,10 @@ def test_a_staging_stopped_before_its_description_never_files_rows_under_the_pre
     (landing / "parcels" / "002.csv").write_text("id,status\n2,shipped\n")
     real = runner.query
 
-    def fail_on_description(sql, params=None, table="", layer=""):
+    def fail_on_description(sql, params=None, table="", layer="", **kw):
         if params and "landed_at" in params:
             raise LayerError(table, layer, "stopped before the description")
-        return real(sql, params, table, layer)
+        return real(sql, params, table, layer, **kw)
 
     monkeypatch.setattr(runner, "query", fail_on_description)
     with pytest.raises(LayerError):
