@@ -6,7 +6,7 @@ embedded engine) the staging layer loads landed files one batch at a time: the f
 with a load job, then archived; re-landing the same content changes nothing. Against a real
 project (``--project``) the staging layer runs its rendered ``LOAD DATA`` script instead.
 
-Each layer is one statement or one transaction; a failure raises :class:`LayerError` naming the
+Each layer writes with one statement; a failure raises :class:`LayerError` naming the
 table and layer and leaves the previous state intact, so a re-run finishes the job.
 """
 
