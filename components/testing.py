@@ -292,6 +292,11 @@ class Mocks(pulumi.runtime.Mocks):
             rid = out["name"]
         elif typ == "gcp:projects/service:Service":
             rid = f"{project}/{plain.get('service', args.name)}"
+        elif typ == "gcp:composer/environment:Environment":  # what Composer computes
+            cfg = dict(out.get("config") or {})
+            cfg.setdefault("dagGcsPrefix", f"gs://{self.region}-{args.name}-bucket/dags")
+            cfg.setdefault("airflowUri", f"https://{args.name}-dot-{self.region}.composer.googleusercontent.com")
+            out["config"] = cfg
         elif typ == "gcp:compute/instance:Instance":
             out.update(instanceId="4" + _digits(args.name, 18), cpuPlatform="Intel Broadwell")
             nics = []

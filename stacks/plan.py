@@ -62,20 +62,9 @@ class Plan:
 
 
 def _mocks(project: str):
-    """The shared mocks plus what Composer computes (its DAG folder and Airflow URI)."""
     from components.testing import Mocks
 
-    class PlatformMocks(Mocks):
-        def new_resource(self, args):
-            rid, out = super().new_resource(args)
-            if args.typ == "gcp:composer/environment:Environment":
-                cfg = dict(out.get("config") or {})
-                cfg.setdefault("dagGcsPrefix", f"gs://{self.region}-{args.name}-bucket/dags")
-                cfg.setdefault("airflowUri", f"https://{args.name}-dot-{self.region}.composer.googleusercontent.com")
-                out["config"] = cfg
-            return rid, out
-
-    return PlatformMocks(project=project)
+    return Mocks(project=project)
 
 
 def run_stack(

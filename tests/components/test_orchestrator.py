@@ -12,18 +12,6 @@ from pipeline_sql.naming import DATASETS, LAYERS
 PROJECT = "acme-data-prod"
 
 
-class ComposerMocks(Mocks):
-    """Adds what Composer computes: the DAG folder and the Airflow URI."""
-
-    def new_resource(self, args):
-        rid, out = super().new_resource(args)
-        if args.typ == "gcp:composer/environment:Environment":
-            cfg = dict(out.get("config") or {})
-            cfg.setdefault("dagGcsPrefix", f"gs://{args.name}-bucket/dags")
-            cfg.setdefault("airflowUri", f"https://{args.name}.composer.googleusercontent.com")
-            out["config"] = cfg
-        return rid, out
-
 
 def _args(**over):
     from components.orchestrator import OrchestratedTable, OrchestratorArgs
@@ -53,7 +41,7 @@ def run(**over):
     from components.orchestrator import Orchestrator
 
     args = _args(**over)
-    return run_program(lambda: Orchestrator("orchestrator", args), config={"gcp:project": PROJECT}, mocks=ComposerMocks(project=PROJECT))
+    return run_program(lambda: Orchestrator("orchestrator", args), config={"gcp:project": PROJECT}, mocks=Mocks(project=PROJECT))
 
 
 def test_composer_3_environment_with_workloads_and_long_timeouts():
@@ -94,7 +82,7 @@ def test_env_variables_hand_datasets_and_transfer_ids_to_dags():
 def test_dag_is_uploaded_to_the_environments_dag_folder():
     rec = run()
     (obj,) = rec.of_type("gcp:storage/bucketObject:BucketObject")
-    assert obj.inputs["bucket"] == "prod-composer-bucket"
+    assert obj.inputs["bucket"] == "europe-west1-prod-composer-bucket"
     assert obj.inputs["name"] == "dags/flexyboots_prod_etl.py"
     text = obj.inputs["content"]
     compile(text, "dag.py", "exec")
