@@ -29,6 +29,8 @@ import ipaddress
 import re
 from typing import Any, Iterable, Mapping, Optional
 
+from pipeline_sql.naming import ENV_PATTERN as ENV
+
 __all__ = [
     "BASE_LABEL_KEYS",
     "ComponentArgsError",
@@ -48,11 +50,12 @@ __all__ = [
 BASE_LABEL_KEYS = ("env", "component", "managed-by")
 MANAGED_BY = "pulumi"
 
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_ENV = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+#: GCP identifier rules, shared by the components and the stack config.
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _UNSAFE = re.compile(r"[^a-z0-9-]+")
 
 
@@ -70,7 +73,7 @@ class ComponentArgsError(ValueError):
 
 
 def require_env(component: str, env: Any, field: str = "env") -> str:
-    if not isinstance(env, str) or not _ENV.match(env):
+    if not isinstance(env, str) or not ENV.match(env):
         raise ComponentArgsError(
             component, field, "1-16 lower-case letters and digits, starting with a letter", env
         )
@@ -116,12 +119,12 @@ def require_label_map(component: str, field: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ComponentArgsError(component, field, "a mapping of label key -> value", value)
     for k, v in value.items():
-        if not isinstance(k, str) or not _LABEL_KEY.match(k):
+        if not isinstance(k, str) or not LABEL_KEY.match(k):
             raise ComponentArgsError(
                 component, f"{field}[{k!r}]",
                 "a label key of 1-63 lower-case letters, digits, '_' or '-', starting with a letter", k,
             )
-        if not isinstance(v, str) or not _LABEL_VALUE.match(v):
+        if not isinstance(v, str) or not LABEL_VALUE.match(v):
             raise ComponentArgsError(
                 component, f"{field}[{k!r}]", "a label value of 0-63 lower-case letters, digits, '_' or '-'", v
             )
@@ -129,7 +132,7 @@ def require_label_map(component: str, field: str, value: Any) -> dict[str, str]:
 
 
 def require_gcp_region(component: str, field: str, value: Any) -> str:
-    if not isinstance(value, str) or not _REGION.match(value):
+    if not isinstance(value, str) or not REGION.match(value):
         raise ComponentArgsError(component, field, "a GCP region such as 'europe-west1'", value)
     return value
 
@@ -149,7 +152,7 @@ def require_cidr(component: str, field: str, value: Any) -> str:
 def labels(env: str, component: str, extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """``{"env": env, "component": component, "managed-by": "pulumi", **extra}``, validated."""
     require_env("labels", env)
-    if not isinstance(component, str) or not _LABEL_VALUE.match(component) or not component:
+    if not isinstance(component, str) or not LABEL_VALUE.match(component) or not component:
         raise ComponentArgsError("labels", "component", "a label value of 1-63 lower-case letters, digits, '_' or '-'", component)
     extra = require_label_map("labels", "extra", extra)
     clash = sorted(set(extra) & set(BASE_LABEL_KEYS))

@@ -62,7 +62,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components import startup_scripts
-from components.common import ComponentArgsError, labels, require_env, require_label_map
+from components.common import PROJECT_ID, ComponentArgsError, labels, require_env, require_label_map
 from components.render import check_machine_minimum, machine_shape, prefixed, service_account_id
 
 #: The only roles a service VM's account may hold at project level.
@@ -73,7 +73,6 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 _TAG = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced")
 
 
@@ -250,7 +249,7 @@ class ServiceVm(pulumi.ComponentResource):
     def _validate(self, args: ServiceVmArgs) -> None:
         c = self.COMPONENT
         require_env(c, args.env)
-        if not isinstance(args.project, str) or not _PROJECT.match(args.project):
+        if not isinstance(args.project, str) or not PROJECT_ID.match(args.project):
             raise ComponentArgsError(c, "project", "a GCP project id", args.project)
         if not isinstance(args.zone, str) or not _ZONE.match(args.zone):
             raise ComponentArgsError(c, "zone", "a GCP zone such as 'europe-west1-b'", args.zone)

@@ -35,6 +35,8 @@ import re
 import shlex
 from typing import Optional
 
+from components.common import PROJECT_ID
+
 DATA_MOUNT = "/mnt/disks/data"
 METABASE_HEALTH_PATH = "/api/health"
 #: The TCP port each service listens on (what the IAP firewall must admit).
@@ -53,7 +55,6 @@ MAX_MAP_COUNT = 262144
 
 _DEVICE = re.compile(r"^[a-z][a-z0-9-]{0,61}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(,[A-Za-z0-9.-]+)*$")
@@ -224,7 +225,7 @@ def render_metabase(
     port: int = SERVICE_PORTS["metabase"],
 ) -> str:
     _check("secret_id", secret_id, _SECRET_ID, "a Secret Manager secret id (letters, digits, '_' and '-')")
-    _check("project", project, _PROJECT, "a GCP project id")
+    _check("project", project, PROJECT_ID, "a GCP project id")
     compose = compose_metabase(
         db_name=db_name, db_user=db_user, metabase_image=metabase_image, postgres_image=postgres_image, port=port
     )

@@ -31,7 +31,8 @@ DATASETS = LAYERS + ("quality",)
 TEMPORARY_LAYERS = ("staging", "delta", "transform")
 
 _PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]$|^[a-z][a-z0-9\-]*(\.[a-z][a-z0-9\-]*)?:[a-z][a-z0-9\-]{4,28}[a-z0-9]$")
-_ENV = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+#: An environment name (dataset prefix, label value, resource-name prefix).
+ENV_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 LOCAL_PROJECT = "flexyboots-local"
 
 
@@ -49,7 +50,7 @@ class Naming:
                 f"project {self.project!r} is not a valid GCP project id; expected 6-30 lower-case "
                 "letters, digits and hyphens, starting with a letter"
             )
-        if self.env and not _ENV.match(self.env):
+        if self.env and not ENV_PATTERN.match(self.env):
             raise ValueError(f"env {self.env!r} is not valid; expected 1-16 lower-case letters and digits, starting with a letter")
 
     def dataset(self, layer: str) -> str:

@@ -42,6 +42,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.common import BASE_LABEL_KEYS, ENV, LABEL_KEY, LABEL_VALUE, PROJECT_ID, REGION
+
 NS = "flexyboots"
 MODES = ("scheduled", "orchestrated")
 SERVICES = ("airbyte", "metabase", "amundsen")
@@ -61,15 +63,10 @@ TOP_KEYS = (
     "services",
 )
 
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_ENV = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _LOCATION = re.compile(r"^(US|EU|[a-z]+-[a-z]+[0-9]+)$")
 _MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
 _IMAGE = re.compile(r"^composer-(\d+)(\.\d+\.\d+(-preview\.\d+)?)?-airflow-(\d+)(\.\d+(\.\d+)?)?$")
 _START = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _PATH = re.compile(r"^[A-Za-z0-9_\-./]+$")
 
 #: Service defaults: what each preset needs to run (Airbyte's abctl wants 4 vCPU / 8 GB unless
@@ -262,9 +259,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     project = raw.get("gcp:project")
     if project is None:
         raise StackConfigError("gcp:project", "missing; set it with `pulumi config set gcp:project <project-id>`")
-    project = _str("gcp:project", project, _PROJECT, "a GCP project id (6-30 lower-case letters, digits and hyphens)")
-    region = _str("gcp:region", raw.get("gcp:region", "europe-west1"), _REGION, "a GCP region such as 'europe-west1'")
-    env = _str(f"{NS}:env", get("env", stack), _ENV, "1-16 lower-case letters and digits, starting with a letter")
+    project = _str("gcp:project", project, PROJECT_ID, "a GCP project id (6-30 lower-case letters, digits and hyphens)")
+    region = _str("gcp:region", raw.get("gcp:region", "europe-west1"), REGION, "a GCP region such as 'europe-west1'")
+    env = _str(f"{NS}:env", get("env", stack), ENV, "1-16 lower-case letters and digits, starting with a letter")
     location = _str(f"{NS}:location", get("location", "EU"), _LOCATION, "a BigQuery location: US, EU or a region such as 'europe-west1'")
     protect = _bool(f"{NS}:protect", get("protect", False))
 
@@ -272,9 +269,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     if not isinstance(labels, dict):
         raise StackConfigError(f"{NS}:labels", f"expected a mapping of label key to value, got {_show(labels)}")
     for k, v in labels.items():
-        if not _LABEL_KEY.match(str(k)) or k in ("env", "component", "managed-by"):
+        if not LABEL_KEY.match(str(k)) or k in BASE_LABEL_KEYS:
             raise StackConfigError(f"{NS}:labels.{k}", "expected a label key (lower-case, 1-63 chars) other than env, component, managed-by")
-        if not isinstance(v, str) or not _LABEL_VALUE.match(v):
+        if not isinstance(v, str) or not LABEL_VALUE.match(v):
             raise StackConfigError(f"{NS}:labels.{k}", f"expected a label value (0-63 lower-case letters, digits, _ or -), got {_show(v)}")
 
     apis = _mapping(f"{NS}:apis", get("apis"), ("enabled",))
