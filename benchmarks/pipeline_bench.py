@@ -225,8 +225,7 @@ def main(argv=None) -> int:
     state = work / "state" if args.persistent else None
     with PeakRss() as rss:
         with LocalEngine(state_dir=state, gcs_root=landing.parent) as eng:
-            runner = Runner(eng.client, Naming(), landing_dir=landing)
-            runner._gcs_mapped = True
+            runner = Runner(eng.client, Naming(), landing_dir=landing, read_in_place=True)
             runner.bootstrap([spec])
             hidden = second.rename(second.with_suffix(".later"))  # land batch 2 after the initial load
             initial, _ = run_load(runner, spec, "initial")

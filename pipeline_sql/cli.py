@@ -61,8 +61,9 @@ def _naming(args) -> Naming:
 class _Session:
     """A runner on the embedded engine (``state`` dir) or on real BigQuery (``project``)."""
 
-    def __init__(self, args, landing: Path | None, state: Path | None):
-        self.args, self.landing, self.state = args, landing, state
+    def __init__(self, args, landing: str | Path | None, state: Path | None):
+        self.args, self.state = args, state
+        self.landing = landing if args.project or landing is None else Path(landing)
         self.engine = None
 
     def __enter__(self) -> Runner:
@@ -75,7 +76,7 @@ class _Session:
                 client = bigquery.Client(project=self.args.project)
             except Exception as e:  # no credentials, bad project...
                 raise CliError(f"cannot reach BigQuery project {self.args.project!r}: {e}") from e
-            uri = str(self.landing) if self.landing else ""
+            uri = str(self.landing) if self.landing is not None else "gs://landing"  # export loads nothing
             if not uri.startswith("gs://"):
                 raise CliError("--project needs --landing gs://<landing bucket> (staging runs LOAD DATA from it)")
             return Runner(client, naming, landing_dir=None, landing_uri=uri.rstrip("/"), progress=progress, local=False)
@@ -89,15 +90,7 @@ class _Session:
             self.engine.start()
         except EngineError as e:
             raise CliError(str(e)) from e
-        runner = Runner(
-            self.engine.client,
-            naming,
-            landing_dir=self.landing.resolve() if self.landing else None,
-            landing_uri=f"gs://{self.landing.name}" if self.landing else "gs://landing",
-            progress=progress,
-        )
-        runner._gcs_mapped = self.landing is not None
-        return runner
+        return Runner(self.engine.client, naming, landing_dir=self.landing, progress=progress, read_in_place=True)
 
     def __exit__(self, *exc) -> None:
         if self.engine is not None:
@@ -141,12 +134,12 @@ def cmd_render(args) -> int:
 def cmd_run(args) -> int:
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     specs = _specs(args, tables)
-    landing = Path(args.landing) if args.landing and not str(args.landing).startswith("gs://") else (args.landing or DEFAULT_LANDING)
+    landing = args.landing  # a folder, or gs://<bucket> with --project
     state = None if args.project else Path(args.state)
     where = f"BigQuery project {args.project}" if args.project else f"embedded engine, state in {state}"
     _print(f"flexyboots run: {len(specs)} tables ({', '.join(s.table for s in specs)}) from {landing} on {where}")
     t0 = time.perf_counter()
-    with _Session(args, Path(landing) if not str(landing).startswith("gs://") else landing, state) as runner:
+    with _Session(args, landing, state) as runner:
         runner.bootstrap(specs)
         results: list[LayerResult] = []
         for spec in specs:

@@ -106,11 +106,16 @@ class Runner:
         landing_uri: str = "gs://landing",
         progress: Callable[[str], None] | None = None,
         local: bool = True,
+        read_in_place: bool = False,
     ):
+        """``read_in_place``: the engine resolves ``gs://`` under the landing folder's parent
+        (its ``gcs_root``), so load jobs read ``gs://<landing folder name>/...`` where the files
+        lie instead of uploading them; ``landing_uri`` is then that bucket."""
         self.client = client
         self.naming = naming
-        self.landing_dir = Path(landing_dir) if landing_dir else None
-        self.landing_uri = landing_uri
+        self.landing_dir = Path(landing_dir).resolve() if landing_dir else None
+        self.read_in_place = read_in_place and self.landing_dir is not None
+        self.landing_uri = f"gs://{self.landing_dir.name}" if self.read_in_place else landing_uri
         self.progress = progress or (lambda line: None)
         self.local = local
         self._rendered: dict[str, RenderedTable] = {}
@@ -240,8 +245,8 @@ class Runner:
             cfg.source_format = bigquery.SourceFormat.PARQUET
         table_id = self.naming.table_id("staging", spec.table)
         try:
-            if self.landing_dir is not None and self._gcs_mapped:
-                uri = f"gs://{self.landing_dir.name}/{path.relative_to(self.landing_dir).as_posix()}"
+            if self.read_in_place:
+                uri = f"{self.landing_uri}/{path.relative_to(self.landing_dir).as_posix()}"
                 job = self.client.load_table_from_uri(uri, table_id, job_config=cfg)
             else:
                 with open(path, "rb") as f:
@@ -250,8 +255,6 @@ class Runner:
         except Exception as e:
             raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
         return int(job.output_rows or 0)
-
-    _gcs_mapped = False
 
     def _run_script(self, spec: TableSpec, layer: str) -> dict:
         """Run a layer's script; its last statement reports what it did (one row, or none)."""

@@ -2,7 +2,7 @@
 
 One engine per test session (starting one costs ~2 s). Every test gets its own datasets through
 a unique ``Naming(env=...)`` and its own landing folder under ``tmp_path``; the runner uploads
-each landed file with ``load_table_from_file`` (``_gcs_mapped`` stays False), so tests never
+each landed file with ``load_table_from_file`` (``read_in_place`` is off), so tests never
 share a table or a file.
 
 Helpers here:
@@ -77,8 +77,7 @@ class Pipe:
         self.landing = landing
         self.folder = landing / spec.source.path
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.runner = Runner(engine.client, self.naming, landing_dir=landing)
-        self.runner._gcs_mapped = False  # upload with load_table_from_file
+        self.runner = Runner(engine.client, self.naming, landing_dir=landing)  # uploads each file
         self.runner.bootstrap([spec])
         self._seq = 0
 
