@@ -145,21 +145,14 @@ class PipelineRuntime(pulumi.ComponentResource):
                 opts=sa_opts,
             ))
             reads, writes = LAYER_ACCESS[layer]
-            for ds in writes:
+            access = [(ds, "edits", "roles/bigquery.dataEditor") for ds in writes]
+            access += [(ds, "reads", "roles/bigquery.dataViewer") for ds in reads]
+            for ds, verb, role in access:
                 grants.append(gcp.bigquery.DatasetIamMember(
-                    f"{env}-dts-{layer}-edits-{ds}",
+                    f"{env}-dts-{layer}-{verb}-{ds}",
                     project=args.project,
                     dataset_id=args.datasets[ds],
-                    role="roles/bigquery.dataEditor",
-                    member=sa.member,
-                    opts=sa_opts,
-                ))
-            for ds in reads:
-                grants.append(gcp.bigquery.DatasetIamMember(
-                    f"{env}-dts-{layer}-reads-{ds}",
-                    project=args.project,
-                    dataset_id=args.datasets[ds],
-                    role="roles/bigquery.dataViewer",
+                    role=role,
                     member=sa.member,
                     opts=sa_opts,
                 ))
