@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from .naming import LAYERS, LOCAL_PROJECT, Naming
-from .render import render_layer
+from .render import EXPORT_LAYERS, render_dwh_snapshot, render_export, render_layer, render_rejects_listing
 from .runner import LayerError, LayerResult, Runner, landed_files
 from .spec import SpecError, TableSpec, load_specs
 
@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "tables"
 DEFAULT_LANDING = ROOT / "landing"
 DEFAULT_STATE = ROOT / ".flexyboots"
-EXPORT_LAYERS = LAYERS + ("rejects",)
 
 
 class CliError(Exception):
@@ -149,16 +148,6 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _order_by(spec: TableSpec, layer: str) -> list[str]:
-    if layer == "staging":
-        return [spec.column(k).source for k in spec.key]
-    if layer == "archive":
-        return list(spec.key) + ["_ingested_at", "_row_hash"]
-    if layer == "rejects":
-        return list(spec.key) + ["_ingested_at", "column_name"]
-    return list(spec.key)
-
-
 def _json_default(v):
     if isinstance(v, decimal.Decimal):
         return str(v)
@@ -177,11 +166,8 @@ def cmd_export(args) -> int:
         raise CliError(f"no engine state in {state}; run `python -m pipeline_sql run` first")
     with _Session(args, None, state if not args.project else None) as runner:
         runner.progress = lambda line: None
-        naming = runner.naming
-        ref = naming.ref("quality", spec.table, "__rejects") if layer == "rejects" else naming.ref(layer, spec.table)
-        order = ", ".join(f"{c} IS NULL, {c}" for c in _order_by(spec, layer))
         try:
-            rows = runner.query(f"SELECT * FROM {ref} ORDER BY {order}", table=spec.table, layer=layer)
+            rows = runner.query(render_export(spec, runner.naming, layer), table=spec.table, layer=layer)
         except LayerError as e:
             if "not found" in str(e).lower() or "does not exist" in str(e).lower():
                 raise CliError(f"{spec.table}: no {layer} table yet in {state}; run `python -m pipeline_sql run` first") from e
@@ -206,8 +192,7 @@ def _rounds(landing: Path, specs: list[TableSpec]) -> dict[int, list[tuple[Table
 
 
 def _dwh_snapshot(runner: Runner, spec: TableSpec) -> dict:
-    cols = [n for n, _ in spec.dwh_columns]
-    rows = runner.query(f"SELECT {', '.join(cols)} FROM {runner.naming.ref('dwh', spec.table)}", table=spec.table, layer="dwh")
+    rows = runner.query(render_dwh_snapshot(spec, runner.naming), table=spec.table, layer="dwh")
     return {tuple(r[k] for k in spec.key): dict(r.items()) for r in rows}
 
 
@@ -260,11 +245,7 @@ def cmd_demo(args) -> int:
                         _print(line)
                     if len(changes) > 12:
                         _print(f"    ... and {len(changes) - 12} more")
-                rejects = runner.query(
-                    f"SELECT * FROM {runner.naming.ref('quality', spec.table, '__rejects')} ORDER BY _ingested_at, column_name",
-                    table=spec.table,
-                    layer="rejects",
-                )
+                rejects = runner.query(render_rejects_listing(spec, runner.naming), table=spec.table, layer="rejects")
                 for r in rejects:
                     ident = (spec.table, r["_row_hash"], r["column_name"])
                     if ident not in shown_rejects:

@@ -18,8 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
-from .naming import LAYERS, Naming
-from .schema import sql_type
+from .naming import DATASETS, LAYERS, Naming
+from .schema import pipeline_tables, render_ddl, sql_type
 from .spec import TableSpec
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -172,7 +172,7 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
         # no description (an amazon_s3 transfer) gets one batch per archive run
         batch_select=(
             "  SELECT\n"
-            "    IFNULL(ANY_VALUE(batch_id), CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%E6S', run_at))) AS batch_id,\n"
+            "    IFNULL(ANY_VALUE(batch_id), CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%E6S', _run_at))) AS batch_id,\n"
             "    ANY_VALUE(source_file) AS source_file,\n"
             "    ANY_VALUE(content_sha256) AS content_sha256\n"
             f"  FROM {naming.ref('staging', spec.table, '__batch')}"
@@ -182,8 +182,8 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
         row_hash=row_hash(names),
         key_not_null=" AND ".join(f"{k} IS NOT NULL" for k in key),
         key_and_hash=", ".join(key + ["_row_hash"]),
-        fresh_columns=",\n".join(f"  fresh.{n}" for n in names),
-        archive_match=" AND ".join([f"a.{k} = fresh.{k}" for k in key] + ["a._row_hash = fresh._row_hash"]),
+        fresh_columns=",\n".join(f"  _fresh.{n}" for n in names),
+        archive_match=" AND ".join([f"a.{k} = _fresh.{k}" for k in key] + ["a._row_hash = _fresh._row_hash"]),
         source_key_null=" OR ".join(f"{spec.column(k).source} IS NULL" for k in key),
     )
 
@@ -217,6 +217,7 @@ def render_transform(spec: TableSpec, naming: Naming) -> str:
         delta=naming.ref("delta", spec.table),
         rejects=naming.ref("quality", spec.table, "__rejects"),
         casts=",\n".join(casts),
+        typed_columns=",\n".join(f"  _typed.{c.name}" for c in spec.columns),
         derived=derived,
     )
 
@@ -231,11 +232,11 @@ def render_dwh(spec: TableSpec, naming: Naming) -> str:
         transform=naming.ref("transform", spec.table),
         key_list=", ".join(key),
         order_text=_order_text(spec),
-        merge_match=" AND ".join(f"T.{k} = S.{k}" for k in key),
-        newer_than_target=_newer(spec, "S", "T", new_is_raw=False),
-        update_set=",\n".join(f"  {c} = S.{c}" for c in non_key) if non_key else f"  {key[0]} = S.{key[0]}",
+        merge_match=" AND ".join(f"_T.{k} = _S.{k}" for k in key),
+        newer_than_target=_newer(spec, "_S", "_T", new_is_raw=False),
+        update_set=",\n".join(f"  {c} = _S.{c}" for c in non_key) if non_key else f"  {key[0]} = _S.{key[0]}",
         insert_columns=", ".join(cols),
-        insert_values=", ".join(f"S.{c}" for c in cols),
+        insert_values=", ".join(f"_S.{c}" for c in cols),
     )
 
 
@@ -310,3 +311,64 @@ def render_table(spec: TableSpec, naming: Naming, landing_uri: str = "gs://landi
         batch_log=render_batch_log(spec, naming),
         rejects_view=render_rejects_view(spec, naming),
     )
+
+
+# --------------------------------------------------------------------------- runner and CLI
+# The statements the runner and the CLI send besides the layers: rendered here, like the layers,
+# so that pipeline_sql.statements lists exactly what runs (and the GoogleSQL analysis covers it).
+
+#: What ``python -m pipeline_sql export`` can read: each layer's table and the rejects view.
+EXPORT_LAYERS = LAYERS + ("rejects",)
+
+
+def render_bootstrap(specs, naming: Naming) -> str:
+    """One script creating every dataset and every table and view the layers need (idempotent)."""
+    stmts = [f"CREATE SCHEMA IF NOT EXISTS {naming.dataset_ref(d)}" for d in DATASETS]
+    for spec in specs:
+        stmts += [render_ddl(t) for t in pipeline_tables(spec, naming)]
+    return ";\n".join(stmts) + ";"
+
+
+def render_truncate_staging_batch(spec: TableSpec, naming: Naming) -> str:
+    """Forget the previous batch's description before a new file is loaded into staging."""
+    return f"TRUNCATE TABLE {naming.ref('staging', spec.table, '__batch')}"
+
+
+def render_archived_hashes(spec: TableSpec, naming: Naming) -> str:
+    """The content hashes of the files archived so far (the runner skips those files)."""
+    return f"SELECT content_sha256 FROM {naming.ref('archive', spec.table, '__batches')} WHERE content_sha256 IS NOT NULL"
+
+
+def render_staging_rows(spec: TableSpec, naming: Naming) -> str:
+    """Rows in staging after a LOAD DATA (column ``n``)."""
+    return f"SELECT COUNT(*) AS n FROM {naming.ref('staging', spec.table)}"
+
+
+def export_order(spec: TableSpec, layer: str) -> list[str]:
+    """The columns an export of ``layer`` is sorted by (the key first)."""
+    if layer == "staging":
+        return [spec.column(k).source for k in spec.key]
+    if layer == "archive":
+        return list(spec.key) + ["_ingested_at", "_row_hash"]
+    if layer == "rejects":
+        return list(spec.key) + ["_ingested_at", "column_name"]
+    return list(spec.key)
+
+
+def render_export(spec: TableSpec, naming: Naming, layer: str) -> str:
+    """Every row of a layer's table (or of the rejects view), sorted by key, NULLs last."""
+    if layer not in EXPORT_LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; expected one of: {', '.join(EXPORT_LAYERS)}")
+    ref = naming.ref("quality", spec.table, "__rejects") if layer == "rejects" else naming.ref(layer, spec.table)
+    order = ", ".join(f"{c} IS NULL, {c}" for c in export_order(spec, layer))
+    return f"SELECT * FROM {ref} ORDER BY {order}"
+
+
+def render_dwh_snapshot(spec: TableSpec, naming: Naming) -> str:
+    """The DWH's business columns (the demo compares them round by round)."""
+    return f"SELECT {', '.join(n for n, _ in spec.dwh_columns)} FROM {naming.ref('dwh', spec.table)}"
+
+
+def render_rejects_listing(spec: TableSpec, naming: Naming) -> str:
+    """The rejects, oldest first (the demo prints the new ones)."""
+    return f"SELECT * FROM {naming.ref('quality', spec.table, '__rejects')} ORDER BY _ingested_at, column_name"

@@ -19,9 +19,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .naming import DATASETS, LAYERS, Naming
-from .render import RenderedTable, render_table
-from .schema import pipeline_tables, render_ddl
+from .naming import LAYERS, Naming
+from .render import (
+    RenderedTable,
+    render_archived_hashes,
+    render_bootstrap,
+    render_staging_rows,
+    render_table,
+    render_truncate_staging_batch,
+)
 from .spec import TableSpec
 
 _EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet",)}
@@ -156,16 +162,12 @@ class Runner:
 
     def bootstrap(self, specs: Iterable[TableSpec]) -> None:
         """Create every dataset and table the layers need (idempotent): one script."""
-        stmts = [f"CREATE SCHEMA IF NOT EXISTS {self.naming.dataset_ref(d)}" for d in DATASETS]
-        for spec in specs:
-            stmts += [render_ddl(t) for t in pipeline_tables(spec, self.naming)]
-        self.query(";\n".join(stmts) + ";", table="(all)", layer="bootstrap", rows=False)
+        self.query(render_bootstrap(specs, self.naming), table="(all)", layer="bootstrap", rows=False)
 
     # ------------------------------------------------------------------ layers
 
     def archived_hashes(self, spec: TableSpec) -> set[str]:
-        ref = self.naming.ref("archive", spec.table, "__batches")
-        rows = self.query(f"SELECT content_sha256 FROM {ref} WHERE content_sha256 IS NOT NULL", table=spec.table, layer="staging")
+        rows = self.query(render_archived_hashes(spec, self.naming), table=spec.table, layer="staging")
         return {r[0] for r in rows}
 
     def _sha(self, path: Path) -> str:
@@ -194,7 +196,7 @@ class Runner:
         res = LayerResult(spec.table, "staging")
         if not self.local:
             self.query(self.sql(spec).layers["staging"], {"run_time": datetime.now(timezone.utc)}, spec.table, "staging")
-            n = self.scalar_row(f"SELECT COUNT(*) AS n FROM {self.naming.ref('staging', spec.table)}", spec.table, "staging")["n"]
+            n = self.scalar_row(render_staging_rows(spec, self.naming), spec.table, "staging")["n"]
             res.rows_in = res.rows_out = n
             res.detail["file"] = self.naming.table_id("staging", spec.table)
         else:
@@ -206,7 +208,7 @@ class Runner:
                 # forget the previous batch's description first: should the load succeed and
                 # the new description fail, the archive must not file the new rows under the
                 # old batch (it then names the batch after its run; the file stays pending)
-                self.query(f"TRUNCATE TABLE {self.naming.ref('staging', spec.table, '__batch')}", table=spec.table, layer="staging", rows=False)
+                self.query(render_truncate_staging_batch(spec, self.naming), table=spec.table, layer="staging", rows=False)
                 res.rows_in = res.rows_out = self._load_file(spec, path)
                 rel = path.relative_to(self.landing_dir).as_posix()
                 self.query(

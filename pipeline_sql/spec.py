@@ -53,6 +53,30 @@ RESERVED_KEYWORDS = frozenset(
 #: Column names the pipeline adds itself; a spec may not use them.
 RESERVED = ("_row_hash", "_ingested_at", "_batch_id", "_source_file", "_valid", "_through")
 
+# Refusals of specs whose SQL BigQuery would refuse or misread (found with the GoogleSQL analysis
+# of pipeline_sql.googlesql and the spec strategy of tests/strategies.py):
+
+#: Types a key column may have. The delta ranks the versions of a key with
+#: ``ROW_NUMBER() OVER (PARTITION BY <key>)`` and the archive is clustered by the key; BigQuery
+#: refuses both on FLOAT64 ("Partitioning by expressions of type FLOAT64 is not allowed", "CLUSTER
+#: BY expression may not be a floating point type"; cluster column types:
+#: https://cloud.google.com/bigquery/docs/clustered-tables).
+KEY_TYPES = ("STRING", "INT64", "NUMERIC", "BOOL", "DATE", "TIMESTAMP")
+#: Types a DWH table may be clustered by (same page: BIGNUMERIC, BOOL, DATE, DATETIME, GEOGRAPHY,
+#: INT64, NUMERIC, RANGE, STRING, TIMESTAMP; of the spec's types, all but FLOAT64).
+CLUSTER_TYPES = ("STRING", "INT64", "NUMERIC", "BOOL", "DATE", "TIMESTAMP")
+#: Names GoogleSQL reads as a function call wherever they stand unqualified: BigQuery calls
+#: CURRENT_DATE, CURRENT_DATETIME, CURRENT_TIME and CURRENT_TIMESTAMP without parentheses
+#: (https://cloud.google.com/bigquery/docs/reference/standard-sql/date_functions#current_date),
+#: so a column of that name is silently replaced by the current date or time.
+FUNCTION_NAMES = ("current_date", "current_datetime", "current_time", "current_timestamp")
+#: Column-name prefixes BigQuery reserves (any case): it can neither load nor create such a
+#: column. https://cloud.google.com/bigquery/docs/schemas#column_names
+RESERVED_PREFIXES = ("_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER")
+#: Columns of the ``quality.<t>__rejects`` view after the key columns: a key of the same name
+#: would make the view's columns collide ("Duplicate column").
+REJECT_COLUMNS = ("column_name", "value", "reason")
+
 
 class SpecError(ValueError):
     """A table spec that cannot be used: names the file, the field path and what was expected."""
@@ -178,6 +202,24 @@ class _Ctx:
             raise self.fail(path, f"{s!r} is not a valid identifier; expected {what}")
         if s.upper() in RESERVED_KEYWORDS:
             raise self.fail(path, f"{s!r} is a reserved keyword in BigQuery SQL; expected another name (e.g. {s.lower()}_value)")
+        if s.lower() in FUNCTION_NAMES:
+            raise self.fail(
+                path,
+                f"{s!r} reads as the function {s.upper()}() in BigQuery SQL, not as a column; expected another name (e.g. {s.lower()}_value)",
+            )
+        return s
+
+    def column_name(self, value: Any, path: str, table: str) -> str:
+        """A source, target or derived column name: an identifier that is not the table's name
+        (BigQuery's implicit alias of ``project.dataset.<table>`` is ``<table>``, and an unqualified
+        name equal to it reads as the table's whole row, not as the column)."""
+        s = self.ident(value, path)
+        if s.lower() == table.lower():
+            raise self.fail(
+                path,
+                f"{s!r} is the table's name, which BigQuery SQL reads as the whole row of the table, not as a column; "
+                f"expected another name (e.g. {s.lower()}_value)",
+            )
         return s
 
     def choice(self, value: Any, path: str, choices: tuple[str, ...], upper: bool = False) -> str:
@@ -205,6 +247,14 @@ def _kind(v: Any) -> str:
     if isinstance(v, (int, float)):
         return f"the number {v}"
     return f"a {type(v).__name__}"
+
+
+def _latin1(ch: str) -> bool:
+    try:
+        ch.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _join(path: str, part: str) -> str:
@@ -236,6 +286,10 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     delimiter = src.get("delimiter", ",")
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"'\n\r\\":
         raise c.fail("source.delimiter", f"expected one character (not a quote, backslash or newline), got {_kind(delimiter)}")
+    if not _latin1(delimiter):
+        # BigQuery encodes the field delimiter in ISO-8859-1 and splits on its first byte:
+        # https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobConfigurationLoad (fieldDelimiter)
+        raise c.fail("source.delimiter", f"{delimiter!r} is not an ISO-8859-1 character, which BigQuery requires of a CSV delimiter; expected e.g. ',', ';', '|' or a tab")
     if delimiter != "," and fmt != "csv":
         raise c.fail("source.delimiter", f"only applies to csv sources, this source is {fmt}")
     source = SourceSpec(format=fmt, path=path, location=location, delimiter=delimiter)
@@ -246,8 +300,15 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     for i, col in enumerate(c.seq(top["columns"], "columns")):
         p = f"columns[{i}]"
         m = c.mapping(col, p, ("source", "name", "type"), ())
-        s = c.ident(m["source"], f"{p}.source")
-        n = c.ident(m["name"], f"{p}.name")
+        s = c.column_name(m["source"], f"{p}.source", table)
+        reserved_prefix = next((x for x in RESERVED_PREFIXES if s.upper().startswith(x)), None)
+        if reserved_prefix:
+            raise c.fail(
+                f"{p}.source",
+                f"{s!r} starts with {reserved_prefix}, a column-name prefix BigQuery reserves (it cannot load such a column); "
+                "expected the file's column under another name",
+            )
+        n = c.column_name(m["name"], f"{p}.name", table)
         t = c.choice(m["type"], f"{p}.type", TYPES, upper=True)
         if n.lower() in RESERVED or n.startswith("_"):
             raise c.fail(f"{p}.name", f"{n!r} is reserved for the pipeline; expected a name not starting with '_'")
@@ -269,6 +330,20 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     key = tuple(must_be_column(k, f"key[{i}]") for i, k in enumerate(c.seq(top["key"], "key")))
     if len(set(key)) != len(key):
         raise c.fail("key", "a column appears twice; expected distinct key columns")
+    for i, k in enumerate(key):
+        ktype = next(col.type for col in columns if col.name == k)
+        if ktype not in KEY_TYPES:
+            raise c.fail(
+                f"key[{i}]",
+                f"{k!r} is {ktype}; BigQuery cannot partition a window or cluster a table by {ktype} "
+                f"(the delta ranks versions per key, the archive is clustered by key); expected a column of type {', '.join(KEY_TYPES)}",
+            )
+        if k.lower() in REJECT_COLUMNS:
+            raise c.fail(
+                f"key[{i}]",
+                f"{k!r} collides with the column {k.lower()!r} of the rejects view {table}__rejects "
+                f"(key columns, then {', '.join(REJECT_COLUMNS)}); expected a key column of another name",
+            )
 
     version_by = None
     if top.get("version_by") is not None:
@@ -283,7 +358,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     for i, d in enumerate(c.seq(top.get("transform") or [], "transform", nonempty=False)):
         p = f"transform[{i}]"
         m = c.mapping(d, p, ("name", "type", "expr"), ())
-        n = c.ident(m["name"], f"{p}.name")
+        n = c.column_name(m["name"], f"{p}.name", table)
         if n.lower() in seen_targets:
             raise c.fail(f"{p}.name", f"duplicate target name {n!r} (also {seen_targets[n.lower()]}); expected unique names")
         if n.startswith("_"):
@@ -318,6 +393,11 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
                 raise c.fail(f"dwh.cluster_by[{i}]", f"{n!r} is not a column; expected one of: {', '.join(all_types)}")
             if n in cluster:
                 raise c.fail(f"dwh.cluster_by[{i}]", f"{n!r} appears twice; expected distinct columns")
+            if all_types[n] not in CLUSTER_TYPES:
+                raise c.fail(
+                    f"dwh.cluster_by[{i}]",
+                    f"{n!r} is {all_types[n]}; BigQuery cannot cluster by {all_types[n]}; expected a column of type {', '.join(CLUSTER_TYPES)}",
+                )
             cluster.append(n)
         if len(cluster) > 4:
             raise c.fail("dwh.cluster_by", f"{len(cluster)} columns; BigQuery clusters on at most 4")

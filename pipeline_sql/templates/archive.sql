@@ -3,33 +3,33 @@
 -- _batch_id and _source_file. A version is inserted only when (key, _row_hash) is not archived
 -- yet, so loading the same file twice adds nothing. Rows with a NULL key are not archived; the
 -- SELECT at the end reports them with the batch. One statement: the INSERT.
-DECLARE run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
+DECLARE _run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
 
 INSERT INTO $archive ($archive_columns)
-WITH batch AS (
+WITH _batch AS (
 $batch_select
 ),
-renamed AS (
+_renamed AS (
   SELECT
 $renames
   FROM $staging
 ),
-keyed AS (
+_keyed AS (
   SELECT *, $row_hash AS _row_hash
-  FROM renamed
+  FROM _renamed
   WHERE $key_not_null
 ),
-fresh AS (
+_fresh AS (
   -- rows with the same key and hash are the same version: keep one
-  SELECT DISTINCT * FROM keyed
+  SELECT DISTINCT * FROM _keyed
 )
 SELECT
 $fresh_columns,
-  fresh._row_hash,
-  run_at AS _ingested_at,
-  batch.batch_id AS _batch_id,
-  batch.source_file AS _source_file
-FROM fresh CROSS JOIN batch
+  _fresh._row_hash,
+  _run_at AS _ingested_at,
+  _batch.batch_id AS _batch_id,
+  _batch.source_file AS _source_file
+FROM _fresh CROSS JOIN _batch
 WHERE NOT EXISTS (
   SELECT 1 FROM $archive AS a
   WHERE $archive_match
@@ -37,12 +37,12 @@ WHERE NOT EXISTS (
 
 -- what this batch did (the runner prints it and keeps it in $batches)
 SELECT
-  batch.batch_id,
-  batch.source_file,
-  batch.content_sha256,
+  _batch.batch_id,
+  _batch.source_file,
+  _batch.content_sha256,
   (SELECT COUNT(*) FROM $staging) AS rows_in,
   (SELECT COUNT(*) FROM $staging WHERE $source_key_null) AS null_key_rows,
-  (SELECT COUNT(*) FROM $archive WHERE _batch_id = batch.batch_id) AS rows_archived
+  (SELECT COUNT(*) FROM $archive WHERE _batch_id = _batch.batch_id) AS rows_archived
 FROM (
 $batch_select
-) AS batch;
+) AS _batch;

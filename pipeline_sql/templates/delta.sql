@@ -6,20 +6,20 @@
 -- _through is the archive high-water mark this delta covers. One statement (the SELECT
 -- after it only reports counts).
 CREATE OR REPLACE TABLE $delta AS
-WITH applied AS (
+WITH _applied AS (
   SELECT IFNULL(MAX(_through), TIMESTAMP '1970-01-01 00:00:00+00') AS mark FROM $dwh
 ),
-checked AS (
+_checked AS (
   SELECT a.*, $valid AS _valid
-  FROM $archive AS a CROSS JOIN applied
-  WHERE a._ingested_at > applied.mark
+  FROM $archive AS a CROSS JOIN _applied
+  WHERE a._ingested_at > _applied.mark
 ),
-latest AS (
-  SELECT * FROM checked
+_latest AS (
+  SELECT * FROM _checked
   QUALIFY NOT _valid OR ROW_NUMBER() OVER (PARTITION BY _valid, $typed_key_list ORDER BY $order_desc) = 1
 )
 SELECT l.*, (SELECT MAX(_ingested_at) FROM $archive) AS _through
-FROM latest AS l
+FROM _latest AS l
 LEFT JOIN $dwh AS d ON $dwh_match
 WHERE NOT l._valid OR $dwh_key_missing OR (l._row_hash != d._row_hash AND ($newer_than_dwh));
 

@@ -2,25 +2,25 @@
 -- moves back to an older version (by $order_text) and is updated only when the hash differs.
 -- Each changed row records the archive high-water mark of the delta it came from (_through):
 -- the next delta starts after the highest. One statement: the MERGE.
-DECLARE run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
+DECLARE _run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
 
-MERGE $dwh AS T
-USING $transform AS S
+MERGE $dwh AS _T
+USING $transform AS _S
 ON $merge_match
-WHEN MATCHED AND T._row_hash != S._row_hash AND ($newer_than_target) THEN UPDATE SET
+WHEN MATCHED AND _T._row_hash != _S._row_hash AND ($newer_than_target) THEN UPDATE SET
 $update_set,
-  _row_hash = S._row_hash,
-  _ingested_at = S._ingested_at,
-  _batch_id = S._batch_id,
-  _through = S._through,
-  _updated_at = run_at
+  _row_hash = _S._row_hash,
+  _ingested_at = _S._ingested_at,
+  _batch_id = _S._batch_id,
+  _through = _S._through,
+  _updated_at = _run_at
 WHEN NOT MATCHED THEN INSERT ($insert_columns, _row_hash, _ingested_at, _batch_id, _through, _inserted_at, _updated_at)
-VALUES ($insert_values, S._row_hash, S._ingested_at, S._batch_id, S._through, run_at, run_at);
+VALUES ($insert_values, _S._row_hash, _S._ingested_at, _S._batch_id, _S._through, _run_at, _run_at);
 
 -- what this run applied
 SELECT
   (SELECT COUNT(*) FROM $transform) AS rows_in,
-  COUNTIF(_inserted_at = run_at) AS inserted,
-  COUNTIF(_updated_at = run_at AND _inserted_at != run_at) AS updated,
+  COUNTIF(_inserted_at = _run_at) AS inserted,
+  COUNTIF(_updated_at = _run_at AND _inserted_at != _run_at) AS updated,
   COUNT(*) AS dwh_rows
 FROM $dwh;

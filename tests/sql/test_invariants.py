@@ -235,7 +235,7 @@ def _archive_insert_fails(sql: str) -> str:
     """The archive INSERT's SELECT fails on one of the batch's fresh rows."""
     old = "\nWHERE NOT EXISTS ("  # the INSERT's dedupe against the archive
     assert sql.count(old) == 1 and sql.count("INSERT INTO") == 1 and sql.index("INSERT INTO") < sql.index(old)
-    cond = FAIL_ON_ONE_ROW.format(hash="fresh._row_hash", src="keyed")
+    cond = FAIL_ON_ONE_ROW.format(hash="_fresh._row_hash", src="_keyed")
     return sql.replace(old, f"\nWHERE {cond} AND NOT EXISTS (")
 
 
@@ -244,7 +244,7 @@ def _merge_source_fails(sql: str) -> str:
     assert sql.count("\nMERGE ") == 1
     i = sql.index("\nMERGE ")
     j = sql.index("USING ", i) + len("USING ")
-    k = sql.index(" AS S", j)
+    k = sql.index(" AS _S", j)
     src = sql[j:k]
     assert src.startswith("`")
     cond = FAIL_ON_ONE_ROW.format(hash="_row_hash", src=src)

@@ -85,7 +85,7 @@ PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
     "rows_in", "null_key_rows", "rows_archived", "archived_at",  # archive.<t>__batches
     "versions", "inserted", "updated", "rejected", "dwh_rows",  # the layers' report SELECTs
     "column_name", "value", "reason",  # quality.<t>__rejects (a view)
-    "run_at", "mark",  # script variables
+    "_run_at", "mark",  # script variables (underscored: no spec column can shadow them)
 }
 
 
@@ -204,12 +204,12 @@ def test_no_name_of_another_table_leaks_into_the_sql():
 
 def test_two_column_key_in_merge_partition_and_dedupe():
     r = render_table(ODD, PROD)
-    assert "ON T.ka = S.ka AND T.kb = S.kb" in r.layers["dwh"]
+    assert "ON _T.ka = _S.ka AND _T.kb = _S.kb" in r.layers["dwh"]
     # latest version per key: both key columns (raw, or cast to their type so '1' and '01' are one key)
     assert re.search(r"PARTITION BY (_valid, )?(ka|SAFE_CAST\(ka AS INT64\)), kb ORDER BY", r.layers["delta"])
     # one row per (key, hash) in a batch: identical rows (the hash covers every business column)
-    assert re.search(r"PARTITION BY ka, kb, _row_hash ORDER BY _row_hash|SELECT DISTINCT \* FROM keyed", r.layers["archive"])
-    assert "WHERE a.ka = fresh.ka AND a.kb = fresh.kb AND a._row_hash = fresh._row_hash" in r.layers["archive"]
+    assert re.search(r"PARTITION BY ka, kb, _row_hash ORDER BY _row_hash|SELECT DISTINCT \* FROM _keyed", r.layers["archive"])
+    assert "WHERE a.ka = _fresh.ka AND a.kb = _fresh.kb AND a._row_hash = _fresh._row_hash" in r.layers["archive"]
     assert "WHERE ka IS NOT NULL AND kb IS NOT NULL" in r.layers["archive"]
     # NULL keys are counted on the source names
     assert "WHERE SrcKeyA IS NULL OR src_kb IS NULL" in r.layers["archive"]
@@ -261,8 +261,8 @@ def test_each_layer_reads_and_writes_the_expected_tables():
     assert f"FROM {t.format('dwh', '')}" in r.layers["delta"]  # the mark and the comparison
     assert f"CREATE OR REPLACE TABLE {t.format('transform', '')}" in r.layers["transform"]
     assert f"FROM {t.format('delta', '')}" in r.layers["transform"]
-    assert f"MERGE {t.format('dwh', '')} AS T" in r.layers["dwh"]
-    assert f"USING {t.format('transform', '')} AS S" in r.layers["dwh"]
+    assert f"MERGE {t.format('dwh', '')} AS _T" in r.layers["dwh"]
+    assert f"USING {t.format('transform', '')} AS _S" in r.layers["dwh"]
     assert {ref for ref in refs(r.layers["dwh"])} == {f"acme-data-prod.prod_{x}.customers" for x in ("dwh", "transform")}
     assert refs(r.rejects_view) == {"acme-data-prod.prod_archive.customers"}
     for layer in LAYERS:  # nothing writes the rejects (a view) or a dwh.__applied any more
@@ -329,7 +329,7 @@ def test_archive_is_one_insert_with_not_exists_dedupe():
     assert isinstance(report, exp.Select)
     assert report.named_selects == ["batch_id", "source_file", "content_sha256", "rows_in", "null_key_rows", "rows_archived"]
     assert "WHERE NOT EXISTS (\n  SELECT 1 FROM `acme-data-prod.prod_archive.customers` AS a" in sql
-    assert "WHERE a.customer_id = fresh.customer_id AND a._row_hash = fresh._row_hash" in sql
+    assert "WHERE a.customer_id = _fresh.customer_id AND a._row_hash = _fresh._row_hash" in sql
     assert "WHERE customer_id IS NOT NULL" in sql
     assert "WHERE id IS NULL) AS null_key_rows" in sql  # NULL-key rows counted per batch (source names)
     assert "INSERT INTO `acme-data-prod.prod_archive.customers` (customer_id, email, balance, updated_at, _row_hash, _ingested_at, _batch_id, _source_file)" in sql
@@ -347,23 +347,23 @@ def test_row_hash_is_md5_of_a_json_array_of_the_values():
 
 def test_dwh_merge_has_version_guard_with_version_by():
     sql = render_table(make_spec(), PROD).layers["dwh"]
-    assert "USING `acme-data-prod.prod_transform.customers` AS S" in sql  # the transform holds valid rows only
-    assert "WHEN MATCHED AND T._row_hash != S._row_hash AND ((S.updated_at > T.updated_at) OR (S.updated_at IS NOT NULL AND T.updated_at IS NULL) OR" in sql
-    assert "S._ingested_at > T._ingested_at" in sql  # tie-break on equal versions
+    assert "USING `acme-data-prod.prod_transform.customers` AS _S" in sql  # the transform holds valid rows only
+    assert "WHEN MATCHED AND _T._row_hash != _S._row_hash AND ((_S.updated_at > _T.updated_at) OR (_S.updated_at IS NOT NULL AND _T.updated_at IS NULL) OR" in sql
+    assert "_S._ingested_at > _T._ingested_at" in sql  # tie-break on equal versions
     assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _through, _inserted_at, _updated_at)" in sql
-    assert "VALUES (S.customer_id, S.email, S.balance, S.updated_at, S.email_domain, S._row_hash, S._ingested_at, S._batch_id, S._through, run_at, run_at)" in sql
-    assert "  email = S.email,\n  balance = S.balance,\n  updated_at = S.updated_at,\n  email_domain = S.email_domain," in sql
-    assert "  _through = S._through,\n" in sql  # an updated row records the high-water mark it came from
-    assert "  customer_id = S.customer_id" not in sql  # the key is never updated
+    assert "VALUES (_S.customer_id, _S.email, _S.balance, _S.updated_at, _S.email_domain, _S._row_hash, _S._ingested_at, _S._batch_id, _S._through, _run_at, _run_at)" in sql
+    assert "  email = _S.email,\n  balance = _S.balance,\n  updated_at = _S.updated_at,\n  email_domain = _S.email_domain," in sql
+    assert "  _through = _S._through,\n" in sql  # an updated row records the high-water mark it came from
+    assert "  customer_id = _S.customer_id" not in sql  # the key is never updated
 
 
 def test_dwh_merge_without_version_by_has_no_version_guard():
     spec = make_spec(version_by=None)
     sql = render_table(spec, PROD).layers["dwh"]
-    assert "updated_at >" not in sql and "T.updated_at" not in sql
+    assert "updated_at >" not in sql and "_T.updated_at" not in sql
     assert (
-        "WHEN MATCHED AND T._row_hash != S._row_hash AND (S._ingested_at > T._ingested_at OR "
-        "(S._ingested_at = T._ingested_at AND S._row_hash > T._row_hash)) THEN UPDATE SET"
+        "WHEN MATCHED AND _T._row_hash != _S._row_hash AND (_S._ingested_at > _T._ingested_at OR "
+        "(_S._ingested_at = _T._ingested_at AND _S._row_hash > _T._row_hash)) THEN UPDATE SET"
     ) in sql
     delta = render_table(spec, PROD).layers["delta"]
     assert "ORDER BY _ingested_at DESC, _row_hash DESC" in delta

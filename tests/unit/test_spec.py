@@ -692,3 +692,114 @@ def test_cluster_column_twice(tmp_path):
 
 def test_check_column_twice(tmp_path):
     refused(tmp_path, with_(checks=[{"unique": ["email", "email"]}]), "checks[0].unique[1]", "appears twice")
+
+
+# --------------------------------------------------------------------------- SQL BigQuery would refuse
+# Each refusal below was found by running the rendered SQL of generated specs through Google's
+# ZetaSQL analyzer (tests/googlesql) or is a rule BigQuery's documentation states and ZetaSQL
+# leaves to the engine; pipeline_sql.spec cites the source next to each rule.
+
+
+def test_float64_key_is_refused(tmp_path):
+    """The delta ranks versions with PARTITION BY <key> and the archive is clustered by the key:
+    BigQuery does neither on FLOAT64."""
+    d = base()
+    d["columns"].append({"source": "score", "name": "score", "type": "FLOAT64"})
+    d["key"] = ["customer_id", "score"]
+    refused(
+        tmp_path, d, "key[1]",
+        "'score' is FLOAT64; BigQuery cannot partition a window or cluster a table by FLOAT64",
+        "expected a column of type STRING, INT64, NUMERIC, BOOL, DATE, TIMESTAMP",
+    )
+
+
+def test_float64_cluster_column_is_refused(tmp_path):
+    d = base()
+    d["columns"].append({"source": "score", "name": "score", "type": "float64"})
+    d["dwh"]["cluster_by"] = ["customer_id", "score"]
+    refused(tmp_path, d, "dwh.cluster_by[1]", "'score' is FLOAT64; BigQuery cannot cluster by FLOAT64; expected a column of type STRING")
+
+
+def test_float64_derived_cluster_column_is_refused(tmp_path):
+    d = base()
+    d["transform"].append({"name": "ratio", "type": "FLOAT64", "expr": "balance / 2"})
+    d["dwh"]["cluster_by"] = ["ratio"]
+    refused(tmp_path, d, "dwh.cluster_by[0]", "'ratio' is FLOAT64; BigQuery cannot cluster by FLOAT64")
+
+
+@pytest.mark.parametrize("name", ["current_date", "CURRENT_TIMESTAMP", "Current_Time", "current_datetime"])
+@pytest.mark.parametrize("where", ["source", "name"])
+def test_names_googlesql_reads_as_a_function_are_refused(tmp_path, name, where):
+    """An unqualified current_date is the function CURRENT_DATE(), not the column."""
+    d = base()
+    d["columns"][1][where] = name
+    refused(
+        tmp_path, d, f"columns[1].{where}",
+        f"{name!r} reads as the function {name.upper()}() in BigQuery SQL, not as a column; expected another name",
+    )
+
+
+def test_derived_name_googlesql_reads_as_a_function_is_refused(tmp_path):
+    d = base()
+    d["transform"][0]["name"] = "current_date"
+    refused(tmp_path, d, "transform[0].name", "'current_date' reads as the function CURRENT_DATE() in BigQuery SQL")
+
+
+@pytest.mark.parametrize(
+    "source, prefix",
+    [("_PARTITIONTIME", "_PARTITION"), ("_partitiondate", "_PARTITION"), ("_FILE_NAME", "_FILE_"), ("_TABLE_SUFFIX", "_TABLE_"),
+     ("_ROW_TIMESTAMP", "_ROW_TIMESTAMP"), ("__ROOT__x", "__ROOT__"), ("_COLIDENTIFIER", "_COLIDENTIFIER")],
+)
+def test_source_names_bigquery_reserves_are_refused(tmp_path, source, prefix):
+    d = base()
+    d["columns"][1]["source"] = source
+    refused(tmp_path, d, "columns[1].source", f"{source!r} starts with {prefix}, a column-name prefix BigQuery reserves")
+
+
+def test_source_names_with_an_underscore_are_still_fine(tmp_path):
+    d = base()
+    d["columns"][1]["source"] = "_email"
+    assert load_spec(write(tmp_path, d)).columns[1].source == "_email"
+
+
+@pytest.mark.parametrize("where", ["source", "name"])
+def test_a_column_named_like_its_table_is_refused(tmp_path, where):
+    """BigQuery's implicit alias of `project.dataset.customers` is customers: an unqualified
+    customers in the SQL is the table's whole row."""
+    d = base()
+    d["columns"][1][where] = "Customers"
+    refused(tmp_path, d, f"columns[1].{where}", "'Customers' is the table's name, which BigQuery SQL reads as the whole row of the table")
+
+
+def test_a_derived_column_named_like_its_table_is_refused(tmp_path):
+    d = base()
+    d["transform"][0]["name"] = "customers"
+    refused(tmp_path, d, "transform[0].name", "'customers' is the table's name")
+
+
+@pytest.mark.parametrize("name", ["column_name", "value", "Reason"])
+def test_key_named_like_a_rejects_view_column_is_refused(tmp_path, name):
+    d = base()
+    d["columns"][0]["name"] = name
+    d["key"] = [name]
+    refused(tmp_path, d, "key[0]", f"{name!r} collides with the column {name.lower()!r} of the rejects view customers__rejects")
+
+
+def test_non_key_column_named_value_is_fine(tmp_path):
+    d = base()
+    d["columns"][1]["name"] = "value"
+    assert "value" in load_spec(write(tmp_path, d)).column_names
+
+
+@pytest.mark.parametrize("delimiter", ["€", "→", "😀"])
+def test_delimiter_outside_iso_8859_1_is_refused(tmp_path, delimiter):
+    d = base()
+    d["source"]["delimiter"] = delimiter
+    refused(tmp_path, d, "source.delimiter", f"{delimiter!r} is not an ISO-8859-1 character, which BigQuery requires of a CSV delimiter")
+
+
+@pytest.mark.parametrize("delimiter", ["\t", "§", "ÿ", "|"])
+def test_iso_8859_1_delimiters_are_fine(tmp_path, delimiter):
+    d = base()
+    d["source"]["delimiter"] = delimiter
+    assert load_spec(write(tmp_path, d)).source.delimiter == delimiter

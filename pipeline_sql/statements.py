@@ -1,0 +1,119 @@
+"""Every SQL statement flexyboots sends to BigQuery, with the query parameters it is run with.
+
+Pure (no BigQuery, no ZetaSQL): a list of :class:`Statement` per table spec and naming, built
+from the same render functions the deployment, the runner and the CLI call, so the list cannot
+drift from what runs. :mod:`pipeline_sql.googlesql` analyzes it; the tests require every
+statement of every shipped spec, of the test specs and of generated specs to analyze clean.
+
+=====================  =====================================================================
+kind                   what runs it
+=====================  =====================================================================
+layer:<layer>          the five layers (scheduled queries on BigQuery; the runner locally;
+                       ``layer:staging`` is the LOAD DATA script run with ``@run_time``)
+checks                 the quality checks (runner, after the DWH)
+staging_batch          the runner's batch descriptor (``@batch_id``, ``@source_file``, ...)
+truncate_batch         the runner's TRUNCATE of the batch descriptor before a load
+batch_log              the runner's record of an archived batch (``@rows_in``, ...)
+archived_hashes        the runner's query of archived file contents
+staging_rows           the runner's row count of staging (real project)
+bootstrap              the runner's CREATE SCHEMA / CREATE TABLE / CREATE VIEW script
+export:<layer>         ``python -m pipeline_sql export`` (every layer and the rejects)
+demo_snapshot          the demo's DWH snapshot query
+demo_rejects           the demo's rejects listing
+=====================  =====================================================================
+
+Adding a statement kind (a new layer, a check-results insert, a new staging design): render it
+with a pure function in :mod:`pipeline_sql.render` (or your own module), call that function where
+the SQL runs, and add one ``Statement`` to :func:`table_statements` (per table) or
+:func:`project_statements` (once per project) with the query parameters it is run with and their
+BigQuery types. Tables it creates or replaces must be declared in :mod:`pipeline_sql.schema`
+(their columns are compared with the declaration); TEMP tables need no declaration. The analysis
+tests pick it up for every spec, shipped and generated, with no other change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from .naming import LAYERS, Naming
+from .render import (
+    EXPORT_LAYERS,
+    render_archived_hashes,
+    render_bootstrap,
+    render_dwh_snapshot,
+    render_export,
+    render_rejects_listing,
+    render_staging_rows,
+    render_table,
+    render_truncate_staging_batch,
+)
+from .spec import TableSpec
+
+#: Query parameters of a scheduled query run by the Data Transfer Service.
+SCHEDULED_PARAMS = (("run_time", "TIMESTAMP"),)
+#: What the runner binds to the staging batch descriptor and to the batch log.
+STAGING_BATCH_PARAMS = (
+    ("batch_id", "STRING"),
+    ("source_file", "STRING"),
+    ("content_sha256", "STRING"),
+    ("landed_at", "TIMESTAMP"),
+)
+BATCH_LOG_PARAMS = (
+    ("batch_id", "STRING"),
+    ("source_file", "STRING"),
+    ("content_sha256", "STRING"),
+    ("rows_in", "INT64"),
+    ("null_key_rows", "INT64"),
+    ("rows_archived", "INT64"),
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    kind: str
+    sql: str
+    table: str = ""  # the spec's table ("" for project-wide statements)
+    params: tuple[tuple[str, str], ...] = ()  # (name, BigQuery type) of each query parameter
+    where: str = ""  # naming, e.g. "acme-data-prod/prod"
+
+    @property
+    def label(self) -> str:
+        who = f"{self.table}/" if self.table else ""
+        return f"{who}{self.kind} ({self.where})" if self.where else f"{who}{self.kind}"
+
+
+def _where(naming: Naming) -> str:
+    return f"{naming.project}/{naming.env or '-'}"
+
+
+def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://landing") -> list[Statement]:
+    """Every statement flexyboots runs for one table (not the project-wide bootstrap)."""
+    r = render_table(spec, naming, landing_uri)
+    w = _where(naming)
+
+    def s(kind: str, sql: str, params=()) -> Statement:
+        return Statement(kind, sql, spec.table, tuple(params), w)
+
+    out = [s(f"layer:{layer}", r.layers[layer], SCHEDULED_PARAMS if layer == "staging" else ()) for layer in LAYERS]
+    out += [
+        s("checks", r.checks),
+        s("staging_batch", r.staging_batch, STAGING_BATCH_PARAMS),
+        s("truncate_batch", render_truncate_staging_batch(spec, naming)),
+        s("batch_log", r.batch_log, BATCH_LOG_PARAMS),
+        s("archived_hashes", render_archived_hashes(spec, naming)),
+        s("staging_rows", render_staging_rows(spec, naming)),
+        s("demo_snapshot", render_dwh_snapshot(spec, naming)),
+        s("demo_rejects", render_rejects_listing(spec, naming)),
+    ]
+    out += [s(f"export:{layer}", render_export(spec, naming, layer)) for layer in EXPORT_LAYERS]
+    return out
+
+
+def project_statements(specs: Iterable[TableSpec], naming: Naming, landing_uri: str = "gs://landing") -> list[Statement]:
+    """Every statement for a set of specs: the bootstrap script, then each table's statements."""
+    specs = list(specs)
+    out = [Statement("bootstrap", render_bootstrap(specs, naming), "", (), _where(naming))]
+    for spec in specs:
+        out += table_statements(spec, naming, landing_uri)
+    return out
