@@ -356,9 +356,11 @@ class CatalogTable:
 
 @dataclass(frozen=True)
 class Catalog:
-    """The tables statements may read and write, by full name ``project.dataset.table`` (as a
-    back-quoted ``\\`p.d.t\\``` reference names them) and, through nested catalogs, by path
-    (``\\`p\\`.\\`d\\`.\\`t\\``` or ``p.d.t``)."""
+    """The tables statements may read and write, each by its full name ``project.dataset.table``
+    with its columns (GoogleSQL type names). Registered with ZetaSQL as nested catalogs
+    (project -> dataset -> table), so that a reference resolves as BigQuery resolves it: as the
+    path ``project.dataset.table`` (see :func:`split_table_paths`). Combine catalogs with ``+``
+    (e.g. ``Catalog.for_specs(...) + Catalog.from_tabledefs([a project-wide table])``)."""
 
     tables: tuple[CatalogTable, ...]
 
