@@ -36,6 +36,10 @@ What is analyzed, per :class:`~pipeline_sql.statements.Statement` (its SQL may b
   then see);
 * the engine rules of :func:`engine_rule_problems` on every such statement.
 
+A back-quoted ```project.dataset.table``` is read as BigQuery reads it, as a path whose implicit
+alias is ``table`` (:func:`split_table_paths`); line numbers in messages are the statement's, a
+column may be off by the quotes this adds.
+
 ZetaSQL comes from PyPI ``zetasql`` (ZetaSQL compiled to WebAssembly, run by ``wasmtime``),
 imported lazily. Compiling the 28 MB module takes one to two minutes; ``python -m
 pipeline_sql.googlesql --prepare`` (run by ``make setup``) compiles it once into the git-ignored
@@ -892,39 +896,36 @@ class _Run:
                 return None
         return want
 
+    def _analyze(self, ctx: "_Ctx", in_handler: bool, **what):
+        """One Analyze request (``sql_expression=`` or ``parse_resume_location=``) in the
+        statement's context: its parameters, its variables, its TEMP tables."""
+        resp = self.g.service.call(
+            "Analyze",
+            self.pb.ls.AnalyzeRequest(
+                options=self.g._options(ctx.params, in_handler, ctx.system_variables),
+                registered_catalog_id=self._catalog_id(ctx.constants, ctx.temp),
+                **what,
+            ),
+            self.pb.ls.AnalyzeResponse,
+        )
+        self.result.resolved += 1
+        return resp
+
     def _analyze_expression(self, ctx: "_Ctx", expr: str, in_handler: bool):
         try:
-            resp = self.g.service.call(
-                "Analyze",
-                self.pb.ls.AnalyzeRequest(
-                    options=self.g._options(ctx.params, in_handler, ctx.system_variables),
-                    registered_catalog_id=self._catalog_id(ctx.constants, ctx.temp),
-                    sql_expression=expr,
-                ),
-                self.pb.ls.AnalyzeResponse,
-            )
+            resp = self._analyze(ctx, in_handler, sql_expression=expr)
         except AnalyzerError as e:
             return e
-        self.result.resolved += 1
         _, node = _leaf(resp.resolved_expression)
         return self.g.type_name(_expr_type(node))
 
     def resolve(self, ctx: "_Ctx", stmt, in_handler: bool) -> None:
         start = (_loc(_leaf(stmt)[1]) or (0, 0))[0]
         try:
-            resp = self.g.service.call(
-                "Analyze",
-                self.pb.ls.AnalyzeRequest(
-                    options=self.g._options(ctx.params, in_handler, ctx.system_variables),
-                    registered_catalog_id=self._catalog_id(ctx.constants, ctx.temp),
-                    parse_resume_location=self.pb.prl.ParseResumeLocationProto(input=ctx.sql, byte_position=start),
-                ),
-                self.pb.ls.AnalyzeResponse,
-            )
+            resp = self._analyze(ctx, in_handler, parse_resume_location=self.pb.prl.ParseResumeLocationProto(input=ctx.sql, byte_position=start))
         except AnalyzerError as e:
             self.problem(ctx, str(e), start)
             return
-        self.result.resolved += 1
         kind, node = _leaf(resp.resolved_statement)
         created = _created_table(self.g, kind, node)
         if created is None:

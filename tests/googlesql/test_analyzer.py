@@ -245,3 +245,27 @@ def test_a_corrupt_cache_file_is_removed_not_trusted(tmp_path):
     assert _cached_module(bad, _engine()) is None
     assert not bad.exists()
     assert _cached_module(compiled_module_path(), _engine()) is not None
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_command_analyzes_a_folder_of_specs(tmp_path, capsys):
+    """`python -m pipeline_sql.googlesql --config-dir DIR`: exit 0 when clean; exit 1 and the
+    statement, line and message when a derived expression (the author's own SQL, which the
+    validator does not analyze) is one BigQuery refuses."""
+    from pipeline_sql.googlesql import main
+
+    spec = (
+        "table: parcels\nsource: {format: csv, path: parcels/}\nkey: [parcel_id]\n"
+        "columns:\n  - {source: id, name: parcel_id, type: INT64}\n  - {source: w, name: weight, type: NUMERIC}\n"
+        "transform:\n  - {name: heavy, type: BOOL, expr: \"weight > 10\"}\n"
+    )
+    (tmp_path / "parcels.yaml").write_text(spec)
+    assert main(["--config-dir", str(tmp_path)]) == 0
+    assert "0 problems" in capsys.readouterr().out
+    (tmp_path / "parcels.yaml").write_text(spec.replace("weight > 10", "weigth > 10"))
+    assert main(["--config-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "parcels/layer:transform (flexyboots-local/-): Unrecognized name: weigth" in out
+    assert "CAST((weigth > 10" in out  # the excerpt shows the line
