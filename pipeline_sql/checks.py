@@ -30,6 +30,7 @@ import datetime as _dt
 from typing import Any
 
 from .naming import Naming
+from .schema import sql_type
 from .spec import Check, TableSpec
 
 #: The ``quality.check_results`` table, shared by every table of an environment.
@@ -79,8 +80,8 @@ def literal(value: Any, typ: str) -> str:
         return str(int(value))
     if typ == "FLOAT64":
         return repr(float(value))
-    if typ == "NUMERIC":
-        return f"NUMERIC {_quote(str(value))}"
+    if typ == "NUMERIC":  # full precision and scale (plain NUMERIC keeps 3 decimals on the embedded engine)
+        return f"CAST({_quote(str(value))} AS {sql_type('NUMERIC')})"
     if typ == "DATE":
         return f"DATE {_quote(value)}"
     if typ == "TIMESTAMP":

@@ -200,7 +200,7 @@ def _results_table(rows: list[dict], table: str) -> list[str]:
         verdict = "pass" if r["passed"] else ("FAIL" if r["severity"] == "error" else "warn")
         failing = "" if r["failing_rows"] is None else str(r["failing_rows"])
         sample = f"  e.g. {', '.join('(' + k + ')' for k in r['sample_keys'])}" if r["sample_keys"] and not r["passed"] else ""
-        lines.append(f"{table:<14} {r["check_name"][:52]:<52} {r['severity']:<5} {verdict:<4} {failing:>7}  {r['message'] or ''}{sample}")
+        lines.append(f"{table:<14} {r['check_name'][:52]:<52} {r['severity']:<5} {verdict:<4} {failing:>7}  {r['message'] or ''}{sample}")
     return lines
 
 
@@ -215,7 +215,7 @@ def cmd_checks(args) -> int:
     with _Session(args, None, None if args.project else state) as runner:
         runner.progress = lambda line: None
         runner.bootstrap(specs)
-        _print(f"{'table':<14} {"check":<52} {'sev':<5} {'':<4} {'failing':>7}  message")
+        _print(f"{'table':<14} {'check':<52} {'sev':<5} {'':<4} {'failing':>7}  message")
         for spec in specs:
             try:
                 res = runner.run_checks(spec)
