@@ -3,8 +3,9 @@
 Two components live here:
 
 ``PipelineRuntime`` (``flexyboots:table_pipeline:PipelineRuntime``), once per stack
-    The identities the scheduled queries run as and where they report failures. One service
-    account PER LAYER, shared by every table: a per-table account would hit the default quota
+    The identities the scheduled queries run as, where they report failures, and the shared
+    ``quality.check_results`` table every table's checks append to. One service account PER
+    STEP (the five layers and the checks), shared by every table: a per-table account would hit the default quota
     of 100 service accounts per project long before 1000 tables (and add ~10 IAM bindings per
     table), while one account for everything would let the staging load write the DWH. Each
     layer's account holds dataset-level ``roles/bigquery.dataEditor`` on the datasets its SQL
@@ -22,13 +23,15 @@ Two components live here:
       (and Pulumi ``protect``) on the permanent ones when the stack protects; the
       ``quality.<t>__rejects`` view over the archive (a ``view`` with its standard-SQL query,
       never protected: it is derived);
-    * five ``gcp.bigquery.DataTransferConfig``: ``data_source_id="scheduled_query"`` with
-      ``params={"query": <SQL>}`` only (DDL/DML scripts take nothing else), the SQL coming from
-      :func:`pipeline_sql.render.render_table`. A table whose source is on S3 loads its staging
+    * six ``gcp.bigquery.DataTransferConfig``, one per step (:data:`STEPS`: the five layers,
+      then the checks): ``data_source_id="scheduled_query"`` with ``params={"query": <SQL>}``
+      only (DDL/DML scripts take nothing else), the SQL coming from
+      :func:`pipeline_sql.render.render_table` (the checks: the same script the runner runs). A table whose source is on S3 loads its staging
       layer with an ``amazon_s3`` transfer instead (secret key in ``sensitive_params``).
     * ``orchestrated`` mode disables auto scheduling (Airflow starts the runs in order);
-      ``scheduled`` mode runs each layer on the spec's schedule, offset after the layer before
-      (:mod:`components.schedule`).
+      ``scheduled`` mode runs each step on the spec's schedule, offset after the one before
+      (:mod:`components.schedule`, which refuses offsets that do not fit in the period and
+      steps on the hour).
 """
 
 from __future__ import annotations
@@ -44,21 +47,26 @@ from components.common import ComponentArgsError, labels as make_labels, require
 from components.schedule import ScheduleError, interval_minutes, layer_schedules
 from pipeline_sql.naming import DATASETS, LAYERS, TEMPORARY_LAYERS, Naming
 from pipeline_sql.render import render_table
-from pipeline_sql.schema import pipeline_tables
+from pipeline_sql.schema import TableDef, pipeline_tables, shared_tables
 from pipeline_sql.spec import TableSpec
 
 MODES = ("scheduled", "orchestrated")
+#: What runs per table, in order: the five layers, then the data-quality checks.
+STEPS = LAYERS + ("checks",)
 
-#: layer -> (datasets its SQL reads, datasets its SQL writes). Each layer writes only its own
+#: step -> (datasets its SQL reads, datasets its SQL writes). Each layer writes only its own
 #: dataset (archive: one INSERT, dwh: one MERGE). The delta counts the rejects through the
 #: ``quality.<t>__rejects`` view: querying a view needs read on the view's dataset AND on the
-#: datasets the view selects from (archive, which the delta reads anyway).
+#: datasets the view selects from (archive, which the delta reads anyway). The checks read the
+#: DWH (their table's, and another's for ``relationships``) and append to
+#: ``quality.check_results`` (which ``row_count`` also reads).
 LAYER_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "staging": ((), ("staging",)),
     "archive": (("staging",), ("archive",)),
     "delta": (("archive", "dwh"), ("delta",)),
     "transform": (("delta",), ("transform",)),
     "dwh": (("transform",), ("dwh",)),
+    "checks": (("dwh",), ("quality",)),
 }
 
 DTS_AGENT = "service-{number}@gcp-sa-bigquerydatatransfer.iam.gserviceaccount.com"
@@ -80,7 +88,42 @@ class PipelineRuntimeArgs:
     datasets: Mapping[str, pulumi.Input[str]]
     #: landing bucket name the staging layer's LOAD DATA reads (None: no GCS sources)
     landing_bucket: Optional[pulumi.Input[str]] = None
+    #: deletion protection (and Pulumi ``protect``) on ``quality.check_results``
+    protect: bool = False
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def _plain_project(project: pulumi.Input[str]) -> str:
+    """A project id for table naming (only the dataset/table part of the name is used)."""
+    return project if isinstance(project, str) else "flexyboots-local"
+
+
+def declare_table(
+    td: TableDef,
+    project: pulumi.Input[str],
+    dataset_id: pulumi.Input[str],
+    labels: dict[str, str],
+    protect: bool,
+    expiration: Optional[int],
+    parent: pulumi.Resource,
+) -> gcp.bigquery.Table:
+    """A managed table from its :class:`pipeline_sql.schema.TableDef` (schema JSON, time
+    partitioning, clustering; protected when ``protect`` and the table is permanent)."""
+    protected = bool(protect and td.protected)
+    return gcp.bigquery.Table(
+        f"{td.dataset}.{td.name}",
+        project=project,
+        dataset_id=dataset_id,
+        table_id=td.name,
+        description=td.description or None,
+        schema=json.dumps(list(td.fields), sort_keys=True),
+        time_partitioning=({"type": td.partition["type"], "field": td.partition["field"]} if td.partition else None),
+        clusterings=list(td.clustering) or None,
+        deletion_protection=protected,
+        expiration_time=expiration,
+        labels=labels,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protected),
+    )
 
 
 class PipelineRuntime(pulumi.ComponentResource):
@@ -125,7 +168,7 @@ class PipelineRuntime(pulumi.ComponentResource):
         self.service_accounts = {}
         #: per layer, the grants a transfer config of that layer needs before it is created
         self.grants: dict[str, list[pulumi.Resource]] = {}
-        for layer in LAYERS:
+        for layer in STEPS:
             sa = gcp.serviceaccount.Account(
                 f"{env}-dts-{layer}",
                 account_id=f"{env}-dts-{layer}",
@@ -172,6 +215,15 @@ class PipelineRuntime(pulumi.ComponentResource):
                     opts=sa_opts,
                 ))
         self.service_account_emails = {layer: sa.email for layer, sa in self.service_accounts.items()}
+
+        # ---- quality.check_results: written by every table's checks, never expires
+        labels = make_labels(env, "table-pipeline", dict(args.extra_labels))
+        self.shared_tables = {
+            td.name: declare_table(td, args.project, args.datasets[td.layer], {**labels, "layer": td.layer}, args.protect, None, self)
+            for td in shared_tables(Naming(project=_plain_project(args.project), env=env))
+        }
+        # the checks may only run once the table they append to exists
+        self.grants["checks"].extend(self.shared_tables.values())
         self.register_outputs(
             {
                 "service_account_emails": self.service_account_emails,
@@ -203,8 +255,8 @@ class TablePipelineArgs:
     #: ``gs://<landing bucket>``; a plain string renders without waiting for any output
     landing_uri: pulumi.Input[str] = "gs://landing"
     mode: str = "scheduled"
-    start_time: str = "2025-01-01T02:00:00Z"
-    layer_offset_minutes: int = 15
+    start_time: str = "2025-01-01T02:07:00Z"
+    layer_offset_minutes: int = 10
     failure_email: bool = False
     protect: bool = False
     s3: Optional[S3Source] = None
@@ -224,6 +276,7 @@ class TablePipeline(pulumi.ComponentResource):
         spec, naming = args.spec, args.naming
         env = naming.env
         self.table = spec.table
+        self.schedule = spec.schedule
         project = naming.project
         labels = make_labels(env, "table-pipeline", {"table": spec.table, **dict(args.extra_labels)})
         from_s3 = spec.source.location == "s3"
@@ -236,45 +289,34 @@ class TablePipeline(pulumi.ComponentResource):
             if td.view_query is not None:
                 self.tables[f"{td.layer}.{td.name}"] = self._view(td, args, labels)
                 continue
-            protected = bool(args.protect and td.protected)
             # a table created in the staging dataset inherits its default expiration; the
             # amazon_s3 transfer needs its tables to stay, so they get an explicit far one
             expiration = KEEP_UNTIL_MS if td.layer in TEMPORARY_LAYERS else None
-            self.tables[f"{td.layer}.{td.name}"] = gcp.bigquery.Table(
-                f"{td.dataset}.{td.name}",
-                project=project,
-                dataset_id=args.datasets[td.layer],
-                table_id=td.name,
-                description=td.description or None,
-                schema=json.dumps(list(td.fields), sort_keys=True),
-                time_partitioning=(
-                    {"type": td.partition["type"], "field": td.partition["field"]} if td.partition else None
-                ),
-                clusterings=list(td.clustering) or None,
-                deletion_protection=protected,
-                expiration_time=expiration,
-                labels={**labels, "layer": td.layer},
-                opts=pulumi.ResourceOptions(parent=self, protect=protected),
+            self.tables[f"{td.layer}.{td.name}"] = declare_table(
+                td, project, args.datasets[td.layer], {**labels, "layer": td.layer}, args.protect, expiration, self
             )
 
-        # ---- the five layers
+        # ---- the five layers and the checks
         def sql(uri: str) -> dict[str, str]:
-            return render_table(spec, naming, landing_uri=uri).layers
+            r = render_table(spec, naming, landing_uri=uri)
+            return {**r.layers, "checks": r.checks}
 
         if isinstance(args.landing_uri, str):
             rendered = sql(args.landing_uri)
-            queries = {layer: rendered[layer] for layer in LAYERS}
+            queries = {layer: rendered[layer] for layer in STEPS}
         else:
             rendered_out = pulumi.Output.from_input(args.landing_uri).apply(sql)
-            queries = {layer: rendered_out[layer] for layer in LAYERS}
+            queries = {layer: rendered_out[layer] for layer in STEPS}
 
         if args.mode == "scheduled":
-            plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(LAYERS))
+            plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(STEPS))
         self.transfer_configs = {}
-        for i, layer in enumerate(LAYERS):
+        for i, layer in enumerate(STEPS):
             # wait for the tables this layer's SQL touches and the grants it runs with
             reads, writes = LAYER_ACCESS[layer]
-            depends = [t for key, t in self.tables.items() if key.split(".")[0] in reads + writes]
+            depends = [t for key, t in self.tables.items() if key.split(".")[0] in reads + writes and layer != "checks"]
+            if layer == "checks":  # its DWH table (the others' belong to their own pipelines)
+                depends = [t for key, t in self.tables.items() if key == f"dwh.{spec.table}"]
             depends += args.runtime.grants[layer]
             common = dict(
                 project=project,
@@ -362,7 +404,7 @@ class TablePipeline(pulumi.ComponentResource):
             raise ComponentArgsError(c, "landing_uri", "gs://<landing bucket>", args.landing_uri)
         if args.mode == "scheduled":
             try:
-                layer_schedules(args.spec.schedule, args.start_time, args.layer_offset_minutes)
+                layer_schedules(args.spec.schedule, args.start_time, args.layer_offset_minutes, len(STEPS))
             except ScheduleError as e:
                 raise ComponentArgsError(c, "start_time/layer_offset_minutes", str(e)) from None
         if args.spec.source.location == "s3":
