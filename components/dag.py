@@ -39,6 +39,9 @@ DAG_FILE = Path(__file__).with_name("airflow") / "flexyboots_dags.py"
 #: Tables per DAG file, at most on average (measured: ~0.2 s per 100 tables; see the README).
 TABLES_PER_FILE = 100
 MANIFEST_FORMAT = 1
+#: The triggerer the DAGs' deferrable tasks wait on (Composer runs none unless its count is
+#: set): added to a Composer environment's workloads when they name none.
+DEFAULT_TRIGGERER = {"cpu": 0.5, "count": 1, "memory_gb": 1}
 #: Per-step wait limits (seconds): a run still going after this fails the try (and is adopted,
 #: not restarted, by the retry).
 DEFAULT_TIMEOUTS = {"staging": 3600, "archive": 3600, "delta": 3600, "transform": 3600, "dwh": 3600, "checks": 1800}

@@ -15,8 +15,8 @@ API::
     ``environment_size = None``                 Composer 2 only (ENVIRONMENT_SIZE_SMALL...)
     ``workloads``                               {scheduler|web_server|worker|triggerer|dag_processor:
                                                  {cpu, memory_gb, storage_gb, count|min_count|max_count}};
-                                                 must include a triggerer (count >= 1): the DAGs'
-                                                 tasks are deferrable
+                                                 a triggerer is added when none is named
+                                                 (DEFAULT_TRIGGERER): the DAG tasks are deferrable
     ``start_time = "2025-01-01T02:07:00Z"``     the DAGs' start date and schedules' phase
     ``dag_settings = None``                     retries, timeouts, poll interval (DagSettings)
     ``transfer_ids_in_env = True``              also hand each table's config ids to DAGs as
@@ -50,6 +50,7 @@ import pulumi_gcp as gcp
 
 from components.common import ComponentArgsError, labels as make_labels, require_env, require_gcp_region
 from components.dag import (
+    DEFAULT_TRIGGERER,
     STEPS,
     DagError,
     DagSettings,
@@ -137,12 +138,12 @@ class OrchestratorArgs:
                     raise ComponentArgsError(c, f"workloads.{part}.{k}", f"one of {', '.join(WORKLOAD_FIELDS[part])}", k)
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                     raise ComponentArgsError(c, f"workloads.{part}.{k}", "a non-negative number", v)
-        if (self.workloads or {}).get("triggerer", {}).get("count", 0) < 1:
+        if (self.workloads or {}).get("triggerer", {}).get("count", 1) < 1:
             raise ComponentArgsError(
                 c,
-                "workloads.triggerer",
-                "a triggerer (count >= 1, e.g. {cpu: 0.5, memory_gb: 1, count: 1}): every DAG task is deferrable and waits on the triggerer",
-                (self.workloads or {}).get("triggerer"),
+                "workloads.triggerer.count",
+                "1 or more: every DAG task is deferrable and waits on the triggerer",
+                self.workloads["triggerer"].get("count"),
             )
         missing = [d for d in DATASETS if d not in self.datasets]
         if missing:
@@ -254,8 +255,9 @@ class Orchestrator(pulumi.ComponentResource):
         }
         if args.environment_size:
             config["environment_size"] = args.environment_size
-        if args.workloads:
-            config["workloads_config"] = {part: dict(spec) for part, spec in sorted(args.workloads.items())}
+        # the DAG tasks are deferrable: they need a triggerer (added when the workloads name none)
+        workloads = {"triggerer": dict(DEFAULT_TRIGGERER), **dict(args.workloads or {})}
+        config["workloads_config"] = {part: dict(spec) for part, spec in sorted(workloads.items())}
         if major >= 3:
             config["enable_private_environment"] = True
 

@@ -98,7 +98,7 @@ def on_the_hour(schedule: str, step: LayerSchedule, index: int) -> None:
         if (m.group(3) or "00") == "00":
             raise ScheduleError(
                 f"step {index + 1} of {schedule!r} would run on the hour ({step.schedule}), which may trigger twice; "
-                "expected a time off the hour, e.g. 03:07"
+                f"expected a time off the hour, e.g. {step.schedule[-5:-2]}07"
             )
         return
     # runs at start + k * interval: some run is on the hour iff minute(start) is a multiple

@@ -28,8 +28,9 @@ Reference (defaults in brackets)::
     flexyboots:composer         {enabled [false], image_version [composer-3-airflow-2.10.5],
                                  environment_size [none; Composer 2 only],
                                  workloads {scheduler|web_server|worker: {cpu, memory_gb,
-                                 storage_gb, min_count, max_count}} (a triggerer is required:
-                                 the DAG tasks are deferrable), transfer_ids_in_env [true]};
+                                 storage_gb, min_count, max_count}} (triggerer defaults to
+                                 {cpu: 0.5, memory_gb: 1, count: 1}: the DAG tasks are
+                                 deferrable), transfer_ids_in_env [true]};
                                  each table's DAG runs on its spec's schedule
     flexyboots:alerts           {email [none]}: the address Cloud Monitoring e-mails about failed
                                  transfer runs, failed error-severity checks and failed Airflow
@@ -40,12 +41,14 @@ Reference (defaults in brackets)::
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.dag import DEFAULT_TRIGGERER
 from components.common import BASE_LABEL_KEYS, ENV, LABEL_KEY, LABEL_VALUE, PROJECT_ID, REGION
 
 NS = "flexyboots"
@@ -360,11 +363,13 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         workloads=workloads,
         transfer_ids_in_env=_bool(f"{NS}:composer.transfer_ids_in_env", c.get("transfer_ids_in_env", True)),
     )
-    if composer.enabled and workloads.get("triggerer", {}).get("count", 0) < 1:
+    if "triggerer" in workloads and workloads["triggerer"].get("count", 1) < 1:
         raise StackConfigError(
-            f"{NS}:composer.workloads.triggerer",
-            "missing or count 0: the DAG tasks are deferrable and wait on Airflow's triggerer; set e.g. {cpu: 0.5, memory_gb: 1, count: 1}",
+            f"{NS}:composer.workloads.triggerer.count",
+            "0, but the DAG tasks are deferrable and wait on Airflow's triggerer; expected 1 or more",
         )
+    if composer.enabled and "triggerer" not in workloads:
+        composer = dataclasses.replace(composer, workloads={**workloads, "triggerer": dict(DEFAULT_TRIGGERER)})
 
     a = _mapping(f"{NS}:alerts", get("alerts"), ("email",))
     email = a.get("email")

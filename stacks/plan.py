@@ -48,6 +48,8 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "gcp:pubsub/topic:Topic": ("name",),
     "gcp:projects/iAMCustomRole:IAMCustomRole": ("roleId", "permissions"),
     "gcp:secretmanager/secret:Secret": ("secretId",),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels"),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "conditions", "alertStrategy"),
 }
 _IAM_KEYS = ("role", "member", "datasetId", "bucket", "topic", "secretId", "serviceAccountId")
 
