@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from components.service_agents import SERVICE_AGENTS
+
 FORBIDDEN = {"roles/owner", "roles/editor", "roles/bigquery.admin"}
 #: the only roles a service account may hold on the whole project
 PROJECT_ROLES = {
@@ -97,10 +99,14 @@ def test_no_identity_holds_owner_editor_or_bigquery_admin(plan):
     for g in grants:
         assert g.inputs["role"] not in FORBIDDEN, f"{g.name} grants {g.inputs['role']}"
     custom_roles = {r.name for r in of(plan, "gcp:projects/iAMCustomRole:IAMCustomRole")}
+    agents = {r.outputs["member"]: SERVICE_AGENTS[r.inputs["service"]].role for r in of(plan, "gcp:projects/serviceIdentity:ServiceIdentity")}
     for g in of(plan, "gcp:projects/iAMMember:IAMMember"):
+        if g.inputs["member"] in agents:  # a Google-managed agent the program created: its own role only
+            assert g.inputs["role"] == agents[g.inputs["member"]], f"{g.name}: {g.inputs['role']} to a service agent"
+            continue
         assert g.inputs["role"] in PROJECT_ROLES | custom_roles, f"{g.name}: project-wide {g.inputs['role']}"
     for role in of(plan, "gcp:projects/iAMCustomRole:IAMCustomRole"):
-        assert all(p.startswith("bigquery.transfers.") for p in role.inputs["permissions"]), role.name
+        assert all(p.startswith("bigquery.transfers.") or p == "bigquery.datasets.update" for p in role.inputs["permissions"]), role.name
     assert not [r for r in plan.resources if r.type.endswith(("IAMPolicy:IAMPolicy", "IAMBinding:IAMBinding"))], (
         "authoritative IAM would remove grants made outside this stack"
     )
@@ -120,9 +126,12 @@ def _walk(value, path=""):
 def test_secrets_are_pulumi_secrets(plan):
     from stacks.plan import render_json, render_text
 
-    # every generated credential: the random password and, with S3, the AWS secret key
+    # every generated credential: the random password, Metabase's BigQuery key and, with S3,
+    # the AWS secret key
     secrets = [r.outputs["result"] for r in of(plan, "random:index/randomPassword:RandomPassword")]
+    secrets += [r.outputs["privateKey"] for r in of(plan, "gcp:serviceaccount/key:Key")]
     secrets += [r.outputs["secret"] for r in of(plan, "aws:iam/accessKey:AccessKey")]
+    assert of(plan, "gcp:serviceaccount/key:Key"), "the shipped stacks give Metabase its BigQuery key"
     assert secrets
     for r in plan.resources:
         for path, value in _walk(r.inputs):
