@@ -44,7 +44,7 @@ demo: setup
 
 test: setup airflow-setup
 	$(PY) -m pytest -q
-	$(AIRFLOW_PY) -m pytest -q tests/airflow
+	$(AIRFLOW_PY) -m pytest -q tests/airflow_dags
 
 plan-dev: setup
 	$(PY) -m stacks plan --stack dev

@@ -1,5 +1,5 @@
 """The DAG files (pure): manifests, shards, schedules, refusals. Real Airflow loads and runs the
-same files in tests/airflow/ (its own virtualenv)."""
+same files in tests/airflow_dags/ (its own virtualenv)."""
 
 from __future__ import annotations
 
