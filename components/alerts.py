@@ -153,60 +153,40 @@ class Alerts(pulumi.ComponentResource):
             user_labels=labels,
             opts=child,
         )
-        self.policies["checks"] = gcp.monitoring.AlertPolicy(
-            f"{env}-checks-failed",
-            project=project,
-            display_name=f"flexyboots {env}: an error-severity data-quality check failed",
-            combiner="OR",
-            severity="ERROR",
-            conditions=[
-                {
-                    "display_name": "checks failed (BigQuery job error)",
-                    "condition_matched_log": {"filter": check_failures_filter(project, args.dwh_dataset)},
-                }
-            ],
-            alert_strategy={"notification_rate_limit": {"period": NOTIFICATION_PERIOD}, "auto_close": "86400s"},
-            documentation={
-                "mime_type": "text/markdown",
-                "content": doc.format(
-                    env=env,
-                    what="an error-severity check failed; its results are in quality.check_results.",
-                    how=f"SELECT * FROM `{project}.{env}_quality.check_results` WHERE NOT passed ORDER BY checked_at DESC LIMIT 50",
-                ),
-            },
-            notification_channels=channels,
-            user_labels=labels,
-            opts=child,
-        )
-        if args.composer_environment is not None:
-            self.policies["airflow"] = gcp.monitoring.AlertPolicy(
-                f"{env}-airflow-task-failed",
+        def log_policy(key: str, name: str, title: str, condition: str, log_filter: pulumi.Input[str], what: str, how: str) -> None:
+            """A log-match policy (they need a notification rate limit)."""
+            self.policies[key] = gcp.monitoring.AlertPolicy(
+                name,
                 project=project,
-                display_name=f"flexyboots {env}: an Airflow task failed",
+                display_name=title,
                 combiner="OR",
                 severity="ERROR",
-                conditions=[
-                    {
-                        "display_name": "on_failure_callback logged a failed task",
-                        "condition_matched_log": {
-                            "filter": pulumi.Output.from_input(args.composer_environment).apply(
-                                lambda e: airflow_failures_filter(project, e)
-                            )
-                        },
-                    }
-                ],
+                conditions=[{"display_name": condition, "condition_matched_log": {"filter": log_filter}}],
                 alert_strategy={"notification_rate_limit": {"period": NOTIFICATION_PERIOD}, "auto_close": "86400s"},
-                documentation={
-                    "mime_type": "text/markdown",
-                    "content": doc.format(
-                        env=env,
-                        what="a task of a table's DAG failed after its retries.",
-                        how="Open the Airflow UI (stack output airflow_uri), DAG flexyboots_<env>__<table>; clear the failed task to retry it "
-                        "(it adopts a transfer run still going instead of starting another).",
-                    ),
-                },
+                documentation={"mime_type": "text/markdown", "content": doc.format(env=env, what=what, how=how)},
                 notification_channels=channels,
                 user_labels=labels,
                 opts=child,
+            )
+
+        log_policy(
+            "checks",
+            f"{env}-checks-failed",
+            f"flexyboots {env}: an error-severity data-quality check failed",
+            "checks failed (BigQuery job error)",
+            check_failures_filter(project, args.dwh_dataset),
+            "an error-severity check failed; its results are in quality.check_results.",
+            f"SELECT * FROM `{project}.{env}_quality.check_results` WHERE NOT passed ORDER BY checked_at DESC LIMIT 50",
+        )
+        if args.composer_environment is not None:
+            log_policy(
+                "airflow",
+                f"{env}-airflow-task-failed",
+                f"flexyboots {env}: an Airflow task failed",
+                "on_failure_callback logged a failed task",
+                pulumi.Output.from_input(args.composer_environment).apply(lambda e: airflow_failures_filter(project, e)),
+                "a task of a table's DAG failed after its retries.",
+                "Open the Airflow UI (stack output airflow_uri), DAG flexyboots_<env>__<table>; clear the failed task to retry it "
+                "(it adopts a transfer run still going instead of starting another).",
             )
         self.register_outputs({"channel": self.channel.name})

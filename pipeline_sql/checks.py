@@ -188,12 +188,17 @@ def _freshness_passed(check: Check) -> str:
     return f"observed_value <= {check.param('max_age') * 60}"
 
 
-def _row_count(spec: TableSpec, naming: Naming, check: Check) -> str:
-    results = naming.ref("quality", RESULTS_TABLE)
-    previous = (
-        f"(SELECT p.observed_value FROM {results} AS p WHERE p.table_name = {_quote(spec.table)} AND p.check_name = {_quote(check.name)} "
+def _previous_count(spec: TableSpec, naming: Naming, check: Check) -> str:
+    """The table's row count the previous run of this check recorded (NULL: none yet)."""
+    return (
+        f"(SELECT p.observed_value FROM {naming.ref('quality', RESULTS_TABLE)} AS p "
+        f"WHERE p.table_name = {_quote(spec.table)} AND p.check_name = {_quote(check.name)} "
         "ORDER BY p.checked_at DESC LIMIT 1)"
     )
+
+
+def _row_count(spec: TableSpec, naming: Naming, check: Check) -> str:
+    previous = _previous_count(spec, naming, check)
     return (
         "  SELECT\n"
         f"    {_head(check)},\n"
@@ -211,11 +216,7 @@ def _row_count_passed(check: Check, spec: TableSpec, naming: Naming) -> str:
     if check.param("max") is not None:
         conds.append(f"observed_value <= {check.param('max')}")
     if check.param("max_change") is not None:
-        results = naming.ref("quality", RESULTS_TABLE)
-        previous = (
-            f"(SELECT p.observed_value FROM {results} AS p WHERE p.table_name = {_quote(spec.table)} AND p.check_name = {_quote(check.name)} "
-            "ORDER BY p.checked_at DESC LIMIT 1)"
-        )
+        previous = _previous_count(spec, naming, check)
         # no previous run (or an empty table before): nothing to compare with
         conds.append(f"IFNULL(SAFE_DIVIDE(ABS(observed_value - {previous}), {previous}) <= {check.param('max_change')!r}, TRUE)")
     return " AND ".join(conds)
