@@ -5,16 +5,25 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# the CrossGuard policy pack's own virtualenv (pulumi-policy's protobuf pin clashes with the
+# Google clients'); the Pulumi CLI uses the same folder (policy/PulumiPolicy.yaml: virtualenv: venv)
+POLICY_VENV  := policy/venv
+POLICY_STAMP := $(POLICY_VENV)/.installed
 
 .PHONY: setup demo test plan-dev plan-prod bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(POLICY_STAMP)
 
 $(STAMP): requirements.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
 	$(PY) -m pipeline_sql.engine --install-extensions
 	touch $(STAMP)
+
+$(POLICY_STAMP): policy/requirements.txt policy/requirements.lock
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c policy/requirements.lock
+	touch $(POLICY_STAMP)
 
 demo: setup
 	$(PY) -m pipeline_sql demo
@@ -33,4 +42,4 @@ bench: setup
 	$(PY) benchmarks/plan_bench.py
 
 clean:
-	rm -rf $(VENV) .flexyboots .pytest_cache .hypothesis
+	rm -rf $(VENV) $(POLICY_VENV) .flexyboots .pytest_cache .hypothesis

@@ -2,12 +2,14 @@
 config and print what it would create. No CLI, plugins, network or credentials needed.
 
     python -m stacks plan --stack dev              resource tree + counts per type
-    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"}, ...]
+    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"[, "protect"]}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
 
 Deterministic: the same code and config print the same bytes (children sorted by type and
 name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
 Exit status: 0 ok, 2 unknown stack or invalid config/spec/component args.
+
+The same CLI carries ``diff`` (:mod:`stacks.diff`) and ``policy`` (:mod:`stacks.policy`).
 """
 
 from __future__ import annotations
@@ -182,12 +184,19 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_items(plan: Plan) -> list:
+    """The plan as ``plan --json`` prints it: {type, name, parent, inputs} (+ ``protect: true``)."""
+    items = []
+    for r in plan.resources:
+        item = {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
+        if r.protect:
+            item["protect"] = True
+        items.append(item)
+    return items
+
+
 def render_json(plan: Plan) -> str:
-    items = [
-        {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
-        for r in plan.resources
-    ]
-    return json.dumps(items, indent=2, sort_keys=True) + "\n"
+    return json.dumps(plan_items(plan), indent=2, sort_keys=True) + "\n"
 
 
 def inventory(plan: Plan) -> dict:
@@ -227,7 +236,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
     p.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    from stacks import diff, policy
+
+    diff.add_parser(sub)
+    policy.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command != "plan":
+        return args.func(args)
 
     from components.common import ComponentArgsError
     from pipeline_sql.spec import SpecError
