@@ -181,6 +181,24 @@ def _get(d: Any, path: str) -> Any:
     return d
 
 
+def _schema_change(old: Any, new: Any) -> str:
+    """``+phone STRING, ~balance NUMERIC->STRING, -fax`` for a BigQuery schema change."""
+    def cols(v: Any) -> dict:
+        try:
+            fields = json.loads(v) if isinstance(v, str) else (v or [])
+        except ValueError:
+            return {}
+        return {f.get("name"): f for f in fields if isinstance(f, dict)}
+
+    a, b = cols(old), cols(new)
+    out = [f"+{n} {f.get('type')}" for n, f in b.items() if n not in a]
+    out += [f"~{n} {a[n].get('type')}->{f.get('type')}" for n, f in b.items() if n in a and a[n].get("type") != f.get("type")]
+    out += [f"~{n} mode {a[n].get('mode') or 'NULLABLE'}->{f.get('mode') or 'NULLABLE'}" for n, f in b.items()
+            if n in a and (a[n].get("mode") or "NULLABLE") != (f.get("mode") or "NULLABLE")]
+    out += [f"-{n}" for n in a if n not in b]
+    return ", ".join(out) or "field details"
+
+
 def _protected(item: Optional[dict]) -> str:
     if not item:
         return ""
@@ -270,6 +288,9 @@ def diff_plans(old_items: list, new_items: list) -> PlanDiff:
             continue
         c = Change(action="update", paths=paths, **base)
         for p in paths:
+            if p == "schema" and item["type"] == TABLE:
+                c.values[p] = (None, _schema_change(oi.get("schema"), ni.get("schema")))
+                continue
             a, b = _short(_get(oi, p)), _short(_get(ni, p))
             if (a is not None or _get(oi, p) is None) and (b is not None or _get(ni, p) is None):
                 c.values[p] = (a, b)
@@ -297,6 +318,8 @@ def diff_plans(old_items: list, new_items: list) -> PlanDiff:
                 fromfile=f"a/{addr}", tofile=f"b/{addr}", n=2))
             sql.append(SqlDiff(resource=addr, table=table, layer=_layer(n, table), diff=text))
     order = {a: i for i, a in enumerate(ACTIONS)}
+    layers = {l: i for i, l in enumerate(("staging", "archive", "delta", "transform", "dwh"))}
+    sql.sort(key=lambda q: (q.table, layers.get(q.layer, len(layers)), q.layer))
     changes.sort(key=lambda c: (not c.destructive, c.component, c.table, order[c.action], c.type, c.name))
     return PlanDiff(changes=changes, sql=sql)
 
@@ -323,7 +346,10 @@ def _env() -> dict:
 def plan_both(stack: str, against: str, tables_dir: Optional[str] = None, cwd: Optional[Path] = None) -> tuple:
     """(items at ``against``, items of the working tree), each planned with its own code."""
     root = Path(_git(["rev-parse", "--show-toplevel"], Path(cwd or Path.cwd())))
-    commit = _git(["rev-parse", "--verify", "--quiet", f"{against}^{{commit}}"], root)
+    try:
+        commit = _git(["rev-parse", "--verify", "--quiet", f"{against}^{{commit}}"], root)
+    except DiffError:
+        raise DiffError(f"--against {against!r}: not a commit in {root} (fetch it first, e.g. `git fetch origin main`)") from None
     tmp = Path(tempfile.mkdtemp(prefix="flexyboots-diff-"))
     tree = tmp / "tree"
     _git(["worktree", "add", "--detach", str(tree), commit], root)
@@ -357,7 +383,10 @@ def _fmt(v: Any) -> str:
 def _path_list(c: Change, limit: int = 8) -> str:
     shown = []
     for p in c.paths[:limit]:
-        shown.append(f"{p}: {_fmt(c.values[p][0])} -> {_fmt(c.values[p][1])}" if p in c.values else p)
+        if p == "schema" and c.type == TABLE and p in c.values:
+            shown.append(f"schema: {c.values[p][1]}")
+        else:
+            shown.append(f"{p}: {_fmt(c.values[p][0])} -> {_fmt(c.values[p][1])}" if p in c.values else p)
     more = len(c.paths) - limit
     return ", ".join(shown) + (f", +{more} more" if more > 0 else "")
 
