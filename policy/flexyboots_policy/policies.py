@@ -471,7 +471,8 @@ secrets_stay_in_sinks = StackValidationPolicy(
     validate=_secrets_stay_in_sinks,
 )
 
-_CREDENTIAL_KEY = r"(?i)(password|passwd|secret|token|private_?key|access_?key|credential)"
+#: key names that hold credentials (an access key *id* is an identifier, not a credential)
+_CREDENTIAL_KEY = r"(?i)(password|passwd|secret|token|private_?key|credential|access_?key(?!_?id))"
 
 
 def _no_credentials_in_plain_fields(args: ResourceValidationArgs, report: ReportViolation) -> None:
