@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import inspect
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,20 +154,17 @@ def test_every_rule_names_an_input_of_the_pulumi_sdk():
 # --------------------------------------------------------------------------- the command over git histories
 
 
+def _tool():
+    spec = importlib.util.spec_from_file_location("readme_diff_example", ROOT / "tools" / "readme_diff_example.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A git repository holding this project's tracked files at one commit (the base)."""
-    dest = tmp_path_factory.mktemp("history") / "repo"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for f in filter(None, files):
-        if (ROOT / f).is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dest / f)
-    git = lambda *a: subprocess.run(["git", *a], cwd=dest, capture_output=True, text=True, check=True)
-    git("init", "-q", "-b", "main")
-    git("add", "-A")
-    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base")
-    yield dest
+    """A git repository holding this project's tracked files at one commit (``main``, the base)."""
+    yield _tool().copy_repo(tmp_path_factory.mktemp("history") / "repo")
 
 
 def diff(repo: Path, stack: str, edit, fmt: str = "json"):
@@ -254,3 +251,13 @@ def test_unknown_ref_is_a_clear_error(repo):
     out = subprocess.run([sys.executable, "-m", "stacks", "diff", "--stack", "dev", "--against", "no-such-branch"],
                          cwd=repo, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "--against 'no-such-branch': not a commit" in out.stderr
+
+
+def test_readme_example_is_the_tools_output(repo):
+    """README "Reviewing a change" shows what the tool prints for that change (regenerate with
+    `python tools/readme_diff_example.py --write`)."""
+    tool = _tool()
+    md = tool.render(repo)
+    assert "**1** to replace" in md and "schema: +phone STRING" in md and "<details><summary>customers · dwh</summary>" in md
+    readme = (ROOT / "README.md").read_text()
+    assert tool.readme_block(readme) == tool.block(md), "README example is stale: python tools/readme_diff_example.py --write"
