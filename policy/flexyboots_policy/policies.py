@@ -283,7 +283,7 @@ project_roles_allowlist = ResourceValidationPolicy(
 
 def _no_authoritative_iam(args: ResourceValidationArgs, report: ReportViolation) -> None:
     t = args.resource_type
-    if t.split(":")[-1].lower() in ("iampolicy", "iambinding") and t.split(":")[0] == "gcp":
+    if t.startswith("gcp:") and t.rsplit(":", 1)[-1].lower().endswith(("iampolicy", "iambinding")):
         report(f"{t.split(':')[-1]} is authoritative: it removes every grant made outside this stack; use the *IAMMember resource")
 
 

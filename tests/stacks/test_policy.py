@@ -149,7 +149,10 @@ def test_authoritative_iam(plans, policy_pack):
     res = resources(plans)
     res.append(PlanResource(type="gcp:projects/iAMBinding:IAMBinding", name="jobs", urn="urn:pulumi:dev::flexyboots::gcp:projects/iAMBinding:IAMBinding::jobs",
                             inputs={"project": "p", "role": "roles/bigquery.jobUser", "members": ["serviceAccount:a@p.iam.gserviceaccount.com"]}))
+    res.append(PlanResource(type="gcp:bigquery/datasetIamPolicy:DatasetIamPolicy", name="ds", urn="urn:pulumi:dev::flexyboots::gcp:bigquery/datasetIamPolicy:DatasetIamPolicy::ds",
+                            inputs={"datasetId": "dev_dwh", "policyData": "{}"}))
     assert found(run(policy_pack, res), "iam-no-authoritative-bindings") == [
+        "gcp:bigquery/datasetIamPolicy:DatasetIamPolicy::ds: DatasetIamPolicy is authoritative: it removes every grant made outside this stack; use the *IAMMember resource",
         "gcp:projects/iAMBinding:IAMBinding::jobs: IAMBinding is authoritative: it removes every grant made outside this stack; use the *IAMMember resource"]
 
 
