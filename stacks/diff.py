@@ -350,6 +350,12 @@ def plan_both(stack: str, against: str, tables_dir: Optional[str] = None, cwd: O
         commit = _git(["rev-parse", "--verify", "--quiet", f"{against}^{{commit}}"], root)
     except DiffError:
         raise DiffError(f"--against {against!r}: not a commit in {root} (fetch it first, e.g. `git fetch origin main`)") from None
+    new_stack = subprocess.run(["git", "cat-file", "-e", f"{commit}:stacks/Pulumi.{stack}.yaml"], cwd=root, capture_output=True).returncode != 0
+    if new_stack:  # the stack does not exist at the ref: everything is created
+        p = subprocess.run(_plan_cmd(stack, tables_dir), cwd=root, env=_env(), capture_output=True, text=True)
+        if p.returncode != 0:
+            raise DiffError(f"planning {stack} at the working tree failed: {p.stderr.strip()[-1500:]}")
+        return [], json.loads(p.stdout)
     tmp = Path(tempfile.mkdtemp(prefix="flexyboots-diff-"))
     tree = tmp / "tree"
     _git(["worktree", "add", "--detach", str(tree), commit], root)

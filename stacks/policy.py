@@ -268,7 +268,11 @@ class PolicyPack:
         grpc.channel_ready_future(self._channel).result(timeout=timeout)
         self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
         info = self._stub.GetAnalyzerInfo(empty_pb2.Empty())
-        self.name, self.version = info.name, info.version
+        # the Python SDK always answers 0.0.1; the CLI takes the version from PulumiPolicy.yaml
+        import re
+
+        m = re.search(r"^version:\s*(\S+)", (pack_dir / "PulumiPolicy.yaml").read_text(encoding="utf-8"), re.M)
+        self.name, self.version = info.name, m.group(1) if m else info.version
         from google.protobuf import json_format
 
         self.policies = [

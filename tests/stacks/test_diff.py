@@ -261,3 +261,10 @@ def test_readme_example_is_the_tools_output(repo):
     assert "**1** to replace" in md and "schema: +phone STRING" in md and "<details><summary>customers · dwh</summary>" in md
     readme = (ROOT / "README.md").read_text()
     assert tool.readme_block(readme) == tool.block(md), "README example is stale: python tools/readme_diff_example.py --write"
+
+
+def test_a_new_stack_is_all_creates(repo):
+    def edit(r):
+        (r / "stacks/Pulumi.qa.yaml").write_text((r / "stacks/Pulumi.dev.yaml").read_text().replace("flexyboots:env: dev", "flexyboots:env: qa"))
+    code, doc = diff(repo, "qa", edit)
+    assert code == 2 and doc["summary"]["create"] == len(doc["changes"]) > 50 and doc["summary"]["destructive"] == 0
