@@ -20,7 +20,16 @@ Two kinds of rules, each with its source:
   - Compute instance ``metadataStartupScript``: ``customdiff.ForceNewIf(... isGracefulMetadataStartupSwitch)``
     replaces the VM when the script changes; ``machineType`` updates in place but stops the VM
     (``allow_stopping_for_update``);
-  - Compute disk ``size``: ``customdiff.ForceNewIfChange("size", IsDiskShrinkage)``: shrinking replaces it.
+  - Compute disk ``size``: ``customdiff.ForceNewIfChange("size", IsDiskShrinkage)``: shrinking replaces it;
+  - Data Transfer config ``params``: ``ParamsCustomizeDiffFunc`` (bigquerydatatransfer/
+    resource_bigquery_data_transfer_config.go) replaces a ``google_cloud_storage`` or ``amazon_s3``
+    transfer whose ``data_path_template``/``data_path`` or ``destination_table_name_template`` changes;
+  - Subnetwork ``ipCidrRange``: ``ForceNewIfChange("ip_cidr_range", IsShrinkageIpCidr)``: a range
+    that does not contain the old one replaces the subnet;
+  - Composer ``config.nodeConfig.network/subnetwork``: ``forceNewIfNotComposer3CustomDiff`` (Composer 2 only).
+
+  Not ported (rare here; ``pulumi preview --diff`` shows them): an instance's network IP change,
+  a locked bucket retention policy, a secret's replication switching between auto and automatic.
 
 Public API (the spec-evolution work reuses the table functions):
 
@@ -49,6 +58,14 @@ TABLE = "gcp:bigquery/table:Table"
 TF_TABLE = "google/services/bigquery/resource_bigquery_table.go"
 TF_INSTANCE = "google/services/compute/resource_compute_instance.go"
 TF_DISK = "google/services/compute/resource_compute_disk.go"
+TF_SUBNET = "google/services/compute/resource_compute_subnetwork.go"
+TF_COMPOSER = "google/services/composer/resource_composer_environment.go"
+TF_TRANSFER = "google/services/bigquerydatatransfer/resource_bigquery_data_transfer_config.go"
+#: data source -> params whose change replaces the transfer config (ParamsCustomizeDiffFunc)
+_TRANSFER_PARAMS = {
+    "google_cloud_storage": ("data_path_template", "destination_table_name_template"),
+    "amazon_s3": ("data_path", "destination_table_name_template"),
+}
 BQ_PARTITIONING = "BigQuery refuses partitioning changes in place (googleapis/google-cloud-ruby#1646, basedosdados/sdk#1165)"
 
 #: providers whose every input is immutable (a change always replaces)
@@ -252,6 +269,27 @@ def replacement_reasons(type_: str, old_inputs: dict, new_inputs: dict) -> Optio
         if old_inputs.get("metadataStartupScript") and new_inputs.get("metadataStartupScript"):
             reasons.append(Reason("metadataStartupScript", "the startup script changes",
                                   f"{TF_INSTANCE}: customdiff.ForceNewIf(metadata_startup_script)"))
+    elif type_ == "gcp:bigquery/dataTransferConfig:DataTransferConfig":
+        for param in _TRANSFER_PARAMS.get(new_inputs.get("dataSourceId"), ()):
+            a, b = (old_inputs.get("params") or {}).get(param), (new_inputs.get("params") or {}).get(param)
+            if a is not None and b is not None and a != b:
+                reasons.append(Reason(f"params.{param}", f"a {new_inputs.get('dataSourceId')} transfer's {param} changes",
+                                      f"{TF_TRANSFER}: ParamsCustomizeDiffFunc"))
+    elif type_ == "gcp:compute/subnetwork:Subnetwork" and "ipCidrRange" in paths:
+        import ipaddress
+
+        try:
+            old_net, new_net = ipaddress.ip_network(old_inputs["ipCidrRange"]), ipaddress.ip_network(new_inputs["ipCidrRange"])
+        except (KeyError, TypeError, ValueError):
+            old_net = new_net = None
+        if old_net is not None and not (old_net.version == new_net.version and old_net.subnet_of(new_net)):
+            reasons.append(Reason("ipCidrRange", f"{old_net} -> {new_net} is not an expansion", f"{TF_SUBNET}: ForceNewIfChange(ip_cidr_range, IsShrinkageIpCidr)"))
+    elif type_ == "gcp:composer/environment:Environment":
+        image = str(_get(new_inputs, "config.softwareConfig.imageVersion") or "")
+        if not image.startswith("composer-3"):
+            for key in ("config.nodeConfig.network", "config.nodeConfig.subnetwork"):
+                if _get(old_inputs, key) != _get(new_inputs, key):
+                    reasons.append(Reason(key, "the network of a Composer 2 environment changes", f"{TF_COMPOSER}: forceNewIfNotComposer3CustomDiff"))
     elif type_ == "gcp:compute/disk:Disk" and "size" in paths:
         if float(new_inputs.get("size") or 0) < float(old_inputs.get("size") or 0):
             reasons.append(Reason("size", f"the disk shrinks {old_inputs.get('size'):g} -> {new_inputs.get('size'):g} GB",

@@ -133,6 +133,13 @@ def test_other_types():
     assert [r.path for r in replacement_reasons("gcp:compute/disk:Disk", {"size": 50}, {"size": 20})] == ["size"]
     assert [r.path for r in replacement_reasons("gcp:bigquery/datasetIamMember:DatasetIamMember", {"role": "a", "member": "m"}, {"role": "b", "member": "m"})] == ["role"]
     assert [r.path for r in replacement_reasons("gcp:bigquery/dataset:Dataset", {"location": "EU"}, {"location": "US"})] == ["location"]
+    sub = {"ipCidrRange": "10.10.0.0/20", "network": "n"}
+    assert replacement_reasons("gcp:compute/subnetwork:Subnetwork", sub, {**sub, "ipCidrRange": "10.10.0.0/19"}) == []
+    assert [r.path for r in replacement_reasons("gcp:compute/subnetwork:Subnetwork", sub, {**sub, "ipCidrRange": "10.20.0.0/20"})] == ["ipCidrRange"]
+    s3 = {"dataSourceId": "amazon_s3", "params": {"data_path": "s3://b/crm/*", "file_format": "CSV"}}
+    assert replacement_reasons("gcp:bigquery/dataTransferConfig:DataTransferConfig", s3, {**s3, "params": {**s3["params"], "file_format": "JSON"}}) == []
+    assert [r.path for r in replacement_reasons("gcp:bigquery/dataTransferConfig:DataTransferConfig", s3,
+                                                {**s3, "params": {**s3["params"], "data_path": "s3://b/crm2/*"}})] == ["params.data_path"]
     assert replacement_reasons("gcp:monitoring/alertPolicy:AlertPolicy", {"a": 1}, {"a": 2}) is None
 
 
