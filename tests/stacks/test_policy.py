@@ -52,6 +52,11 @@ def one(res, type_, pred=lambda r: True):
     return next(r for r in res if r.type == type_ and pred(r))
 
 
+def added(type_, name, inputs):
+    """A resource the real plans lack, as the engine would show it."""
+    return PlanResource(type=type_, name=name, urn=f"urn:pulumi:dev::flexyboots::{type_}::{name}", inputs=inputs)
+
+
 def found(report, policy):
     return [f"{v.resource}: {v.message}" for v in report.by_policy(policy)]
 
@@ -147,10 +152,9 @@ def test_project_wide_role_outside_the_allow_list(plans, policy_pack):
 
 def test_authoritative_iam(plans, policy_pack):
     res = resources(plans)
-    res.append(PlanResource(type="gcp:projects/iAMBinding:IAMBinding", name="jobs", urn="urn:pulumi:dev::flexyboots::gcp:projects/iAMBinding:IAMBinding::jobs",
-                            inputs={"project": "p", "role": "roles/bigquery.jobUser", "members": ["serviceAccount:a@p.iam.gserviceaccount.com"]}))
-    res.append(PlanResource(type="gcp:bigquery/datasetIamPolicy:DatasetIamPolicy", name="ds", urn="urn:pulumi:dev::flexyboots::gcp:bigquery/datasetIamPolicy:DatasetIamPolicy::ds",
-                            inputs={"datasetId": "dev_dwh", "policyData": "{}"}))
+    res.append(added("gcp:projects/iAMBinding:IAMBinding", "jobs",
+                     {"project": "p", "role": "roles/bigquery.jobUser", "members": ["serviceAccount:a@p.iam.gserviceaccount.com"]}))
+    res.append(added("gcp:bigquery/datasetIamPolicy:DatasetIamPolicy", "ds", {"datasetId": "dev_dwh", "policyData": "{}"}))
     assert found(run(policy_pack, res), "iam-no-authoritative-bindings") == [
         "gcp:bigquery/datasetIamPolicy:DatasetIamPolicy::ds: DatasetIamPolicy is authoritative: it removes every grant made outside this stack; use the *IAMMember resource",
         "gcp:projects/iAMBinding:IAMBinding::jobs: IAMBinding is authoritative: it removes every grant made outside this stack; use the *IAMMember resource"]
@@ -174,8 +178,7 @@ def test_custom_role_that_can_escalate(plans, policy_pack):
 
 def test_service_account_key_is_advisory(plans, policy_pack):
     res = resources(plans)
-    res.append(PlanResource(type="gcp:serviceaccount/key:Key", name="metabase-key", urn="urn:pulumi:dev::flexyboots::gcp:serviceaccount/key:Key::metabase-key",
-                            inputs={"serviceAccountId": "projects/p/serviceAccounts/m@p.iam.gserviceaccount.com"}))
+    res.append(added("gcp:serviceaccount/key:Key", "metabase-key", {"serviceAccountId": "projects/p/serviceAccounts/m@p.iam.gserviceaccount.com"}))
     rep = run(policy_pack, res)
     assert [v.level for v in rep.by_policy("iam-service-account-keys")] == ["advisory"]
     assert not rep.mandatory
