@@ -20,11 +20,16 @@ API::
                                                  updates the environment: minutes, not seconds)
     ``protect = False``                         Pulumi ``protect`` on the environment
     ``extra_labels``
+    ``depends_on = ()``                         e.g. the composer API Service: the Composer
+                                                 service agent is created after it
 
 Creates: a service account with ``roles/composer.worker`` and a custom role holding only
 ``bigquery.transfers.get`` + ``bigquery.transfers.update`` (to start transfer runs and read their
-state; no predefined role short of bigquery.admin has both); the Composer service agent gets
-``roles/composer.ServiceAgentV2Ext`` on that account; the ``gcp.composer.Environment`` (private
+state; no predefined role short of bigquery.admin has both); the Composer service agent,
+created by the program (``gcp.projects.ServiceIdentity`` for ``composer.googleapis.com``, with
+its ``roles/composer.serviceAgent``; :mod:`components.service_agents`), gets
+``roles/composer.ServiceAgentV2Ext`` on that account, its member taken from the identity; the
+``gcp.composer.Environment`` waits for all of those grants; (private
 environment on Composer 3, custom timeouts for its 25-60 minute create); and the generated DAG
 (:func:`components.dag.render_dag`) uploaded as a ``gcp.storage.BucketObject`` to the bucket and
 folder named by the environment's ``config.dag_gcs_prefix``.
@@ -43,6 +48,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.common import ComponentArgsError, labels as make_labels, require_env, require_gcp_region
+from components.service_agents import service_agent
 from components.dag import (
     DagError,
     DagTable,
@@ -65,7 +71,7 @@ WORKLOAD_FIELDS = {
 }
 #: Composer creates take 25-60 minutes; updates (env vars, packages) restart Airflow.
 TIMEOUTS = pulumi.CustomTimeouts(create="90m", update="90m", delete="60m")
-COMPOSER_AGENT = "service-{number}@cloudcomposer-accounts.iam.gserviceaccount.com"
+COMPOSER_API = "composer.googleapis.com"
 TRANSFER_RUNNER_PERMISSIONS = ("bigquery.transfers.get", "bigquery.transfers.update")
 
 
@@ -92,6 +98,7 @@ class OrchestratorArgs:
     transfer_ids_in_env: bool = True
     protect: bool = False
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()
 
     def composer_major(self) -> int:
         m = _IMAGE.match(self.image_version) if isinstance(self.image_version, str) else None
@@ -170,7 +177,7 @@ class Orchestrator(pulumi.ComponentResource):
         major = args.validate()
         super().__init__(TYPE, name, None, opts)
         env, project = args.env, args.project
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         labels = make_labels(env, "orchestrator", dict(args.extra_labels))
 
         # ---- identity
@@ -198,12 +205,13 @@ class Orchestrator(pulumi.ComponentResource):
         runner = gcp.projects.IAMMember(
             f"{env}-composer-transfer-runner", project=project, role=runner_role.name, member=member, opts=child
         )
-        number = gcp.organizations.get_project_output(project_id=project).number
+        # the Composer service agent: created (after the API), never assumed
+        self.agent = service_agent(f"{env}-composer-agent", COMPOSER_API, project, parent=self, depends_on=args.depends_on)
         agent_ext = gcp.serviceaccount.IAMMember(
             f"{env}-composer-agent-v2ext",
             service_account_id=self.service_account.name,
             role="roles/composer.ServiceAgentV2Ext",
-            member=number.apply(lambda n: "serviceAccount:" + COMPOSER_AGENT.format(number=n)),
+            member=self.agent.member,
             opts=child,
         )
 
@@ -247,7 +255,7 @@ class Orchestrator(pulumi.ComponentResource):
             config=config,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[worker, runner, agent_ext],
+                depends_on=[worker, runner, agent_ext, self.agent.role_grant],
                 custom_timeouts=TIMEOUTS,
                 protect=args.protect,
             ),

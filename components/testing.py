@@ -25,6 +25,10 @@ mocks=None) -> Recording``
     ``secret_exports`` set of export names whose value is a Pulumi secret
     ``of_type(type_)`` / ``count_by_type()`` / ``get(name, type_=None)`` / ``children(parent)``
     ``redacted_exports()``  exports with secret values replaced by ``"[secret]"``
+    ``waits_for(resource) -> set[str]``  the URNs a resource is created after: its recorded
+                    ``dependencies`` and its parent's (a child is registered only once its
+                    parent is, and the parent once its own dependencies are), followed
+                    transitively; a dependency on a component counts as one on its descendants
 
 ``RecordedResource`` (one ``RegisterResource`` request)
     ``type``, ``name``, ``urn``, ``parent`` (URN, "" for the stack), ``custom``, ``id``,
@@ -39,8 +43,10 @@ mocks=None) -> Recording``
 aws_account_id="123456789012")``
     ``new_resource``: id ``"<name>_id"`` (an S3 bucket's id is its bucket name, as in AWS);
     echoes the inputs and adds plausible computed outputs (``name``, ``selfLink``, service
-    account ``email``/``member``/``uniqueId``, bucket ``url``, dataset ``datasetId``,
-    secret ``name``, ``arn``s, random ``result``, access key ``secret``). ``call``: answers
+    account ``email``/``member``/``uniqueId``, a service identity's agent ``email``/``member``
+    (from ``components.service_agents``), a service account key's ``privateKey`` (base64 JSON),
+    bucket ``url``, dataset ``datasetId``, secret ``name``, ``arn``s, random ``result``, access
+    key ``secret``). ``call``: answers
     ``gcp:organizations/getProject:getProject`` (number ``"123456789012"``),
     ``getClientConfig``, ``storage getProjectServiceAccount``, ``bigquery getDefaultServiceAccount``,
     ``aws getCallerIdentity`` / ``getRegion``; anything else echoes its args.
@@ -82,6 +88,7 @@ __all__ = [
     "RecordingMonitor",
     "redact",
     "run_program",
+    "dependency_closure",
 ]
 
 SECRET = "[secret]"
@@ -199,6 +206,48 @@ class Recording:
     def redacted_exports(self) -> dict:
         return {k: (SECRET if k in self.secret_exports else v) for k, v in self.exports.items()}
 
+    def waits_for(self, resource: "RecordedResource | str") -> set:
+        if getattr(self, "_waits_for", None) is None:
+            self._waits_for = dependency_closure(self.resources)
+        return self._waits_for(resource)
+
+
+def dependency_closure(resources: Iterable[RecordedResource]) -> Callable[[Any], set]:
+    """``waits_for(resource_or_urn) -> set of URNs`` over recorded resources: what a resource
+    is created after. Its recorded ``dependencies`` (the SDK records explicit ``depends_on``
+    and every resource an input came from), and its parent (a child is registered only once
+    its parent is, and the parent once its own dependencies are), followed transitively; a
+    dependency on a component counts as one on all its descendants."""
+    resources = list(resources)
+    by_urn = {r.urn: r for r in resources}
+    kids: dict[str, list[str]] = {}
+    for r in resources:
+        kids.setdefault(r.parent, []).append(r.urn)
+    memo: dict[str, set] = {}
+
+    def waits_for(resource: Any) -> set:
+        urn = resource.urn if isinstance(resource, RecordedResource) else resource
+        if urn in memo:
+            return memo[urn]
+        memo[urn] = set()  # a cycle (none in a valid plan) ends here
+        r = by_urn.get(urn)
+        out: set[str] = set()
+        if r is not None:
+            todo = list(r.dependencies)
+            while todo:
+                d = todo.pop()
+                if d not in out:
+                    out.add(d)
+                    todo += kids.get(d, [])
+            if r.parent in by_urn:
+                out.add(r.parent)
+            for d in list(out):
+                out |= waits_for(d)
+        memo[urn] = out
+        return out
+
+    return waits_for
+
 
 # --------------------------------------------------------------------------------------------
 # mocks
@@ -262,6 +311,24 @@ class Mocks(pulumi.runtime.Mocks):
                 uniqueId="1" + _digits(email, 20),
                 name=f"projects/{project}/serviceAccounts/{email}",
             )
+            rid = out["name"]
+        elif typ == "gcp:projects/serviceIdentity:ServiceIdentity":  # the agent Google creates
+            from components.service_agents import SERVICE_AGENTS, agent_email
+
+            api = plain["service"]
+            email = (
+                agent_email(api, self.project_number)
+                if api in SERVICE_AGENTS
+                else f"service-{self.project_number}@gcp-sa-{api.split('.')[0]}.iam.gserviceaccount.com"
+            )
+            out.update(email=email, member=f"serviceAccount:{email}")
+            rid = f"projects/{project}/services/{api}"
+        elif typ == "gcp:serviceaccount/key:Key":
+            import base64
+
+            key_json = json.dumps({"type": "service_account", "private_key_id": _digits(args.name, 16),
+                                   "private_key": "-----BEGIN PRIVATE KEY-----\nmock-" + args.name + "\n-----END PRIVATE KEY-----\n"})
+            out.update(privateKey=base64.b64encode(key_json.encode()).decode(), name=f"{plain.get('serviceAccountId')}/keys/mock")
             rid = out["name"]
         elif typ == "gcp:storage/bucket:Bucket":
             out.update(url=f"gs://{out['name']}", selfLink=f"https://www.googleapis.com/storage/v1/b/{out['name']}")

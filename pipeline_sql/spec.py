@@ -73,11 +73,19 @@ class SourceSpec:
     delimiter: str = ","
 
 
+#: BigQuery keeps column descriptions of at most 1,024 characters (TableFieldSchema.description)
+#: and table descriptions of at most 16,384; the pipeline appends what each layer's table holds
+#: (under 400 characters) to the spec's table description, hence 16,000.
+MAX_COLUMN_DESCRIPTION = 1024
+MAX_TABLE_DESCRIPTION = 16000
+
+
 @dataclass(frozen=True)
 class Column:
     source: str
     name: str
     type: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Derived:
     name: str
     type: str
     expr: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,8 @@ class TableSpec:
     checks: tuple[Check, ...] = ()
     schedule: str = "every 24 hours"
     file: str = ""
+    #: what the table holds (BigQuery table descriptions); columns carry their own
+    description: str = ""
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -187,6 +198,17 @@ class _Ctx:
             raise self.fail(path, f"{s!r} is not supported; expected one of: {', '.join(choices)}")
         return norm
 
+    def description(self, value: Any, path: str, limit: int) -> str:
+        """Optional free text (a BigQuery description): a string of at most ``limit`` chars."""
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(path, f"expected text, got {_kind(value)}")
+        text = value.strip()
+        if len(text) > limit:
+            raise self.fail(path, f"{len(text)} characters; BigQuery keeps descriptions of at most {limit}")
+        return text
+
     def seq(self, value: Any, path: str, nonempty: bool = True) -> list:
         if isinstance(value, str):
             value = [value]
@@ -245,7 +267,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     seen_sources: dict[str, str] = {}
     for i, col in enumerate(c.seq(top["columns"], "columns")):
         p = f"columns[{i}]"
-        m = c.mapping(col, p, ("source", "name", "type"), ())
+        m = c.mapping(col, p, ("source", "name", "type"), ("description",))
         s = c.ident(m["source"], f"{p}.source")
         n = c.ident(m["name"], f"{p}.name")
         t = c.choice(m["type"], f"{p}.type", TYPES, upper=True)
@@ -257,7 +279,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
             raise c.fail(f"{p}.source", f"duplicate source column {s!r} (also {seen_sources[s.lower()]}); expected each source column once")
         seen_targets[n.lower()] = f"{p}.name"
         seen_sources[s.lower()] = f"{p}.source"
-        columns.append(Column(source=s, name=n, type=t))
+        columns.append(Column(source=s, name=n, type=t, description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION)))
     names = [col.name for col in columns]
 
     def must_be_column(value: Any, path: str) -> str:
@@ -282,7 +304,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     derived: list[Derived] = []
     for i, d in enumerate(c.seq(top.get("transform") or [], "transform", nonempty=False)):
         p = f"transform[{i}]"
-        m = c.mapping(d, p, ("name", "type", "expr"), ())
+        m = c.mapping(d, p, ("name", "type", "expr"), ("description",))
         n = c.ident(m["name"], f"{p}.name")
         if n.lower() in seen_targets:
             raise c.fail(f"{p}.name", f"duplicate target name {n!r} (also {seen_targets[n.lower()]}); expected unique names")
@@ -293,7 +315,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
         e = c.string(m["expr"], f"{p}.expr")
         if ";" in e:
             raise c.fail(f"{p}.expr", "expected one expression, found ';'")
-        derived.append(Derived(name=n, type=t, expr=e.strip()))
+        derived.append(Derived(name=n, type=t, expr=e.strip(), description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION)))
     all_types = {col.name: col.type for col in columns} | {d.name: d.type for d in derived}
 
     dwh = DwhSpec()
@@ -360,6 +382,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
         checks=tuple(checks),
         schedule=schedule,
         file=file,
+        description=c.description(top.get("description"), "description", MAX_TABLE_DESCRIPTION),
     )
 
 

@@ -32,7 +32,9 @@ Reference (defaults in brackets; ``Pulumi.yaml`` declares the same keys as proje
                                  storage_gb, min_count, max_count}}, dag_schedule [@daily],
                                  transfer_ids_in_env [true]}
     flexyboots:services         {airbyte|metabase|amundsen: {enabled [false], machine_type,
-                                 disk_size_gb}; airbyte also low_resource_mode [false]}
+                                 disk_size_gb}; airbyte also low_resource_mode [false];
+                                 metabase also bigquery_key [false]: a read-only BigQuery
+                                 account + key (Secret Manager only) so Metabase can read dwh}
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class ServiceConfig:
     machine_type: str = "e2-standard-2"
     disk_size_gb: int = 20
     low_resource_mode: bool = False  # airbyte only: abctl --low-resource-mode (2 vCPU / 8 GB)
+    bigquery_key: bool = False  # metabase only: its read-only BigQuery account and key
 
 
 @dataclass(frozen=True)
@@ -348,7 +351,8 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     s = _mapping(f"{NS}:services", get("services"), SERVICES)
     services: dict[str, ServiceConfig] = {}
     for name in SERVICES:
-        allowed = ("enabled", "machine_type", "disk_size_gb") + (("low_resource_mode",) if name == "airbyte" else ())
+        extra = {"airbyte": ("low_resource_mode",), "metabase": ("bigquery_key",)}.get(name, ())
+        allowed = ("enabled", "machine_type", "disk_size_gb") + extra
         spec = _mapping(f"{NS}:services.{name}", s.get(name), allowed)
         dflt = SERVICE_DEFAULTS[name]
         services[name] = ServiceConfig(
@@ -357,6 +361,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
             machine_type=_str(f"{NS}:services.{name}.machine_type", spec.get("machine_type", dflt["machine_type"]), _MACHINE, "a machine type such as 'e2-standard-2'"),
             disk_size_gb=_int(f"{NS}:services.{name}.disk_size_gb", spec.get("disk_size_gb", dflt["disk_size_gb"]), 10, 65536),
             low_resource_mode=_bool(f"{NS}:services.{name}.low_resource_mode", spec.get("low_resource_mode", False)),
+            bigquery_key=_bool(f"{NS}:services.{name}.bigquery_key", spec.get("bigquery_key", False)),
         )
 
     cfg = StackConfig(

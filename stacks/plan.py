@@ -62,6 +62,14 @@ class Plan:
     exports: dict
     tables_dir: Optional[str] = None
 
+    def waits_for(self, resource) -> set:
+        """The URNs ``resource`` is created after (components.testing.dependency_closure)."""
+        if not hasattr(self, "_waits_for"):
+            from components.testing import dependency_closure
+
+            self._waits_for = dependency_closure(self.resources)
+        return self._waits_for(resource)
+
 
 def _mocks(project: str):
     from components.testing import Mocks

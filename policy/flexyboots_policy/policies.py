@@ -258,13 +258,22 @@ _PROJECT_ROLES = [
 ]
 
 
+#: Google-managed service agents (service-<project number>@<service>.iam.gserviceaccount.com)
+_AGENT_MEMBER = r"^serviceAccount:service-\d+@[a-z0-9-]+\.iam\.gserviceaccount\.com$"
+#: the roles Google grants its agents (roles/<service>.serviceAgent, roles/composer.ServiceAgentV2Ext, ...)
+_AGENT_ROLE = r"(?i)^roles/[a-z0-9]+\.serviceAgent[a-z0-9]*$"
+
+
 def _project_roles_allowlist(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type not in PROJECT_IAM_TYPES:
         return
     allowed = set(_opt(args, "allowedProjectRoles", _PROJECT_ROLES))
-    for role, _members_ in _roles(args.resource_type, args.props):
+    agent, agent_role = re.compile(_opt(args, "serviceAgentMember", _AGENT_MEMBER)), re.compile(_opt(args, "serviceAgentRole", _AGENT_ROLE))
+    for role, members in _roles(args.resource_type, args.props):
         if not isinstance(role, str) or not role.startswith("roles/"):
             continue  # a custom role: its permissions are checked by iam-custom-role-no-escalation
+        if members and all(agent.match(m) for m in members) and agent_role.match(role):
+            continue  # a Google service agent holding its own service agent role
         if role not in allowed:
             report(f"grants {role} on the whole project: grant it on the dataset, bucket, topic or account the job uses "
                    f"(project-wide only: {', '.join(sorted(allowed))})")
@@ -272,10 +281,12 @@ def _project_roles_allowlist(args: ResourceValidationArgs, report: ReportViolati
 
 project_roles_allowlist = ResourceValidationPolicy(
     name="iam-project-roles-allowlist",
-    description="Project-wide grants use only the allow-listed job, logging, monitoring and service-agent roles (or custom roles).",
+    description="Project-wide grants use only the allow-listed job, logging and monitoring roles, custom roles, or a service agent's own role.",
     enforcement_level=MANDATORY,
     config_schema=PolicyConfigSchema(properties={
         "allowedProjectRoles": {"type": "array", "items": {"type": "string"}, "default": _PROJECT_ROLES},
+        "serviceAgentMember": {"type": "string", "default": _AGENT_MEMBER, "description": "members that are Google service agents"},
+        "serviceAgentRole": {"type": "string", "default": _AGENT_ROLE, "description": "the only project roles a service agent may get"},
     }),
     validate=_project_roles_allowlist,
 )

@@ -95,7 +95,8 @@ def test_identity_is_least_privilege():
     (sa,) = rec.of_type("gcp:serviceaccount/account:Account")
     assert sa.inputs["accountId"] == "prod-composer"
     roles = sorted(r.inputs["role"] for r in rec.of_type("gcp:projects/iAMMember:IAMMember"))
-    assert roles == ["prod-transfer-runner", "roles/composer.worker"]  # custom role's name under mocks
+    # custom role's name under mocks; the agent's own role goes to the agent (below)
+    assert roles == ["prod-transfer-runner", "roles/composer.serviceAgent", "roles/composer.worker"]
     (custom,) = rec.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
     assert custom.inputs["permissions"] == ["bigquery.transfers.get", "bigquery.transfers.update"]
     (ext,) = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
@@ -103,6 +104,32 @@ def test_identity_is_least_privilege():
     assert ext.inputs["member"] == f"serviceAccount:service-{FAKE_PROJECT_NUMBER}@cloudcomposer-accounts.iam.gserviceaccount.com"
     (env,) = rec.of_type("gcp:composer/environment:Environment")
     assert {r.urn for r in rec.resources if r.type.endswith("IAMMember")} <= set(env.dependencies)
+
+
+def test_composer_agent_is_created_after_the_api_and_before_its_grants():
+    """API -> ServiceIdentity -> grants (member from the identity) -> environment -> DAG."""
+    import pulumi_gcp as gcp
+
+    from components.orchestrator import Orchestrator
+
+    def program():
+        api = gcp.projects.Service("composer-api", service="composer.googleapis.com", project=PROJECT)
+        Orchestrator("orchestrator", _args(depends_on=[api]))
+
+    rec = run_program(program, config={"gcp:project": PROJECT}, mocks=Mocks(project=PROJECT))
+    (api,) = rec.of_type("gcp:projects/service:Service")
+    (identity,) = rec.of_type("gcp:projects/serviceIdentity:ServiceIdentity")
+    assert identity.inputs == {"project": PROJECT, "service": "composer.googleapis.com"}
+    assert api.urn in identity.dependencies
+    agent = f"serviceAccount:service-{FAKE_PROJECT_NUMBER}@cloudcomposer-accounts.iam.gserviceaccount.com"
+    to_agent = [r for r in rec.resources if r.inputs.get("member") == agent]
+    assert {r.inputs["role"] for r in to_agent} == {"roles/composer.ServiceAgentV2Ext", "roles/composer.serviceAgent"}
+    (env,) = rec.of_type("gcp:composer/environment:Environment")
+    (dag,) = rec.of_type("gcp:storage/bucketObject:BucketObject")
+    for grant in to_agent:
+        assert identity.urn in grant.dependencies
+        assert grant.urn in rec.waits_for(env) and grant.urn in rec.waits_for(dag)
+    assert {api.urn, identity.urn} <= rec.waits_for(env) & rec.waits_for(dag)
 
 
 def test_protect_protects_the_environment():

@@ -692,3 +692,35 @@ def test_cluster_column_twice(tmp_path):
 
 def test_check_column_twice(tmp_path):
     refused(tmp_path, with_(checks=[{"unique": ["email", "email"]}]), "checks[0].unique[1]", "appears twice")
+
+
+# --------------------------------------------------------------------------- descriptions
+
+
+def test_descriptions_are_kept_for_the_table_columns_and_derived_columns(tmp_path):
+    d = base()
+    d["description"] = "  Customers of the web shop.  "
+    d["columns"][0]["description"] = "CRM account number"
+    d["transform"][0]["description"] = "the part after the @"
+    spec = load_spec(write(tmp_path, d))
+    assert spec.description == "Customers of the web shop."
+    assert spec.columns[0].description == "CRM account number"
+    assert spec.columns[1].description == ""
+    assert spec.transform[0].description == "the part after the @"
+    assert load_spec(write(tmp_path, base())).description == ""
+
+
+@pytest.mark.parametrize(
+    "mutate, field, expected",
+    [
+        (lambda d: d.update(description=["a", "list"]), "description", "expected text"),
+        (lambda d: d["columns"][2].update(description=42), "columns[2].description", "expected text, got the number 42"),
+        (lambda d: d["columns"][2].update(description="x" * 1025), "columns[2].description", "1025 characters; BigQuery keeps descriptions of at most 1024"),
+        (lambda d: d["transform"][0].update(description="y" * 2000), "transform[0].description", "at most 1024"),
+        (lambda d: d.update(description="z" * 16001), "description", "at most 16000"),
+    ],
+)
+def test_bad_descriptions_are_refused(tmp_path, mutate, field, expected):
+    d = base()
+    mutate(d)
+    refused(tmp_path, d, field, expected)

@@ -30,6 +30,15 @@ def test_defaults_are_cheap_and_safe():
     assert cfg.pipelines.layer_offset_minutes == 15
     assert all(not cfg.service(s).enabled for s in ("airbyte", "metabase", "amundsen"))
     assert cfg.datalake.s3_enabled is False
+    assert cfg.service("metabase").bigquery_key is False  # a key exists only when a stack asks
+
+
+def test_metabase_bigquery_key_is_a_metabase_switch():
+    assert parse({"flexyboots:services": {"metabase": {"enabled": True, "bigquery_key": "true"}}}).service("metabase").bigquery_key is True
+    with pytest.raises(StackConfigError, match=r"flexyboots:services.airbyte.bigquery_key: unknown key"):
+        parse({"flexyboots:services": {"airbyte": {"bigquery_key": True}}})
+    with pytest.raises(StackConfigError, match=r"flexyboots:services.metabase.bigquery_key: expected true or false"):
+        parse({"flexyboots:services": {"metabase": {"bigquery_key": "yes"}}})
 
 
 def test_env_defaults_to_the_stack_name():
