@@ -152,6 +152,15 @@ def test_project_wide_role_outside_the_allow_list(plans, policy_pack):
                  "iam-project-roles-allowlist") == []
 
 
+def test_service_agents_hold_only_their_own_role_project_wide(plans, policy_pack):
+    res = resources(plans, "prod")
+    agent_grants = [r for r in res if r.type == "gcp:projects/iAMMember:IAMMember" and r.inputs["member"].startswith("serviceAccount:service-")]
+    assert agent_grants and all(g.inputs["role"].lower().endswith(("serviceagent", "serviceagentv2ext")) for g in agent_grants)
+    agent_grants[0].inputs["role"] = "roles/bigquery.dataEditor"
+    hits = found(run(policy_pack, res, "prod"), "iam-project-roles-allowlist")
+    assert len(hits) == 1 and hits[0].startswith(f"gcp:projects/iAMMember:IAMMember::{agent_grants[0].name}: grants roles/bigquery.dataEditor on the whole project")
+
+
 def test_authoritative_iam(plans, policy_pack):
     res = resources(plans)
     res.append(added("gcp:projects/iAMBinding:IAMBinding", "jobs",
