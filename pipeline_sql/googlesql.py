@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .naming import Naming
-from .schema import TableDef, pipeline_tables
+from .schema import TableDef, pipeline_tables, shared_tables
 from .spec import TableSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -379,10 +379,13 @@ class Catalog:
 
     @classmethod
     def for_specs(cls, specs: Iterable[TableSpec], namings: Sequence[Naming]) -> "Catalog":
-        """Every table :func:`pipeline_sql.schema.pipeline_tables` declares, for each spec and
-        each naming (e.g. the embedded engine's and a real project's)."""
+        """Every table :mod:`pipeline_sql.schema` declares (:func:`~pipeline_sql.schema.
+        shared_tables` and each spec's :func:`~pipeline_sql.schema.pipeline_tables`), for each
+        naming (e.g. the embedded engine's and a real project's)."""
         specs = list(specs)
-        return cls.from_tabledefs(t for n in namings for s in specs for t in pipeline_tables(s, n))
+        return cls.from_tabledefs(
+            t for n in namings for t in shared_tables(n) + [t for s in specs for t in pipeline_tables(s, n)]
+        )
 
     def table(self, name: str) -> CatalogTable | None:
         for t in self.tables:

@@ -1,4 +1,5 @@
-"""Render a table spec into its five layers' BigQuery SQL (and its quality checks).
+"""Render a table spec into its five layers' BigQuery SQL (and its quality checks, from
+:mod:`pipeline_sql.checks`).
 
 Pure and deterministic: the same spec and :class:`~pipeline_sql.naming.Naming` always give the
 same text. One template per layer lives in ``pipeline_sql/templates/``; this module only builds
@@ -18,8 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
+from .checks import render_checks
 from .naming import DATASETS, LAYERS, Naming
-from .schema import pipeline_tables, render_ddl, sql_type
+from .schema import pipeline_tables, render_ddl, shared_tables, sql_type
+from .sqltext import string_literal
 from .spec import TableSpec
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -117,23 +120,19 @@ def _cast(c, prefix: str = "d.") -> str:
     return safe_cast(prefix + c.name, c.type)
 
 
-def _quote(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 # --------------------------------------------------------------------------- layers
 
 
 def render_staging(spec: TableSpec, naming: Naming, landing_uri: str) -> str:
     uri = f"{landing_uri.rstrip('/')}/{spec.source.path}*"
-    opts = [_FORMAT_OPTIONS[spec.source.format], f"uris = [{_quote(uri)}]"]
+    opts = [_FORMAT_OPTIONS[spec.source.format], f"uris = [{string_literal(uri)}]"]
     if spec.source.format == "csv":
-        opts += ["skip_leading_rows = 1", f"field_delimiter = {_quote(spec.source.delimiter)}", "allow_quoted_newlines = true"]
+        opts += ["skip_leading_rows = 1", f"field_delimiter = {string_literal(spec.source.delimiter)}", "allow_quoted_newlines = true"]
     cols = ",\n".join(f"  {c.source} STRING" for c in spec.columns)
     batch = _template("staging_batch").substitute(
         staging_batch=naming.ref("staging", spec.table, "__batch"),
         batch_id="CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%S', @run_time))",
-        source_file=_quote(uri),
+        source_file=string_literal(uri),
         content_sha256="CAST(NULL AS STRING)",
         landed_at="@run_time",
     )
@@ -249,7 +248,7 @@ def render_rejects_view(spec: TableSpec, naming: Naming) -> str:
     keys = ", ".join(spec.key)
     meta = "_row_hash, _batch_id, _source_file, _ingested_at"
     branches = [
-        f"SELECT {keys}, {_quote(c.name)} AS column_name, {c.name} AS value, {_quote('not a valid ' + c.type)} AS reason, {meta}\n"
+        f"SELECT {keys}, {string_literal(c.name)} AS column_name, {c.name} AS value, {string_literal('not a valid ' + c.type)} AS reason, {meta}\n"
         f"FROM {archive}\nWHERE {c.name} IS NOT NULL AND {safe_cast(c.name, c.type)} IS NULL"
         for c in spec.columns
         if c.type != "STRING"
@@ -265,29 +264,6 @@ def render_batch_log(spec: TableSpec, naming: Naming) -> str:
     counts as done only once archived; if the runner stops in between, the file is staged and
     archived again, which adds nothing."""
     return _template("batch_log").substitute(batches=naming.ref("archive", spec.table, "__batches"))
-
-
-def render_checks(spec: TableSpec, naming: Naming) -> str:
-    """One statement: a column per check, each failing the query with the check's name."""
-    dwh = naming.ref("dwh", spec.table)
-    cols_sql = []
-    for i, ch in enumerate(spec.checks, 1):
-        cols = ", ".join(ch.columns)
-        msg = f"check {ch.name} failed on {naming.table_id('dwh', spec.table)}: "
-        alias = f"check_{i}_{ch.kind}"
-        if ch.kind == "not_null":
-            cond = " OR ".join(f"{c} IS NULL" for c in ch.columns)
-            cols_sql.append(
-                f"  (SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' rows with NULL')))\n"
-                f"   FROM {dwh} WHERE {cond}) AS {alias}"
-            )
-        else:
-            cols_sql.append(
-                f"  (SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' duplicated values')))\n"
-                f"   FROM (SELECT {cols} FROM {dwh} GROUP BY {cols} HAVING COUNT(*) > 1)) AS {alias}"
-            )
-    body = "SELECT\n" + ",\n".join(cols_sql) + ";" if cols_sql else "SELECT 'ok' AS no_checks;"
-    return _template("checks").substitute(table=spec.table, check_statements=body)
 
 
 def render_layer(spec: TableSpec, naming: Naming, layer: str, landing_uri: str = "gs://landing") -> str:
@@ -322,8 +298,10 @@ EXPORT_LAYERS = LAYERS + ("rejects",)
 
 
 def render_bootstrap(specs, naming: Naming) -> str:
-    """One script creating every dataset and every table and view the layers need (idempotent)."""
+    """One script creating every dataset, the tables all specs share (``quality.check_results``)
+    and every table and view the layers need (idempotent)."""
     stmts = [f"CREATE SCHEMA IF NOT EXISTS {naming.dataset_ref(d)}" for d in DATASETS]
+    stmts += [render_ddl(t) for t in shared_tables(naming)]
     for spec in specs:
         stmts += [render_ddl(t) for t in pipeline_tables(spec, naming)]
     return ";\n".join(stmts) + ";"

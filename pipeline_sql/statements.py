@@ -10,7 +10,8 @@ kind                   what runs it
 =====================  =====================================================================
 layer:<layer>          the five layers (scheduled queries on BigQuery; the runner locally;
                        ``layer:staging`` is the LOAD DATA script run with ``@run_time``)
-checks                 the quality checks (runner, after the DWH)
+checks                 the quality checks script (sixth scheduled query and runner, ``@run_time``)
+check_results:<of>     the runner's reads of ``quality.check_results`` (one run's, or history)
 staging_batch          the runner's batch descriptor (``@batch_id``, ``@source_file``, ...)
 truncate_batch         the runner's TRUNCATE of the batch descriptor before a load
 batch_log              the runner's record of an archived batch (``@rows_in``, ...)
@@ -27,7 +28,8 @@ with a pure function in :mod:`pipeline_sql.render` (or your own module), call th
 the SQL runs, and add one ``Statement`` to :func:`table_statements` (per table) or
 :func:`project_statements` (once per project) with the query parameters it is run with and their
 BigQuery types. Tables it creates or replaces must be declared in :mod:`pipeline_sql.schema`
-(their columns are compared with the declaration); TEMP tables need no declaration. The analysis
+(their columns are compared with the declaration; a table every spec shares goes in
+:func:`pipeline_sql.schema.shared_tables`); TEMP tables need no declaration. The analysis
 tests pick it up for every spec, shipped and generated, with no other change.
 """
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from .checks import CHECK_RESULTS_PARAMS, render_check_results
 from .naming import LAYERS, Naming
 from .render import (
     EXPORT_LAYERS,
@@ -97,7 +100,7 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
 
     out = [s(f"layer:{layer}", r.layers[layer], SCHEDULED_PARAMS if layer == "staging" else ()) for layer in LAYERS]
     out += [
-        s("checks", r.checks),
+        s("checks", r.checks, SCHEDULED_PARAMS),
         s("staging_batch", r.staging_batch, STAGING_BATCH_PARAMS),
         s("truncate_batch", render_truncate_staging_batch(spec, naming)),
         s("batch_log", r.batch_log, BATCH_LOG_PARAMS),
@@ -107,6 +110,7 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
         s("demo_rejects", render_rejects_listing(spec, naming)),
     ]
     out += [s(f"export:{layer}", render_export(spec, naming, layer)) for layer in EXPORT_LAYERS]
+    out += [s(f"check_results:{of}", render_check_results(naming, of), params) for of, params in CHECK_RESULTS_PARAMS.items()]
     return out
 
 

@@ -4,7 +4,8 @@ Two entry points, both drawing YAML-shaped dicts (what ``yaml.safe_load`` of a s
 for :func:`pipeline_sql.spec.parse_spec`):
 
 * :func:`spec_dicts` covers the grammar and its edges: every type as key, ``version_by``,
-  partition and cluster column; derived columns with expressions of every type; names near the
+  partition and cluster column; derived columns with expressions of every type; every check rule
+  (values at and past their type's limits, strings with quotes and line breaks); names near the
   rules' edges (1 and 128 characters, mixed case, keywords GoogleSQL reserves and ones it does
   not, the names the rendered SQL uses for its own aliases and variables, functions callable
   without parentheses, BigQuery's reserved column prefixes); csv/json/parquet, gcs/s3, any
@@ -24,7 +25,7 @@ import string
 
 from hypothesis import strategies as st
 
-from pipeline_sql.spec import RESERVED_KEYWORDS, TYPES, VERSION_TYPES, SpecError, parse_spec
+from pipeline_sql.spec import RESERVED_KEYWORDS, TYPES, VERSION_TYPES, SpecError, check_references, parse_spec
 
 def _sql_internal_names() -> tuple[str, ...]:
     """Every identifier the rendered SQL uses besides the spec's own names (its aliases, CTEs,
@@ -314,10 +315,7 @@ def spec_dicts(draw, edges: bool = True) -> dict:
         if clusterable and draw(st.booleans()):
             dwh["cluster_by"] = draw(st.lists(st.sampled_from(clusterable), min_size=1, max_size=5 if edges else 4, unique=True))
         doc["dwh"] = dwh
-    checks = []
-    for _ in range(draw(st.integers(0, 3))):
-        kind = draw(st.sampled_from(("not_null", "unique")))
-        checks.append({kind: draw(st.lists(st.sampled_from(list(all_types)), min_size=1, max_size=3, unique=True))})
+    checks = draw(st.lists(check_entries(doc["table"], all_types, key, edges), max_size=4, unique_by=lambda e: repr(next(iter(e.items())))))
     if checks:
         doc["checks"] = checks
     if draw(st.booleans()):
@@ -325,9 +323,102 @@ def spec_dicts(draw, edges: bool = True) -> dict:
     return doc
 
 
+# --------------------------------------------------------------------------- checks
+
+
+def check_values(t: str, edges: bool) -> st.SearchStrategy:
+    """A value of a check (accepted_values, range) for a column of type ``t``, as YAML gives it;
+    with ``edges`` also values at and past the type's limits."""
+    text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+    plain = {
+        "STRING": st.text(string.ascii_letters + string.digits + " -_", max_size=8),
+        "INT64": st.integers(-(10**6), 10**6),
+        "NUMERIC": st.one_of(st.integers(-1000, 1000), st.decimals(-1000, 1000, places=3).map(str)),
+        "FLOAT64": st.floats(-1e6, 1e6, allow_nan=False),
+        "BOOL": st.booleans(),
+        "DATE": st.dates().map(lambda d: f"{d.year:04d}-{d.month:02d}-{d.day:02d}"),
+        "TIMESTAMP": st.datetimes().map(lambda d: f"{d.year:04d}-{d.strftime('%m-%d %H:%M:%S')}"),
+    }[t]
+    if not edges:
+        return plain
+    edge = {
+        "STRING": st.one_of(text, st.sampled_from(("it's", "back\\slash", "new\nline", "tab\tbed", "", "'; DROP TABLE x; --"))),
+        "INT64": st.sampled_from((2**63 - 1, -(2**63), 2**63, 10**30)),
+        "NUMERIC": st.sampled_from(("99999999999999999999999999999.999999999", "1e40", "0.0000000001", "-0", 10**29)),
+        "FLOAT64": st.sampled_from((1.7976931348623157e308, float("inf"), float("-inf"), 5e-324, -0.0)),
+        "BOOL": st.booleans(),
+        "DATE": st.sampled_from(("0001-01-01", "9999-12-31", "2024-02-29")),
+        "TIMESTAMP": st.sampled_from(("0001-01-01 00:00:00", "9999-12-31 23:59:59.999999", "2024-01-01T00:00:00Z", "2024-06-01 12:00:00+02:00")),
+    }[t]
+    return st.one_of(plain, edge)
+
+
+@st.composite
+def check_entries(draw, table: str, types: dict[str, str], key: list[str], edges: bool = True) -> dict:
+    """One entry of ``checks:``: any of the nine rules, with an optional severity. A
+    ``relationships`` check points at the spec's own table (a self-reference, e.g. parent ->
+    id), so that one spec is enough."""
+    cols = list(types)
+    of = lambda *ts: [c for c in cols if types[c] in ts]  # noqa: E731
+    kinds = ["not_null", "unique", "expression", "row_count"]
+    if of("STRING", "INT64", "NUMERIC", "BOOL", "DATE"):
+        kinds.append("accepted_values")
+    if of("INT64", "NUMERIC", "FLOAT64", "DATE", "TIMESTAMP"):
+        kinds.append("range")
+    if of("STRING"):
+        kinds.append("regex")
+    if of("DATE", "TIMESTAMP") or edges:
+        kinds.append("freshness")
+    single_keys = [k for k in key if types[k] != "FLOAT64"] if len(key) == 1 else []
+    if single_keys and of(types[single_keys[0]]):
+        kinds.append("relationships")
+    kind = draw(st.sampled_from(kinds))
+    if kind in ("not_null", "unique"):
+        arg = draw(st.lists(st.sampled_from(cols), min_size=1, max_size=3, unique=True))
+    elif kind == "expression":
+        arg = draw(_with_comment(expressions(types, "BOOL")))
+    elif kind == "row_count":
+        bounds = draw(st.fixed_dictionaries({}, optional={"min": st.integers(0, 10**6), "max": st.integers(10**6, 10**9), "max_change": st.floats(0.01, 10)}).filter(bool))
+        arg = bounds
+    elif kind == "accepted_values":
+        c = draw(st.sampled_from(of("STRING", "INT64", "NUMERIC", "BOOL", "DATE")))
+        values = draw(st.lists(check_values(types[c], edges), min_size=1, max_size=4, unique_by=lambda v: (type(v), str(v))))
+        arg = {"column": c, "values": values}
+    elif kind == "range":
+        c = draw(st.sampled_from(of("INT64", "NUMERIC", "FLOAT64", "DATE", "TIMESTAMP")))
+        a, b = draw(check_values(types[c], edges)), draw(check_values(types[c], edges))
+        try:
+            lo, hi = sorted((a, b), key=lambda v: float(v) if types[c] in ("INT64", "NUMERIC", "FLOAT64") else str(v))
+        except (TypeError, ValueError):
+            lo, hi = a, b
+        arg = {"column": c} | draw(st.sampled_from(({"min": lo}, {"max": hi}, {"min": lo, "max": hi})))
+    elif kind == "regex":
+        pattern = st.sampled_from(("^[a-z]+$", "@", "^\\d{4}-\\d{2}$", "it's", "a|b", "(?i)^x", "\\.com$"))
+        arg = {"column": draw(st.sampled_from(of("STRING"))), "pattern": draw(st.one_of(pattern, st.text(string.ascii_letters + " .*+?", min_size=1, max_size=6)) if edges else pattern)}
+    elif kind == "freshness":
+        arg = {"max_age": draw(st.builds(lambda n, u: f"{n} {u}", st.integers(1, 500), st.sampled_from(("minutes", "hours", "days", "minute", "day"))))}
+        if of("DATE", "TIMESTAMP") and draw(st.booleans()):
+            arg["column"] = draw(st.sampled_from(of("DATE", "TIMESTAMP")))
+    else:  # relationships to the table itself
+        k = single_keys[0]
+        arg = {"column": draw(st.sampled_from(of(types[k]))), "to": table}
+        if draw(st.booleans()):
+            arg["field"] = k
+    entry = {kind: arg}
+    if draw(st.booleans()):
+        entry["severity"] = draw(st.sampled_from(("error", "warn")))
+    return entry
+
+
+def spec_of(doc: dict):
+    """What the validator makes of a document, as ``load_specs`` does for a folder holding only
+    it: ``parse_spec``, then the cross-spec checks (``relationships``). Raises SpecError."""
+    return check_references([parse_spec(doc)])[0]
+
+
 def accepted(doc: dict) -> bool:
     try:
-        parse_spec(doc)
+        spec_of(doc)
     except SpecError:
         return False
     return True

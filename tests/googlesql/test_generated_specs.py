@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, note, settings
 
 from pipeline_sql.googlesql import Catalog
 from pipeline_sql.naming import Naming
-from pipeline_sql.spec import SpecError, parse_spec
+from pipeline_sql.spec import SpecError
 from pipeline_sql.statements import project_statements
-from tests.strategies import spec_dicts, valid_spec_dicts
+from tests.strategies import spec_dicts, spec_of, valid_spec_dicts
 
 EXAMPLES = int(os.environ.get("FLEXYBOOTS_SPEC_EXAMPLES", "20"))
 NAMING = Naming(project="acme-data-prod", env="prod")
@@ -39,7 +39,7 @@ STATS = {"accepted": 0, "refused": 0, "statements": 0, "seconds": 0.0, "runs": s
 
 
 def _analyze_clean(gsql, doc: dict) -> None:
-    spec = parse_spec(doc)
+    spec = spec_of(doc)
     t0 = time.perf_counter()
     result = gsql.analyze(project_statements([spec], NAMING, "gs://acme-data-prod-landing"), Catalog.for_specs([spec], [NAMING]))
     STATS["accepted"] += 1
@@ -62,7 +62,7 @@ def test_the_validator_refuses_every_spec_whose_sql_bigquery_refuses(gsql, doc):
     STATS["runs"].add("edges")
     note(repr(doc))
     try:
-        parse_spec(doc)
+        spec_of(doc)
     except SpecError:
         STATS["refused"] += 1
         return
