@@ -15,8 +15,8 @@ Use::
 
     gsql = GoogleSQL.shared()               # one analyzer per process; reuse it
     catalog = Catalog.for_specs(specs, [Naming(), Naming(project="acme-data-prod", env="prod")])
-    problems = gsql.analyze(table_statements(spec, naming, "gs://bucket"), catalog)
-    assert not problems, "\\n\\n".join(map(str, problems))
+    result = gsql.analyze(table_statements(spec, naming, "gs://bucket"), catalog)
+    assert not result.problems, "\\n\\n".join(map(str, result.problems))
 
 or ``analyze_table(spec, naming, landing_uri)`` for one spec. What "every statement the project
 runs" means lives in :mod:`pipeline_sql.statements`; add a statement kind there (see its
@@ -47,7 +47,8 @@ cache folder ``.cache/zetasql/`` (or ``$FLEXYBOOTS_ZETASQL_CACHE``), keyed by th
 the wasmtime version, and every later start loads it from there in milliseconds. Requests go
 straight to the module's local-service functions with protobuf messages (the package's pure-Python
 request marshalling copies bytes one at a time); the catalog is registered once per analysis, not
-sent with every statement.
+sent with every statement (it is registered again only for a script's variables or TEMP
+tables).
 """
 
 from __future__ import annotations
