@@ -4,7 +4,7 @@ and a demo that lands the sample batches round by round.
     python -m pipeline_sql validate [--config-dir DIR]
     python -m pipeline_sql render TABLE [--layer L] [--project P] [--env E] [--landing-uri gs://B]
     python -m pipeline_sql run [--tables a,b] [--landing DIR] [--state DIR] [--project P]
-                               [--lineage-file F] [--lineage-url U]
+                               [--lineage-file F] [--lineage-url U] [--summary-mermaid F]
     python -m pipeline_sql export TABLE [--layer staging|archive|delta|transform|dwh|rejects] [--state DIR]
     python -m pipeline_sql checks [--tables a,b] [--history N] [--state DIR]
     python -m pipeline_sql demo [--landing DIR] [--state DIR]
@@ -152,6 +152,11 @@ def cmd_run(args) -> int:
         _emit_lineage(args, specs, results, failed=(e.table, e.layer, str(e)))
         raise
     _summary(results)
+    if args.summary_mermaid:
+        from .lineage import run_diagram
+
+        Path(args.summary_mermaid).write_text(run_diagram(results).to_mermaid(), encoding="utf-8")
+        _print(f"run summary (Mermaid) written to {args.summary_mermaid}")
     _emit_lineage(args, specs, results)
     _print(f"\ndone in {time.perf_counter() - t0:.1f}s")
     return 0
@@ -410,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
     sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="landing folder, or gs://bucket with --project (default: the sample landing/)")
     sp.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    sp.add_argument("--summary-mermaid", default=None, metavar="F", help="also write the run's summary as a Mermaid flowchart to F")
     sp.add_argument("--lineage-file", default=None, metavar="F", help="append the run's OpenLineage events to this file (JSON lines)")
     sp.add_argument("--lineage-url", default=None, metavar="U", help="POST the run's OpenLineage events to U/api/v1/lineage (Marquez or any OpenLineage consumer)")
     common(sp, state=True)

@@ -399,3 +399,44 @@ def tables_diagram(lin: Lineage) -> Diagram:
     for r in lin.references:
         d.edge(r.source[0], r.target[0], f"{r.source[1]} references {r.target[1]}", "dashed")
     return d
+
+
+def run_diagram(results: list) -> Diagram:
+    """A run's summary as a picture: per table its steps in order, each with what it did (the
+    runner's :class:`~pipeline_sql.runner.LayerResult` list; no timings, so the same data gives
+    the same picture)."""
+    d = Diagram(direction="LR", classes={"failed": "fill:#fde8e8,stroke:#c0392b", "warned": "fill:#fff3cd,stroke:#b8860b", "ok": "fill:#e8f8ee,stroke:#2e8b57"})
+    per_table: dict[str, list] = {}
+    for r in results:
+        per_table.setdefault(r.table, []).append(r)
+    for table, rs in per_table.items():
+        d.cluster(table, table)
+        files = [r for r in rs if r.layer == "staging" and r.detail.get("file")]
+        archived = [r for r in rs if r.layer == "archive"]
+        prev = None
+        lines = {
+            "staging": f"staging\n{len(files)} files, {sum(r.rows_out for r in files)} rows" if files else "staging\nno new file",
+            "archive": f"archive\n{sum(r.rows_out for r in archived)} new versions, {sum(r.detail.get('null_key_rows', 0) for r in archived)} NULL keys" if archived else None,
+        }
+        for r in rs:
+            if r.layer in ("staging", "archive"):
+                continue
+            lines[r.layer] = f"{r.layer}\n{r.describe()}"
+        for layer in STEPS:
+            text = lines.get(layer)
+            if not text:
+                continue
+            css = None
+            if layer == "checks":
+                (c,) = [r for r in rs if r.layer == "checks"]
+                css = "failed" if c.detail.get("failed") else "warned" if c.detail.get("warned") else "ok"
+                text = f"checks\n{c.detail.get('passed', 0)} passed, {c.detail.get('warned', 0)} warned, {c.detail.get('failed', 0)} failed"
+            d.node(f"{table}.{layer}", text, "table" if layer in LAYERS else "check", table, css)
+            if prev:
+                d.edge(prev, f"{table}.{layer}")
+            prev = f"{table}.{layer}"
+        delta = [r for r in rs if r.layer == "delta"]
+        if delta and delta[0].detail.get("rejected"):
+            d.node(f"{table}.rejects", f"rejects\n{delta[0].detail['rejected']} versions failing their casts", "view", table, "warned")
+            d.edge(f"{table}.delta", f"{table}.rejects", "", "dashed")
+    return d

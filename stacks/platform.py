@@ -34,6 +34,9 @@ DAY_MS = 24 * 3600 * 1000
 EXTRA_APIS = ("pubsub.googleapis.com",)
 COMPOSER_API = "composer.googleapis.com"
 MONITORING_API = "monitoring.googleapis.com"
+#: Google's Data Lineage API: with it enabled, BigQuery records the lineage of every job
+#: (scheduled queries included) by itself (flexyboots:lineage.data_lineage_api)
+DATA_LINEAGE_API = "datalineage.googleapis.com"
 
 
 @dataclass
@@ -90,6 +93,8 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
             apis.append(COMPOSER_API)
         if cfg.alerts.email:
             apis.append(MONITORING_API)
+        if cfg.lineage.data_lineage_api:
+            apis.append(DATA_LINEAGE_API)
         plat.apis = ProjectApis("apis", ProjectApisArgs(env=env, apis=apis, project=project))
 
     # ---- network
