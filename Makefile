@@ -16,10 +16,14 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 DATABUILDER_VENV  := .venv-databuilder
 DATABUILDER_PY    := $(DATABUILDER_VENV)/bin/python
 DATABUILDER_STAMP := $(DATABUILDER_VENV)/.installed
+# the CrossGuard policy pack's own virtualenv (pulumi-policy's protobuf pin clashes with the
+# Google clients'); the Pulumi CLI uses the same folder (policy/PulumiPolicy.yaml: virtualenv: venv)
+POLICY_VENV  := policy/venv
+POLICY_STAMP := $(POLICY_VENV)/.installed
 
 .PHONY: setup airflow-setup airflow-lock databuilder-setup databuilder-lock demo test plan-dev plan-prod bench dag-bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(POLICY_STAMP)
 
 airflow-setup: $(AIRFLOW_STAMP)
 
@@ -61,6 +65,11 @@ $(STAMP): requirements.txt requirements.lock
 	$(PY) -m pipeline_sql.engine --install-extensions
 	touch $(STAMP)
 
+$(POLICY_STAMP): policy/requirements.txt policy/requirements.lock
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c policy/requirements.lock
+	touch $(POLICY_STAMP)
+
 demo: setup
 	$(PY) -m pipeline_sql demo
 
@@ -84,4 +93,4 @@ dag-bench: setup airflow-setup
 	$(PY) benchmarks/dag_bench.py --tables 2000
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(DATABUILDER_VENV) .flexyboots .pytest_cache .hypothesis
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DATABUILDER_VENV) $(POLICY_VENV) .flexyboots .pytest_cache .hypothesis

@@ -7,7 +7,8 @@ both are accepted. Every refusal is a :class:`StackConfigError` naming the key, 
 
     flexyboots:composer.enabled: expected true or false, got 'yes'
 
-Reference (defaults in brackets)::
+Reference (defaults in brackets; ``Pulumi.yaml`` declares the same keys as project config, and
+``tests/unit/test_project_config.py`` keeps the two in step)::
 
     gcp:project                 required, the GCP project id
     gcp:region                  [europe-west1]
