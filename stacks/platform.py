@@ -265,7 +265,17 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                     "metabase", MetabaseArgs(**sized, dwh_dataset_id=ds.get("dwh"), bigquery_key=svc.bigquery_key)
                 )
             else:
-                plat.services[name] = Amundsen("amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds)))
+                catalog = {}
+                if plat.warehouse and plat.runtime and specs:
+                    from components.catalog import catalog_document, encode_document
+                    from pipeline_sql.checks import RESULTS_TABLE
+
+                    catalog = dict(
+                        catalog_document=encode_document(catalog_document(specs, plat.warehouse.naming, location=cfg.location)),
+                        # the table resource's outputs: the grant waits for the table
+                        check_results_table=(plat.runtime.shared_tables[RESULTS_TABLE].dataset_id, plat.runtime.shared_tables[RESULTS_TABLE].table_id),
+                    )
+                plat.services[name] = Amundsen("amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds), **catalog))
 
     _exports(plat)
     return plat
