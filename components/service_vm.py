@@ -52,7 +52,12 @@ account are deleted.
 ``AmundsenArgs(ServiceVmArgs)``: ``service="amundsen"``, ``machine_type="e2-highmem-2"``,
 ``metadata_dataset_ids: Mapping[str, Input[str]]`` (layer -> dataset id, required, non-empty),
 ``es_heap_mb=1024``, ``neo4j_heap_mb=1024``. Needs at least 8 GB memory. Grants
-``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only).
+``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only). With
+``catalog_document`` (``components.catalog.encode_document``; the stack renders it from the
+specs) the VM also runs the catalog job on a systemd timer (``catalog_schedule="hourly"``):
+the document goes to the instance metadata key ``flexyboots-catalog`` (updated in place), and
+the account gets ``roles/bigquery.jobUser`` and ``roles/bigquery.dataViewer`` on the one table
+``check_results_table`` = (dataset id, table id).
 
 Outputs (all): ``service_account``, ``service_account_email``, ``instance``, ``instance_name``,
 ``internal_ip``, ``external_ip_enabled: bool``, ``data_disk``, ``data_disk_protected: bool``,
