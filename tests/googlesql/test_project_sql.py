@@ -95,3 +95,22 @@ def test_the_staging_layer_is_analyzed_with_its_scheduled_query_parameter():
     assert "LOAD DATA OVERWRITE `acme-data-prod.prod_staging." in staging.sql
     assert staging.params == (("run_time", "TIMESTAMP"),)
     assert f"uris = ['{LANDING}/{SHIPPED[0].source.path}*']" in staging.sql
+
+
+def _catalog_job_query() -> str:
+    """The Amundsen catalog job's query (components/amundsen/flexyboots_catalog.py runs on the VM
+    in databuilder's virtualenv; read here from the source, not imported)."""
+    import ast
+
+    tree = ast.parse((REPO / "components" / "amundsen" / "flexyboots_catalog.py").read_text())
+    cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "FlexybootsCheckResultsExtractor")
+    assign = next(n for n in cls.body if isinstance(n, ast.Assign) and n.targets[0].id == "QUERY")
+    return ast.literal_eval(assign.value)
+
+
+def test_the_catalog_jobs_query_on_check_results_analyzes_clean(assert_googlesql_clean):
+    from pipeline_sql.statements import Statement
+
+    naming = NAMINGS[1]
+    sql = _catalog_job_query().format(table=naming.table_id("quality", "check_results"))
+    assert_googlesql_clean([Statement("amundsen:check_results", sql, params=(("lookback_days", "INT64"),))], Catalog.for_specs([], [naming]))
