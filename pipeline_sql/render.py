@@ -176,7 +176,9 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
             "    ANY_VALUE(content_sha256) AS content_sha256\n"
             f"  FROM {naming.ref('staging', spec.table, '__batch')}"
         ),
-        archive_columns=", ".join(names + ["_row_hash", "_ingested_at", "_batch_id", "_source_file"]),
+        # back-quoted: GoogleSQL cannot parse a column named `table` unquoted in an INSERT column
+        # list (found by the spec strategy: "Syntax error: Unexpected ','"), though it can elsewhere
+        archive_columns=", ".join(f"`{n}`" for n in names + ["_row_hash", "_ingested_at", "_batch_id", "_source_file"]),
         renames=",\n".join(f"    {c.source} AS {c.name}" for c in spec.columns),
         row_hash=row_hash(names),
         key_not_null=" AND ".join(f"{k} IS NOT NULL" for k in key),

@@ -114,3 +114,13 @@ def test_the_catalog_jobs_query_on_check_results_analyzes_clean(assert_googlesql
     naming = NAMINGS[1]
     sql = _catalog_job_query().format(table=naming.table_id("quality", "check_results"))
     assert_googlesql_clean([Statement("amundsen:check_results", sql, params=(("lookback_days", "INT64"),))], Catalog.for_specs([], [naming]))
+
+
+def test_a_column_named_table_analyzes_clean(assert_googlesql_clean):
+    """Found by the spec strategy: GoogleSQL cannot parse `table` unquoted in an INSERT column
+    list; the archive's INSERT lists its columns back-quoted."""
+    from tests.strategies import spec_of
+
+    spec = spec_of({"table": "q", "source": {"format": "csv", "path": "q/"}, "key": "table", "columns": [{"source": "a", "name": "table", "type": "string"}]})
+    naming = NAMINGS[1]
+    assert_googlesql_clean(project_statements([spec], naming, LANDING), Catalog.for_specs([spec], [naming]))

@@ -118,7 +118,9 @@ def strip_literals_and_comments(sql: str) -> str:
 
 
 def refs(sql: str) -> set[str]:
-    return set(re.findall(r"`([^`]+)`", strip_literals_and_comments(sql)))
+    """The back-quoted table references (``project.dataset.table``; a back-quoted column name,
+    as in the archive's INSERT column list, is not one)."""
+    return set(re.findall(r"`([^`.]+\.[^`]+)`", strip_literals_and_comments(sql)))
 
 
 # --------------------------------------------------------------------------- determinism, parsing
@@ -338,7 +340,7 @@ def test_archive_is_one_insert_with_not_exists_dedupe():
     assert "WHERE a.customer_id = _fresh.customer_id AND a._row_hash = _fresh._row_hash" in sql
     assert "WHERE customer_id IS NOT NULL" in sql
     assert "WHERE id IS NULL) AS null_key_rows" in sql  # NULL-key rows counted per batch (source names)
-    assert "INSERT INTO `acme-data-prod.prod_archive.customers` (customer_id, email, balance, updated_at, _row_hash, _ingested_at, _batch_id, _source_file)" in sql
+    assert "INSERT INTO `acme-data-prod.prod_archive.customers` (`customer_id`, `email`, `balance`, `updated_at`, `_row_hash`, `_ingested_at`, `_batch_id`, `_source_file`)" in sql
     assert f"{row_hash(['customer_id', 'email', 'balance', 'updated_at'])} AS _row_hash" in sql
 
 
