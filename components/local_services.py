@@ -26,7 +26,8 @@ Metabase, as compose's ``condition: service_healthy`` does on the VM.
 neo4j (7474, 7687) and Elasticsearch (9200) are published on 127.0.0.1 as on the VM.
 
 Names: ``<env>-<name>`` prefixes everything (network ``local-metabase``, volume
-``local-metabase-postgres``, container ``local-metabase-postgres``); the containers also answer
+``local-metabase-postgres``, container ``local-metabase-postgres``, image
+``local-metabase-postgres-image``); the containers also answer
 on the network by their compose service and container names (``postgres``, ``es_amundsen``).
 
 Outputs: ``definition`` (the ``services.ServiceDefinition``, tags), ``pinned_images``
@@ -118,7 +119,7 @@ class LocalService(pulumi.ComponentResource):
         by_docker_name = {docker_name: vol for vol, docker_name in services.local_volume_names(definition, prefix).items()}
         self.images = {
             role: docker.RemoteImage(
-                f"{prefix}-{role}",
+                f"{prefix}-{role}-image",
                 name=self.pinned_images.apply(lambda refs, role=role: refs[role]),
                 keep_locally=True,  # a destroy removes the containers, not images other projects may use
                 opts=child,
