@@ -54,9 +54,19 @@ account are deleted.
 ``es_heap_mb=1024``, ``neo4j_heap_mb=1024``. Needs at least 8 GB memory. Grants
 ``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only).
 
+Images by digest: Metabase and Amundsen resolve their image set to content digests when the
+program runs (``components.image_digests``: pulumi-docker's ``get_registry_image`` through a
+child ``docker.Provider`` ``<prefix>-registry`` that needs no Docker daemon), and their compose
+files name every image ``repository:tag@sha256:...``. A tag that moves (or a changed
+``images``) changes the startup script, so the preview shows the old and the new digest and
+the VM is replaced (its data disk kept). Airbyte's ``abctl`` pulls Airbyte's images itself
+(inside its kind cluster, by its Helm chart's tags): nothing of ours to pin there.
+
 Outputs (all): ``service_account``, ``service_account_email``, ``instance``, ``instance_name``,
 ``internal_ip``, ``external_ip_enabled: bool``, ``data_disk``, ``data_disk_protected: bool``,
-``network_tags``, ``zone``, ``service_port``, ``startup_script: str``. Metabase adds
+``network_tags``, ``zone``, ``service_port``, ``startup_script`` (``str``, or an ``Output[str]``
+once images are pinned), ``images`` (``Output[ImageSet]``, pinned; None without images),
+``pinned_images`` (``Output``: role -> ``repository:tag@sha256:...``; None). Metabase adds
 ``health_check_path`` (``"/api/health"``), ``db_password_secret`` / ``db_password_secret_id``,
 and with ``bigquery_key`` ``bigquery_reader_email`` / ``bigquery_key_secret_id`` (None without);
 Airbyte adds ``low_resource_mode``. Amundsen takes ``images: ImageSet = components.images.AMUNDSEN``.

@@ -31,14 +31,22 @@ db_user="metabase", images=images.METABASE, port=3000, bigquery_key_secret_id=No
 images=images.AMUNDSEN) -> str``
     neo4j, Elasticsearch, metadata, search and frontend (the amundsen repository's
     ``docker-amundsen.yml`` layout); sets and persists ``vm.max_map_count=262144``.
-``compose_metabase(...)`` / ``compose_amundsen(...)`` return the compose YAML alone.
+``compose_metabase(...)`` / ``compose_amundsen(...)`` return the compose YAML alone, rendered
+    from ``components.services``' definitions (``metabase_definition(...)`` /
+    ``amundsen_definition(...)``), the same ones the local stack's containers come from. Pass
+    a pinned set (``ImageSet.pinned``) and every image is ``repository:tag@sha256:...``: the
+    ``ServiceVm`` presets always do.
 ``apt_lock_wait(timeout_s=APT_LOCK_TIMEOUT_S) -> str``
     the bash functions ``apt_locks_held``, ``wait_for_apt_locks`` and ``apt_get`` (every script
     includes them before its first ``apt-get``).
 
 Images come whole from :mod:`components.images` (one image set per service, never mixed).
+``abctl`` pulls Airbyte's images itself; what it allows pinning: its own release (the
+installer's ``RELEASE_TAG``), the Helm chart (``--chart-version``) and chart values
+(``--values``, ``global.image.tag``: Airbyte's images, not temporal's or minio's), all tags,
+no digests; this script pins none of them (abctl installs its latest release and chart).
 Constants: ``DATA_MOUNT``, ``METABASE_HEALTH_PATH``, ``SERVICE_PORTS``, ``APT_LOCKS``,
-``APT_LOCK_TIMEOUT_S``.
+``APT_LOCK_TIMEOUT_S`` (``METABASE_HEALTH_PATH``/``SERVICE_PORTS`` live in ``components.services``).
 """
 
 from __future__ import annotations
