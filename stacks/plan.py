@@ -4,6 +4,10 @@ config and print what it would create. No CLI, plugins, network or credentials n
     python -m stacks plan --stack dev              resource tree + counts per type
     python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
+    python -m stacks plan --stack local            the local composition: its Docker resources
+
+Images by digest show whole (never cut): the tree's ``docker.RemoteImage`` names, and the
+``service_images`` output one image a line (``service_images.<service>.<role>: ref@sha256:...``).
 
 Deterministic: the same code and config print the same bytes (children sorted by type and
 name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
