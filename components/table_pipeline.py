@@ -1,10 +1,11 @@
-"""A table's five ETL layers on BigQuery: its tables and five Data Transfer Service configs.
+"""A table's five ETL layers and its checks on BigQuery: its tables and six Data Transfer configs.
 
 Two components live here:
 
 ``PipelineRuntime`` (``flexyboots:table_pipeline:PipelineRuntime``), once per stack
-    The identities the scheduled queries run as and where they report failures. One service
-    account PER LAYER, shared by every table: a per-table account would hit the default quota
+    The identities the scheduled queries run as, where they report failures, and the shared
+    ``quality.check_results`` table every table's checks append to. One service account PER
+    STEP (the five layers and the checks), shared by every table: a per-table account would hit the default quota
     of 100 service accounts per project long before 1000 tables (and add ~10 IAM bindings per
     table), while one account for everything would let the staging load write the DWH. Each
     layer's account holds dataset-level ``roles/bigquery.dataEditor`` on the datasets its SQL
@@ -36,15 +37,17 @@ Two components live here:
       (and Pulumi ``protect``) on the permanent ones when the stack protects; the
       ``quality.<t>__rejects`` view over the archive (a ``view`` with its standard-SQL query,
       never protected: it is derived);
-    * five ``gcp.bigquery.DataTransferConfig``: ``data_source_id="scheduled_query"`` with
-      ``params={"query": <SQL>}`` only (DDL/DML scripts take nothing else), the SQL coming from
-      :func:`pipeline_sql.render.render_layer`. A table whose source is on S3 loads its staging
+    * six ``gcp.bigquery.DataTransferConfig``, one per step (:data:`STEPS`: the five layers,
+      then the checks): ``data_source_id="scheduled_query"`` with ``params={"query": <SQL>}``
+      only (DDL/DML scripts take nothing else), the SQL coming from
+      :func:`pipeline_sql.render.render_layer` (the checks: the same script the runner runs). A table whose source is on S3 loads its staging
       layer with an ``amazon_s3`` transfer instead (secret key in ``sensitive_params``) into
       Pulumi-managed staging tables (the staging dataset has no default table expiration, see
       :mod:`components.warehouse`, so they never expire between runs).
     * ``orchestrated`` mode disables auto scheduling (Airflow starts the runs in order);
-      ``scheduled`` mode runs each layer on the spec's schedule, offset after the layer before
-      (:mod:`components.schedule`).
+      ``scheduled`` mode runs each step on the spec's schedule, offset after the one before
+      (:mod:`components.schedule`, which refuses offsets that do not fit in the period and
+      steps on the hour).
 """
 
 from __future__ import annotations
@@ -61,12 +64,14 @@ from components.datalake import DataLake
 from components.schedule import ScheduleError, interval_minutes, layer_schedules
 from components.service_agents import service_agent
 from components.warehouse import Warehouse, bucket_location_compatible
-from pipeline_sql.naming import DATASETS, LAYERS
+from pipeline_sql.naming import DATASETS, LAYERS, Naming
 from pipeline_sql.render import render_layer
-from pipeline_sql.schema import pipeline_tables
+from pipeline_sql.schema import TableDef, pipeline_tables, shared_tables
 from pipeline_sql.spec import TableSpec
 
 MODES = ("scheduled", "orchestrated")
+#: What runs per table, in order: the five layers, then the data-quality checks.
+STEPS = LAYERS + ("checks",)
 
 #: layer -> (datasets its SQL reads, datasets its SQL writes). Each layer writes only its own
 #: dataset (archive: one INSERT, dwh: one MERGE). The delta counts the rejects through the
@@ -78,6 +83,7 @@ LAYER_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "delta": (("archive", "dwh"), ("delta",)),
     "transform": (("delta",), ("transform",)),
     "dwh": (("transform",), ("dwh",)),
+    "checks": (("dwh",), ("quality",)),
 }
 
 DTS_API = "bigquerydatatransfer.googleapis.com"
@@ -102,10 +108,43 @@ class PipelineRuntimeArgs:
     #: some table's staging is an ``amazon_s3`` transfer: the staging account may update the
     #: staging dataset (custom role with ``bigquery.datasets.update`` only)
     s3_transfers: bool = False
+    #: deletion protection (and Pulumi ``protect``) on ``quality.check_results``
+    protect: bool = False
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     #: e.g. the iam, pubsub and bigquerydatatransfer API Services (the service agent is
     #: created after them)
     depends_on: Sequence[pulumi.Resource] = ()
+
+
+def _plain_project(project: pulumi.Input[str]) -> str:
+    """A project id for table naming (only the dataset/table part of the name is used)."""
+    return project if isinstance(project, str) else "flexyboots-local"
+
+
+def declare_table(
+    td: TableDef,
+    project: pulumi.Input[str],
+    dataset_id: pulumi.Input[str],
+    labels: dict[str, str],
+    protect: bool,
+    parent: pulumi.Resource,
+) -> gcp.bigquery.Table:
+    """A managed table from its :class:`pipeline_sql.schema.TableDef` (schema JSON, time
+    partitioning, clustering; protected when ``protect`` and the table is permanent)."""
+    protected = bool(protect and td.protected)
+    return gcp.bigquery.Table(
+        f"{td.dataset}.{td.name}",
+        project=project,
+        dataset_id=dataset_id,
+        table_id=td.name,
+        description=td.description or None,
+        schema=json.dumps(list(td.fields), sort_keys=True),
+        time_partitioning=({"type": td.partition["type"], "field": td.partition["field"]} if td.partition else None),
+        clusterings=list(td.clustering) or None,
+        deletion_protection=protected,
+        labels=labels,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protected),
+    )
 
 
 class PipelineRuntime(pulumi.ComponentResource):
@@ -164,7 +203,7 @@ class PipelineRuntime(pulumi.ComponentResource):
         self.service_accounts = {}
         #: per layer, the grants a transfer config of that layer needs before it is created
         self.grants: dict[str, list[pulumi.Resource]] = {}
-        for layer in LAYERS:
+        for layer in STEPS:
             sa = gcp.serviceaccount.Account(
                 f"{env}-dts-{layer}",
                 account_id=f"{env}-dts-{layer}",
@@ -220,6 +259,15 @@ class PipelineRuntime(pulumi.ComponentResource):
                     opts=sa_opts,
                 ))
         self.service_account_emails = {layer: sa.email for layer, sa in self.service_accounts.items()}
+
+        # ---- quality.check_results: written by every table's checks, never expires
+        labels = make_labels(env, "table-pipeline", dict(args.extra_labels))
+        self.shared_tables = {
+            td.name: declare_table(td, args.project, args.datasets[td.layer], {**labels, "layer": td.layer}, args.protect, self)
+            for td in shared_tables(Naming(project=_plain_project(args.project), env=env))
+        }
+        # the checks may only run once the table they append to exists
+        self.grants["checks"].extend(self.shared_tables.values())
         self.register_outputs(
             {
                 "service_account_emails": self.service_account_emails,
@@ -243,8 +291,8 @@ class TablePipelineArgs:
     #: and read-only key the ``amazon_s3`` transfer uses (an ``s3`` source)
     datalake: Optional[DataLake] = None
     mode: str = "scheduled"
-    start_time: str = "2025-01-01T02:00:00Z"
-    layer_offset_minutes: int = 15
+    start_time: str = "2025-01-01T02:07:00Z"
+    layer_offset_minutes: int = 10
     failure_email: bool = False
     #: deletion protection on the permanent tables; None: as the warehouse (``protect``)
     protect: Optional[bool] = None
@@ -252,7 +300,7 @@ class TablePipelineArgs:
 
 
 class TablePipeline(pulumi.ComponentResource):
-    """One table spec deployed: its managed tables and its five transfer configs."""
+    """One table spec deployed: its managed tables and its six transfer configs."""
 
     tables: dict[str, gcp.bigquery.Table]
     transfer_configs: dict[str, gcp.bigquery.DataTransferConfig]
@@ -266,6 +314,7 @@ class TablePipeline(pulumi.ComponentResource):
         datasets = warehouse.dataset_ids
         env = naming.env
         self.table = spec.table
+        self.schedule = spec.schedule
         project = naming.project
         labels = make_labels(env, "table-pipeline", {"table": spec.table, **dict(args.extra_labels)})
         from_s3 = spec.source.location == "s3"
@@ -280,37 +329,26 @@ class TablePipeline(pulumi.ComponentResource):
             if td.view_query is not None:
                 self.tables[f"{td.layer}.{td.name}"] = self._view(td, naming, datasets, labels)
                 continue
-            protected = bool(protect and td.protected)
-            self.tables[f"{td.layer}.{td.name}"] = gcp.bigquery.Table(
-                f"{td.dataset}.{td.name}",
-                project=project,
-                dataset_id=datasets[td.layer],
-                table_id=td.name,
-                description=td.description or None,
-                schema=json.dumps(list(td.fields), sort_keys=True),
-                time_partitioning=(
-                    {"type": td.partition["type"], "field": td.partition["field"]} if td.partition else None
-                ),
-                clusterings=list(td.clustering) or None,
-                deletion_protection=protected,
-                labels={**labels, "layer": td.layer},
-                opts=pulumi.ResourceOptions(parent=self, protect=protected),
+            self.tables[f"{td.layer}.{td.name}"] = declare_table(
+                td, project, datasets[td.layer], {**labels, "layer": td.layer}, protect, self
             )
 
-        # ---- the five layers (an S3 table's staging is a transfer, not SQL)
+        # ---- the five layers and the checks (an S3 table's staging is a transfer, not SQL)
         queries = {
             layer: render_layer(spec, naming, layer, landing_uri)
-            for layer in LAYERS
+            for layer in STEPS
             if not (layer == "staging" and from_s3)
         }
 
         if args.mode == "scheduled":
-            plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(LAYERS))
+            plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(STEPS))
         self.transfer_configs = {}
-        for i, layer in enumerate(LAYERS):
+        for i, layer in enumerate(STEPS):
             # wait for the tables this layer's SQL touches and the grants it runs with
             reads, writes = LAYER_ACCESS[layer]
-            depends = [t for key, t in self.tables.items() if key.split(".")[0] in reads + writes]
+            depends = [t for key, t in self.tables.items() if key.split(".")[0] in reads + writes and layer != "checks"]
+            if layer == "checks":  # its DWH table (the others' belong to their own pipelines)
+                depends = [t for key, t in self.tables.items() if key == f"dwh.{spec.table}"]
             depends += args.runtime.grants[layer]
             common = dict(
                 project=project,
@@ -434,7 +472,7 @@ class TablePipeline(pulumi.ComponentResource):
                 )
         if args.mode == "scheduled":
             try:
-                layer_schedules(args.spec.schedule, args.start_time, args.layer_offset_minutes)
+                layer_schedules(args.spec.schedule, args.start_time, args.layer_offset_minutes, len(STEPS))
             except ScheduleError as e:
                 raise ComponentArgsError(c, "start_time/layer_offset_minutes", str(e)) from None
         if args.spec.source.location == "s3":

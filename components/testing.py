@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
@@ -368,6 +369,10 @@ class Mocks(pulumi.runtime.Mocks):
             rid = f"projects/{project}/secrets/{sid}"
         elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
             out.update(name=f"{plain.get('secret', 'secret')}/versions/1", version="1")
+            rid = out["name"]
+        elif typ == "gcp:bigquery/dataTransferConfig:DataTransferConfig":  # a config's name, as the API returns it
+            cid = "%08x-0000-4000-8000-%012x" % (zlib.crc32(args.name.encode()), zlib.crc32(args.name[::-1].encode()))
+            out["name"] = f"projects/{self.project_number}/locations/{str(plain.get('location', 'us')).lower()}/transferConfigs/{cid}"
             rid = out["name"]
         elif typ == "gcp:projects/service:Service":
             rid = f"{project}/{plain.get('service', args.name)}"

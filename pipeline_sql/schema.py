@@ -211,3 +211,24 @@ def render_ddl(table: TableDef) -> str:
     if table.clustering:
         sql += f"\nCLUSTER BY {', '.join(table.clustering)}"
     return sql
+
+
+def shared_tables(naming: Naming) -> list[TableDef]:
+    """Tables every table's pipeline shares: ``quality.check_results`` (each check's result of
+    every run; partitioned by day of ``checked_at``, clustered by table and check; permanent)."""
+    from .checks import RESULTS_FIELDS, RESULTS_TABLE
+
+    fields = tuple({"name": n, "type": t, "mode": m, "description": d} for n, t, m, d in RESULTS_FIELDS)
+    return [
+        TableDef(
+            layer="quality",
+            name=RESULTS_TABLE,
+            dataset=naming.dataset("quality"),
+            table_id=naming.table_id("quality", RESULTS_TABLE),
+            fields=fields,
+            partition={"field": "checked_at", "type": "DAY"},
+            clustering=("table_name", "check_name"),
+            protected=True,
+            description="flexyboots: the result of every data-quality check of every run (appended by each table's checks)",
+        )
+    ]

@@ -5,6 +5,8 @@ config and print what it would create. No CLI, plugins, network or credentials n
     python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
     python -m stacks plan --stack local            the local composition: its Docker resources
+    python -m stacks dags --stack prod --out DIR   the Airflow DAG files exactly as the stack uploads
+                                                   them to Composer (the DAG file + manifests)
 
 Images by digest show whole (never cut): the tree's ``docker.RemoteImage`` names, and the
 ``service_images`` output one image a line (``service_images.<service>.<role>: ref@sha256:...``).
@@ -50,6 +52,8 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "gcp:pubsub/topic:Topic": ("name",),
     "gcp:projects/iAMCustomRole:IAMCustomRole": ("roleId", "permissions"),
     "gcp:secretmanager/secret:Secret": ("secretId",),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels"),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "conditions", "alertStrategy"),
     "docker:index/remoteImage:RemoteImage": ("name", "keepLocally"),
     "docker:index/container:Container": ("name", "ports", "volumes", "wait"),
     "docker:index/volume:Volume": ("name",),
@@ -249,6 +253,29 @@ def render_inventory(plan: Plan) -> str:
     return header + yaml.safe_dump(inventory(plan), sort_keys=True, default_flow_style=False, width=200)
 
 
+def dag_files(plan: Plan) -> dict[str, str]:
+    """The DAG folder's files the plan uploads (file name -> content), from the Orchestrator's
+    ``BucketObject``s; empty when the stack has no Composer."""
+    out = {}
+    for r in plan.resources:
+        if r.type == "gcp:storage/bucketObject:BucketObject" and r.parent_type == "flexyboots:orchestrator:Orchestrator":
+            out[str(r.inputs["name"]).rsplit("/", 1)[-1]] = r.inputs["content"]
+    return dict(sorted(out.items()))
+
+
+def write_dags(plan: Plan, out_dir: Path) -> list[Path]:
+    files = dag_files(plan)
+    if not files:
+        raise StackConfigError("flexyboots:composer.enabled", f"false in stack {plan.stack}: it uploads no DAG (its layers run as scheduled queries)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks", description="flexyboots stacks: offline tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +286,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
     p.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    d = sub.add_parser("dags", help="write the Airflow DAG files the stack uploads to Composer")
+    d.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml")
+    d.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
+    d.add_argument("--out", required=True, help="folder to write the files to (created if missing)")
+    d.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     from components.common import ComponentArgsError
@@ -266,6 +298,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         plan = run_stack(args.stack, Path(args.stacks_dir), tables_dir=args.tables_dir)
+        if args.command == "dags":
+            for path in write_dags(plan, Path(args.out)):
+                print(path)
+            return 0
     except (StackConfigError, SpecError, ComponentArgsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

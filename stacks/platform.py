@@ -3,7 +3,7 @@
 Order of construction (each component switchable per stack):
 
     ProjectApis -> Network -> DataLake -> Warehouse -> PipelineRuntime + one TablePipeline per
-    spec in ``pipelines.tables_dir`` -> Orchestrator (Composer) -> ServiceVm presets
+    spec in ``pipelines.tables_dir`` -> Orchestrator (Composer) -> Alerts -> ServiceVm presets
 
 ``main`` (what ``__main__.py`` runs) builds this platform, or, for a stack whose config says
 ``flexyboots:composition: local``, the workstation composition of ``stacks.local``.
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY_MS = 24 * 3600 * 1000
 EXTRA_APIS = ("pubsub.googleapis.com",)
 COMPOSER_API = "composer.googleapis.com"
+MONITORING_API = "monitoring.googleapis.com"
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Platform:
     runtime: Optional[PipelineRuntime] = None
     pipelines: list = field(default_factory=list)
     orchestrator: Any = None
+    alerts: Any = None
     services: dict = field(default_factory=dict)
 
 
@@ -89,6 +91,8 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
         apis = list(PLATFORM_APIS) + [a for a in EXTRA_APIS if a not in PLATFORM_APIS]
         if cfg.composer.enabled:
             apis.append(COMPOSER_API)
+        if cfg.alerts.email:
+            apis.append(MONITORING_API)
         plat.apis = ProjectApis("apis", ProjectApisArgs(env=env, apis=apis, project=project))
 
     # ---- network
@@ -155,6 +159,7 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                 project=project,
                 datasets=plat.warehouse.dataset_ids,
                 landing_bucket=plat.datalake.bucket_name,
+                protect=cfg.protect,
                 s3_transfers=any(s.source.location == "s3" for s in specs),
                 extra_labels=labels,
                 # the Data Transfer service agent is created after its API
@@ -195,17 +200,34 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                 subnetwork=plat.network.subnet_id,
                 location=cfg.location,
                 datasets=plat.warehouse.dataset_ids,
-                tables=[OrchestratedTable(p.table, p.transfer_config_names) for p in plat.pipelines],
+                tables=[OrchestratedTable(p.table, p.transfer_config_names, p.schedule) for p in plat.pipelines],
                 image_version=cfg.composer.image_version,
                 environment_size=cfg.composer.environment_size,
                 workloads=cfg.composer.workloads or None,
-                dag_schedule=cfg.composer.dag_schedule,
+                start_time=cfg.pipelines.start_time,
                 transfer_ids_in_env=cfg.composer.transfer_ids_in_env,
                 protect=cfg.protect,
                 extra_labels=labels,
                 # the Composer service agent is created after its API
                 depends_on=needs(COMPOSER_API, "iam.googleapis.com"),
             ),
+        )
+
+    # ---- alerts
+    if cfg.alerts.email and cfg.pipelines.enabled:
+        from components.alerts import Alerts, AlertsArgs
+
+        plat.alerts = Alerts(
+            "alerts",
+            AlertsArgs(
+                env=env,
+                project=project,
+                email=cfg.alerts.email,
+                dwh_dataset=plat.warehouse.naming.dataset("dwh"),
+                composer_environment=plat.orchestrator.environment.name if plat.orchestrator else None,
+                extra_labels=labels,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=needs(MONITORING_API)),
         )
 
     # ---- hosted services

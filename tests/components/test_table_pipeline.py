@@ -10,6 +10,7 @@ import pytest
 
 from components.common import ComponentArgsError
 from components.testing import FAKE_PROJECT_NUMBER, run_program
+from components.table_pipeline import STEPS
 from pipeline_sql.naming import DATASETS, LAYERS, Naming
 from pipeline_sql.render import render_table
 from pipeline_sql.spec import parse_spec
@@ -85,9 +86,10 @@ def configs(rec):
 def test_scheduled_queries_take_only_the_rendered_sql():
     rec = program([spec()])
     cfgs = configs(rec)
-    assert sorted(cfgs) == sorted(f"dev-customers-{layer}" for layer in LAYERS)
-    expected_sql = render_table(spec(), NAMING, landing_uri=f"gs://{LANDING}").layers
-    for layer in LAYERS:
+    assert sorted(cfgs) == sorted(f"dev-customers-{step}" for step in STEPS)
+    r = render_table(spec(), NAMING, landing_uri=f"gs://{LANDING}")
+    expected_sql = {**r.layers, "checks": r.checks}  # the checks: the very script the runner runs
+    for layer in STEPS:
         c = cfgs[f"dev-customers-{layer}"]
         assert c.inputs["dataSourceId"] == "scheduled_query"
         assert set(c.inputs["params"]) == {"query"}, "DDL/DML scripts take only `query`"
@@ -101,21 +103,37 @@ def test_scheduled_queries_take_only_the_rendered_sql():
     assert "gs://dev-landing/customers/*" in cfgs["dev-customers-staging"].inputs["params"]["query"]
 
 
-def test_scheduled_mode_offsets_each_layer_after_the_one_before():
-    rec = program([spec()], pipeline={"mode": "scheduled", "start_time": "2025-03-01T02:00:00Z", "layer_offset_minutes": 15})
+def test_scheduled_mode_offsets_each_step_after_the_one_before():
+    rec = program([spec()], pipeline={"mode": "scheduled", "start_time": "2025-03-01T02:05:00Z", "layer_offset_minutes": 15})
     cfgs = configs(rec)
-    starts = [cfgs[f"dev-customers-{layer}"].inputs["scheduleOptions"]["startTime"] for layer in LAYERS]
-    assert starts == [f"2025-03-01T{h}Z" for h in ("02:00:00", "02:15:00", "02:30:00", "02:45:00", "03:00:00")]
-    assert {cfgs[f"dev-customers-{layer}"].inputs["schedule"] for layer in LAYERS} == {"every 24 hours"}
+    starts = [cfgs[f"dev-customers-{step}"].inputs["scheduleOptions"]["startTime"] for step in STEPS]
+    assert starts == [f"2025-03-01T{h}Z" for h in ("02:05:00", "02:20:00", "02:35:00", "02:50:00", "03:05:00", "03:20:00")]
+    assert {cfgs[f"dev-customers-{step}"].inputs["schedule"] for step in STEPS} == {"every 24 hours"}
     assert all("disableAutoScheduling" not in c.inputs["scheduleOptions"] for c in cfgs.values())
 
 
 def test_time_of_day_schedules_shift_the_time_itself():
     rec = program([spec(schedule="every day 23:30")], pipeline={"layer_offset_minutes": 20})
     cfgs = configs(rec)
-    assert [cfgs[f"dev-customers-{layer}"].inputs["schedule"] for layer in LAYERS] == [
-        "every day 23:30", "every day 23:50", "every day 00:10", "every day 00:30", "every day 00:50"
+    assert [cfgs[f"dev-customers-{step}"].inputs["schedule"] for step in STEPS] == [
+        "every day 23:30", "every day 23:50", "every day 00:10", "every day 00:30", "every day 00:50", "every day 01:10"
     ]
+
+
+@pytest.mark.parametrize(
+    "schedule, start, offset, message",
+    [
+        ("every 1 hours", "2025-01-01T02:07:00Z", 15, "6 steps 15 minutes apart span 75 minutes, which does not fit inside 'every 1 hours'"),
+        ("every 24 hours", "2025-01-01T02:00:00Z", 10, "step 1 of 'every 24 hours' would run on the hour"),
+        ("every 24 hours", "2025-01-01T02:10:00Z", 10, "step 6 of 'every 24 hours' would run on the hour (first at 2025-01-01T03:00:00Z)"),
+        ("every 90 minutes", "2025-01-01T02:30:00Z", 5, "step 1 of 'every 90 minutes' would run on the hour"),
+        ("every day 04:00", "2025-01-01T02:07:00Z", 10, "expected a time off the hour, e.g. 04:07"),
+    ],
+)
+def test_schedules_that_overlap_or_start_on_the_hour_are_refused(schedule, start, offset, message):
+    with pytest.raises(ComponentArgsError) as e:
+        program([spec(schedule=schedule)], pipeline={"start_time": start, "layer_offset_minutes": offset})
+    assert e.value.field == "start_time/layer_offset_minutes" and message in str(e.value)
 
 
 def test_orchestrated_mode_disables_auto_scheduling_and_failure_email_is_optional():
@@ -134,8 +152,16 @@ def test_managed_tables_schema_partitioning_clustering():
         "dev_archive.customers",
         "dev_archive.customers__batches",
         "dev_dwh.customers",
+        "dev_quality.check_results",  # the runtime's, shared by every table's checks
         "dev_quality.customers__rejects",
     ]
+    results = tables["dev_quality.check_results"]
+    assert results.parent_type == "flexyboots:table_pipeline:PipelineRuntime"
+    assert results.inputs["timePartitioning"] == {"type": "DAY", "field": "checked_at"}
+    assert results.inputs["clusterings"] == ["table_name", "check_name"]
+    fields = {f["name"]: (f["type"], f["mode"]) for f in json.loads(results.inputs["schema"])}
+    assert fields["sample_keys"] == ("STRING", "REPEATED") and fields["passed"] == ("BOOL", "REQUIRED")
+    assert list(fields)[:3] == ["run_id", "table_name", "check_name"]
     dwh = tables["dev_dwh.customers"].inputs
     assert dwh["datasetId"] == "dev_dwh" and dwh["tableId"] == "customers"
     assert dwh["timePartitioning"] == {"type": "DAY", "field": "updated_at"}
@@ -209,7 +235,7 @@ def test_protected_stack_protects_archive_and_dwh_tables():
 def test_runtime_identities_are_least_privilege():
     rec = program([spec()])
     sas = {r.inputs["accountId"] for r in rec.of_type("gcp:serviceaccount/account:Account")}
-    assert sas == {f"dev-dts-{layer}" for layer in LAYERS}
+    assert sas == {f"dev-dts-{step}" for step in STEPS}
     project_roles = {(r.inputs["role"], r.inputs["member"]) for r in rec.of_type("gcp:projects/iAMMember:IAMMember")}
     assert {role for role, _ in project_roles} == {"roles/bigquery.jobUser", "roles/bigquerydatatransfer.serviceAgent"}
     # the service agent role only to the agent the program created (docs: an agent created on
@@ -231,12 +257,14 @@ def test_runtime_identities_are_least_privilege():
         ("dev-dts-transform", "dev_transform", "roles/bigquery.dataEditor"),
         ("dev-dts-dwh", "dev_transform", "roles/bigquery.dataViewer"),
         ("dev-dts-dwh", "dev_dwh", "roles/bigquery.dataEditor"),
+        ("dev-dts-checks", "dev_dwh", "roles/bigquery.dataViewer"),
+        ("dev-dts-checks", "dev_quality", "roles/bigquery.dataEditor"),
     }
     token = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
-    assert len(token) == len(LAYERS)
+    assert len(token) == len(STEPS)
     assert {(t.inputs["role"], t.inputs["member"]) for t in token} == {("roles/iam.serviceAccountTokenCreator", AGENT)}
     assert {t.inputs["serviceAccountId"] for t in token} == {
-        f"projects/{PROJECT}/serviceAccounts/dev-dts-{layer}@{PROJECT}.iam.gserviceaccount.com" for layer in LAYERS
+        f"projects/{PROJECT}/serviceAccounts/dev-dts-{step}@{PROJECT}.iam.gserviceaccount.com" for step in STEPS
     }
     (pub,) = rec.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember")
     assert pub.inputs["role"] == "roles/pubsub.publisher" and pub.inputs["member"] == AGENT
@@ -258,7 +286,7 @@ def test_the_transfer_agent_is_created_before_anything_is_granted_to_it():
     assert {r.type for r in to_agent} == {
         "gcp:serviceaccount/iAMMember:IAMMember", "gcp:pubsub/topicIAMMember:TopicIAMMember", "gcp:projects/iAMMember:IAMMember"
     }
-    assert len(to_agent) == len(LAYERS) + 2
+    assert len(to_agent) == len(STEPS) + 2  # token creator per step account, publisher, agent role
     for grant in to_agent:
         assert identity.urn in grant.dependencies, f"{grant.name} takes its member from the identity"
         assert api.urn in deps(grant.urn)
@@ -283,7 +311,8 @@ def test_layer_access_covers_exactly_what_the_rendered_sql_touches():
 
     views = {f"`{td.table_id}`": td.view_query for td in pipeline_tables(spec(), NAMING) if td.view_query}
     assert views, "the rejects view"
-    rendered = render_table(spec(), NAMING, landing_uri=f"gs://{LANDING}").layers
+    r = render_table(spec(checks=[{"unique": ["email"]}, {"row_count": {"max_change": 1}}]), NAMING, landing_uri=f"gs://{LANDING}")
+    rendered = {**r.layers, "checks": r.checks}
     for layer, sql in rendered.items():
         sql = re.sub(r"--[^\n]*", "", sql)  # comments name tables they do not touch
         sql += "".join("\n" + q for ref, q in views.items() if ref in sql)
@@ -334,7 +363,7 @@ def test_s3_source_loads_staging_with_an_amazon_s3_transfer():
     assert staging.has_secret("sensitiveParams")
     assert secret not in json.dumps(staging.redacted_inputs())
     # the other layers stay scheduled queries; the transfer needs its staging tables to exist
-    assert all(configs(rec)[f"dev-customers-{layer}"].inputs["dataSourceId"] == "scheduled_query" for layer in LAYERS[1:])
+    assert all(configs(rec)[f"dev-customers-{layer}"].inputs["dataSourceId"] == "scheduled_query" for layer in STEPS[1:])
     tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
     assert {"dev_staging.customers", "dev_staging.customers__batch"} <= set(tables)
     # the staging dataset has no default expiration, so the transfer's tables need none
@@ -398,7 +427,7 @@ def test_many_tables_share_one_runtime():
     rec = program(specs)
     counts = rec.count_by_type()
     assert counts["flexyboots:table_pipeline:TablePipeline"] == 3
-    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 15
-    assert counts["gcp:serviceaccount/account:Account"] == 5
+    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 18
+    assert counts["gcp:serviceaccount/account:Account"] == 6
     assert counts["gcp:pubsub/topic:Topic"] == 1
     assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1

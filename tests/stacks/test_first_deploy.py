@@ -90,9 +90,11 @@ def test_transfer_configs_composer_and_the_dag_come_after_the_agent_grants(plan,
     envs = _of(plan, "gcp:composer/environment:Environment")
     if variant == "prod":
         assert envs and len(composer) == 2
-        (dag,) = _of(plan, "gcp:storage/bucketObject:BucketObject")
-        for target in (envs[0], dag):
-            assert {g.urn for g in composer} <= plan.waits_for(target), target.name
+        dags = _of(plan, "gcp:storage/bucketObject:BucketObject")  # the DAG file and its manifest
+        assert len(dags) == 2
+        for dag in dags:
+            for target in (envs[0], dag):
+                assert {g.urn for g in composer} <= plan.waits_for(target), target.name
             assert {c.urn for c in configs} <= plan.waits_for(dag)
     else:
         assert not envs and not composer

@@ -73,8 +73,11 @@ def test_prod_protects_archive_and_dwh(plans):
     tables = [t for t in of(prod, "gcp:bigquery/table:Table") if t.inputs["datasetId"] in ("prod_archive", "prod_dwh")]
     assert len(tables) == 6  # 2 tables x (archive, archive__batches, dwh)
     assert all(t.inputs["deletionProtection"] is True and t.protect for t in tables)
-    # the rejects views are derived from the archive: never protected, even in prod
-    views = [t for t in of(prod, "gcp:bigquery/table:Table") if t.inputs["datasetId"] == "prod_quality"]
+    # the check results are history: protected; the rejects views are derived from the
+    # archive: never protected, even in prod
+    (results,) = [t for t in of(prod, "gcp:bigquery/table:Table") if t.inputs["tableId"] == "check_results"]
+    assert results.inputs["deletionProtection"] is True and results.protect
+    views = [t for t in of(prod, "gcp:bigquery/table:Table") if t.inputs["datasetId"] == "prod_quality" and "view" in t.inputs]
     assert len(views) == 2 and all("view" in v.inputs and v.inputs["deletionProtection"] is False and not v.protect for v in views)
     (env,) = of(prod, "gcp:composer/environment:Environment")
     assert env.protect
@@ -161,12 +164,20 @@ def _accepts(type_token: str, arg: str) -> bool:
     return arg in inspect.signature(klass._internal_init).parameters
 
 
+#: types whose resource labels are `user_labels` (their `labels` configure them)
+USER_LABELS = ("gcp:monitoring/notificationChannel:NotificationChannel", "gcp:monitoring/alertPolicy:AlertPolicy")
+
+
 def test_every_labelled_resource_has_env_component_managed_by(plan):
     checked = 0
     for r in plan.resources:
         if not r.custom or r.type.startswith("pulumi:"):
             continue
-        if _accepts(r.type, "labels"):
+        if r.type in USER_LABELS:  # `labels` is the channel's configuration there
+            lbl = r.inputs.get("userLabels") or {}
+            assert {"env", "component", "managed-by"} <= set(lbl), f"{r.type} {r.name} userLabels: {lbl}"
+            checked += 1
+        elif _accepts(r.type, "labels"):
             lbl = r.inputs.get("labels") or {}
             assert {"env", "component", "managed-by"} <= set(lbl), f"{r.type} {r.name} labels: {lbl}"
             assert lbl["env"] == plan.stack.split("+")[0] and lbl["managed-by"] == "pulumi", r.name
