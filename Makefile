@@ -11,10 +11,14 @@ STAMP  := $(VENV)/.installed
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_PY    := $(AIRFLOW_VENV)/bin/python
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# the CrossGuard policy pack's own virtualenv (pulumi-policy's protobuf pin clashes with the
+# Google clients'); the Pulumi CLI uses the same folder (policy/PulumiPolicy.yaml: virtualenv: venv)
+POLICY_VENV  := policy/venv
+POLICY_STAMP := $(POLICY_VENV)/.installed
 
 .PHONY: setup airflow-setup airflow-lock demo test plan-dev plan-prod bench dag-bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(POLICY_STAMP)
 
 airflow-setup: $(AIRFLOW_STAMP)
 
@@ -39,6 +43,11 @@ $(STAMP): requirements.txt requirements.lock
 	$(PY) -m pipeline_sql.engine --install-extensions
 	touch $(STAMP)
 
+$(POLICY_STAMP): policy/requirements.txt policy/requirements.lock
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c policy/requirements.lock
+	touch $(POLICY_STAMP)
+
 demo: setup
 	$(PY) -m pipeline_sql demo
 
@@ -62,4 +71,4 @@ dag-bench: setup airflow-setup
 	$(PY) benchmarks/dag_bench.py --tables 2000
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .flexyboots .pytest_cache .hypothesis
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(POLICY_VENV) .flexyboots .pytest_cache .hypothesis

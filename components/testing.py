@@ -63,14 +63,9 @@ aws_account_id="123456789012")``
 ``redact(value)``: replace every Pulumi-secret-wrapped value inside ``value`` with ``"[secret]"``.
 ``SECRET = "[secret]"``.
 
-Security checks over a ``Recording`` (each returns a list of human-readable violations, empty
-when clean; ``policy_violations(rec)`` runs them all):
-``missing_labels`` (labelled GCP types need ``env``/``component``/``managed-by: pulumi``, AWS
-types the same as tags), ``open_ingress`` (firewall source ``0.0.0.0/0`` or ``::/0``),
-``public_instances`` (a VM with an access config), ``insecure_buckets`` (GCS without uniform
-access + enforced public access prevention), ``forbidden_grants`` (owner/editor anywhere,
-``roles/bigquery.admin`` anywhere, ``roles/bigquery.dataOwner`` at project level).
-``LABELLED_TYPES`` / ``TAGGED_TYPES`` list the resource types checked for labels / tags.
+The security rules are not here: they are the CrossGuard policy pack in ``policy/`` (one
+definition each), run over a ``Recording`` by ``stacks.policy`` (tests: the ``violations`` fixture
+in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -100,14 +95,6 @@ __all__ = [
     "registry_digest",
     "run_program",
     "dependency_closure",
-    "LABELLED_TYPES",
-    "TAGGED_TYPES",
-    "missing_labels",
-    "open_ingress",
-    "public_instances",
-    "insecure_buckets",
-    "forbidden_grants",
-    "policy_violations",
 ]
 
 SECRET = "[secret]"
@@ -588,106 +575,3 @@ def run_program(
         exports=exports,
         secret_exports=secret_exports,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# security checks
-
-#: GCP resource types that take labels (and so must carry the platform's labels).
-LABELLED_TYPES = frozenset({
-    "gcp:storage/bucket:Bucket",
-    "gcp:bigquery/dataset:Dataset",
-    "gcp:bigquery/table:Table",
-    "gcp:compute/instance:Instance",
-    "gcp:compute/disk:Disk",
-    "gcp:secretmanager/secret:Secret",
-    "gcp:composer/environment:Environment",
-    "gcp:pubsub/topic:Topic",
-})
-#: AWS resource types that take tags.
-TAGGED_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:iam/user:User"})
-_REQUIRED_LABELS = ("env", "component", "managed-by")
-_IAM_TYPES_PROJECT = frozenset({
-    "gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding", "gcp:projects/iAMPolicy:IAMPolicy",
-})
-_ALWAYS_FORBIDDEN = frozenset({"roles/owner", "roles/editor", "roles/bigquery.admin"})
-_PROJECT_FORBIDDEN = frozenset({"roles/bigquery.dataOwner", "roles/bigquery.dataEditor", "roles/storage.admin",
-                                "roles/secretmanager.secretAccessor", "roles/iam.serviceAccountTokenCreator"})
-
-
-def _where(r: RecordedResource) -> str:
-    return f"{r.type} {r.name}"
-
-
-def missing_labels(rec: Recording) -> list:
-    problems = []
-    for r in rec.resources:
-        if r.type in LABELLED_TYPES:
-            found = r.inputs.get("labels") or {}
-            kind = "labels"
-        elif r.type in TAGGED_TYPES:
-            found = r.inputs.get("tags") or {}
-            kind = "tags"
-        else:
-            continue
-        missing = [k for k in _REQUIRED_LABELS if not found.get(k)]
-        if missing:
-            problems.append(f"{_where(r)}: {kind} missing {', '.join(missing)}")
-        elif found.get("managed-by") != "pulumi":
-            problems.append(f"{_where(r)}: {kind} managed-by is {found.get('managed-by')!r}, expected 'pulumi'")
-    return problems
-
-
-def open_ingress(rec: Recording) -> list:
-    return [
-        f"{_where(r)}: ingress from {rng}"
-        for r in rec.of_type("gcp:compute/firewall:Firewall")
-        if (r.inputs.get("direction") or "INGRESS") == "INGRESS"
-        for rng in (r.inputs.get("sourceRanges") or [])
-        if rng in ("0.0.0.0/0", "::/0")
-    ]
-
-
-def public_instances(rec: Recording) -> list:
-    return [
-        f"{_where(r)}: network interface {i} has an external IP (access config)"
-        for r in rec.of_type("gcp:compute/instance:Instance")
-        for i, nic in enumerate(r.inputs.get("networkInterfaces") or [])
-        if nic.get("accessConfigs") or nic.get("ipv6AccessConfigs")
-    ]
-
-
-def insecure_buckets(rec: Recording) -> list:
-    problems = []
-    for r in rec.of_type("gcp:storage/bucket:Bucket"):
-        if r.inputs.get("uniformBucketLevelAccess") is not True:
-            problems.append(f"{_where(r)}: uniform bucket-level access is off")
-        if r.inputs.get("publicAccessPrevention") != "enforced":
-            problems.append(f"{_where(r)}: public access prevention is {r.inputs.get('publicAccessPrevention')!r}, expected 'enforced'")
-    return problems
-
-
-def _roles(r: RecordedResource) -> list:
-    if "role" in r.inputs:
-        return [r.inputs["role"]]
-    if r.type == "gcp:projects/iAMPolicy:IAMPolicy":
-        try:
-            return [b.get("role") for b in json.loads(r.inputs.get("policyData") or "{}").get("bindings", [])]
-        except ValueError:
-            return []
-    return []
-
-
-def forbidden_grants(rec: Recording) -> list:
-    problems = []
-    for r in rec.resources:
-        for role in _roles(r):
-            if role in _ALWAYS_FORBIDDEN:
-                problems.append(f"{_where(r)}: grants {role}")
-            elif r.type in _IAM_TYPES_PROJECT and role in _PROJECT_FORBIDDEN:
-                problems.append(f"{_where(r)}: grants {role} project-wide")
-    return problems
-
-
-def policy_violations(rec: Recording) -> list:
-    return [*missing_labels(rec), *open_ingress(rec), *public_instances(rec), *insecure_buckets(rec), *forbidden_grants(rec)]

@@ -7,7 +7,8 @@ both are accepted. Every refusal is a :class:`StackConfigError` naming the key, 
 
     flexyboots:composer.enabled: expected true or false, got 'yes'
 
-Reference (defaults in brackets)::
+Reference (defaults in brackets; ``Pulumi.yaml`` declares the same keys as project config, and
+``tests/unit/test_project_config.py`` keeps the two in step)::
 
     gcp:project                 required, the GCP project id
     gcp:region                  [europe-west1]
@@ -54,8 +55,8 @@ project file may hand them to every stack as defaults). It reads::
     flexyboots:labels           [{}] extra labels on every Docker resource
     flexyboots:services         {metabase|amundsen: {enabled [false], images [as above],
                                  port [3000 | 5000]: the host port, on 127.0.0.1}}; airbyte
-                                 and the VM-only keys (machine_type, disk_size_gb,
-                                 bigquery_key, low_resource_mode) are refused
+                                 enabled is refused; the VM-only keys (machine_type,
+                                 disk_size_gb, bigquery_key, low_resource_mode) are not read
     docker:host                 (the docker provider's own key) [DOCKER_HOST or the local socket]
 """
 
@@ -357,10 +358,15 @@ def _labels(get) -> dict:
 def _images(key: str, v: Any, name: str) -> ImageSet:
     """A service's whole image set: components/images.py's, or the stack's tags for every role."""
     default = IMAGE_SETS[name]
-    if v is None:
+    v = _decode(v)
+    if v is None or v == dict(default.images):  # components/images.py's own set, as read there
         return default
+    if isinstance(v, dict):
+        for role in v:
+            if role not in default.roles:
+                raise StackConfigError(f"{key}.{role}", f"unknown key; expected one of {', '.join(default.roles)}")
     try:
-        return image_set_from_tags(_decode(v), default, key)
+        return image_set_from_tags(v, default, key)
     except ValueError as exc:
         field_name, _, reason = str(exc).partition(": ")
         raise StackConfigError(field_name, f"expected {reason}") from None
@@ -384,10 +390,9 @@ def parse_local_config(raw: Mapping[str, Any], stack: str) -> LocalConfig:
                     "cluster on Docker: run `abctl local install` on the workstation instead",
                 )
             continue
+        # the VM-only keys are accepted and not read: Pulumi hands every stack the project
+        # file's defaults for flexyboots:services, machine types included
         spec = _mapping(key, s.get(name), ("enabled", "images", "port") + VM_ONLY_KEYS)
-        for k in VM_ONLY_KEYS:
-            if k in spec:
-                raise StackConfigError(f"{key}.{k}", "a VM setting; the local composition runs on the workstation's Docker (remove it)")
         services[name] = LocalServiceConfig(
             name=name,
             enabled=_bool(f"{key}.enabled", spec.get("enabled", False)),

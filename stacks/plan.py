@@ -2,7 +2,7 @@
 config and print what it would create. No CLI, plugins, network or credentials needed.
 
     python -m stacks plan --stack dev              resource tree + counts per type
-    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"}, ...]
+    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"[, "protect"]}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
     python -m stacks plan --stack local            the local composition: its Docker resources
     python -m stacks dags --stack prod --out DIR   the Airflow DAG files exactly as the stack uploads
@@ -14,6 +14,8 @@ Images by digest show whole (never cut): the tree's ``docker.RemoteImage`` names
 Deterministic: the same code and config print the same bytes (children sorted by type and
 name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
 Exit status: 0 ok, 2 unknown stack or invalid config/spec/component args.
+
+The same CLI carries ``diff`` (:mod:`stacks.diff`) and ``policy`` (:mod:`stacks.policy`).
 """
 
 from __future__ import annotations
@@ -218,12 +220,19 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_items(plan: Plan) -> list:
+    """The plan as ``plan --json`` prints it: {type, name, parent, inputs} (+ ``protect: true``)."""
+    items = []
+    for r in plan.resources:
+        item = {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
+        if r.protect:
+            item["protect"] = True
+        items.append(item)
+    return items
+
+
 def render_json(plan: Plan) -> str:
-    items = [
-        {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
-        for r in plan.resources
-    ]
-    return json.dumps(items, indent=2, sort_keys=True) + "\n"
+    return json.dumps(plan_items(plan), indent=2, sort_keys=True) + "\n"
 
 
 def inventory(plan: Plan) -> dict:
@@ -291,7 +300,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     d.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     d.add_argument("--out", required=True, help="folder to write the files to (created if missing)")
     d.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    from stacks import diff, policy
+
+    diff.add_parser(sub)
+    policy.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command not in ("plan", "dags"):
+        return args.func(args)
 
     from components.common import ComponentArgsError
     from pipeline_sql.spec import SpecError

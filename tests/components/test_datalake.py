@@ -9,7 +9,7 @@ import pytest
 
 from components.common import ComponentArgsError
 from components.datalake import DataLake, DataLakeArgs, S3LandingArgs
-from components.testing import SECRET, insecure_buckets, missing_labels, policy_violations, run_program
+from components.testing import SECRET, run_program
 
 BUCKET = "gcp:storage/bucket:Bucket"
 
@@ -43,14 +43,14 @@ def test_gcs_inventory_and_outputs(gcs_only):
     assert gcs_only.exports == {"bucket_name": "acme-data-dev-dev-lake-landing", "bucket_url": "gs://acme-data-dev-dev-lake-landing"}
 
 
-def test_bucket_is_locked_down_versioned_and_labelled(gcs_only):
+def test_bucket_is_locked_down_versioned_and_labelled(gcs_only, violations):
     b = gcs_only.get("dev-lake-landing").inputs
     assert b["uniformBucketLevelAccess"] is True
     assert b["publicAccessPrevention"] == "enforced"
     assert b["versioning"] == {"enabled": True}
     assert b["forceDestroy"] is False
     assert b["labels"] == {"env": "dev", "component": "datalake", "managed-by": "pulumi"}
-    assert insecure_buckets(gcs_only) == [] and missing_labels(gcs_only) == []
+    assert violations(gcs_only, "gcs-bucket-uniform-no-public", "labels-required") == []
 
 
 def test_lifecycle_rules_follow_the_args(gcs_only, with_s3):
@@ -87,7 +87,7 @@ def test_s3_inventory(with_s3):
     assert all(r.parent == lake.urn for r in with_s3.resources if r is not lake)
 
 
-def test_s3_bucket_is_private_versioned_and_encrypted(with_s3):
+def test_s3_bucket_is_private_versioned_and_encrypted(with_s3, violations):
     pab = with_s3.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")[0].inputs
     assert all(pab[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
     assert pab["bucket"] == "acme-data-dev-dev-lake-landing-123456789012"
@@ -97,7 +97,7 @@ def test_s3_bucket_is_private_versioned_and_encrypted(with_s3):
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
     tags = with_s3.of_type("aws:s3/bucket:Bucket")[0].inputs["tags"]
     assert tags["managed-by"] == "pulumi" and tags["env"] == "dev"
-    assert missing_labels(with_s3) == [] and policy_violations(with_s3) == []
+    assert violations(with_s3, "labels-required") == [] and violations(with_s3) == []
 
 
 def test_reader_policy_only_lists_and_reads_that_bucket(with_s3):

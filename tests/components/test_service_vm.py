@@ -17,7 +17,7 @@ from components.service_vm import (
     ServiceVm,
     ServiceVmArgs,
 )
-from components.testing import forbidden_grants, missing_labels, policy_violations, public_instances, run_program
+from components.testing import run_program
 
 PROJECT = "acme-data-dev"
 SUBNET = "projects/acme-data-dev/regions/europe-west1/subnetworks/dev-net-subnet"
@@ -77,8 +77,8 @@ def test_inventory(platform):
         assert len(_in(platform, comp, INSTANCE)) == 1 and len(_in(platform, comp, DISK)) == 1
 
 
-def test_vms_are_private_shielded_tagged_and_labelled(platform):
-    assert public_instances(platform) == []
+def test_vms_are_private_shielded_tagged_and_labelled(platform, violations):
+    assert violations(platform, "vm-no-external-ip") == []
     for vm in platform.of_type(INSTANCE):
         i = vm.inputs
         assert i["networkInterfaces"] == [{"subnetwork": SUBNET, "accessConfigs": []}]
@@ -88,14 +88,14 @@ def test_vms_are_private_shielded_tagged_and_labelled(platform):
         assert i["metadata"]["enable-oslogin"] == "TRUE"
         assert i["metadataStartupScript"].startswith("#!/bin/bash")
         assert i["bootDisk"]["initializeParams"]["image"] == "debian-cloud/debian-12"
-    assert missing_labels(platform) == []
+    assert violations(platform, "labels-required") == []
     assert platform.get("dev-airbyte-vm").inputs["labels"]["component"] == "airbyte"
-    assert policy_violations(platform) == []
+    assert violations(platform) == []
 
 
-def test_external_ip_only_when_asked():
+def test_external_ip_only_when_asked(violations):
     rec = run_program(lambda: ServiceVm("tool", ServiceVmArgs(**COMMON, service="tool", external_ip=True)))
-    assert len(public_instances(rec)) == 1
+    assert len(violations(rec, "vm-no-external-ip")) == 1
 
 
 def test_data_disk_is_separate_attached_and_protected_when_asked(platform):
@@ -116,8 +116,8 @@ def test_each_vm_runs_as_its_own_service_account(platform):
         assert platform.get(f"dev-{name}-vm").inputs["serviceAccount"]["email"] == email
 
 
-def test_no_owner_editor_or_project_wide_data_roles(platform):
-    assert forbidden_grants(platform) == []
+def test_no_owner_editor_or_project_wide_data_roles(platform, violations):
+    assert violations(platform, "iam-no-primitive-or-admin-roles", "iam-project-roles-allowlist") == []
     project_roles = {(r.inputs["member"], r.inputs["role"]) for r in platform.of_type(PROJECT_IAM)}
     assert {role for _, role in project_roles} <= {"roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/bigquery.jobUser"}
     emails = platform.exports["emails"]

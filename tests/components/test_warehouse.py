@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components.common import ComponentArgsError
-from components.testing import forbidden_grants, missing_labels, run_program
+from components.testing import run_program
 from components.warehouse import EXPIRING_LAYERS, LAYER_DESCRIPTIONS, DatasetGrant, Warehouse, WarehouseArgs
 from pipeline_sql.naming import DATASETS, Naming
 
@@ -126,7 +126,7 @@ def test_archive_and_dwh_protected_when_asked(prod, dev):
     assert not any(dev.exports["protected"].values())
 
 
-def test_grants_are_dataset_level_only(prod):
+def test_grants_are_dataset_level_only(prod, violations):
     grants = {(r.inputs["datasetId"], r.inputs["role"], r.inputs["member"]) for r in prod.of_type(IAM)}
     assert grants == {
         ("prod_dwh", "roles/bigquery.dataViewer", "serviceAccount:bi@acme-data-prod.iam.gserviceaccount.com"),
@@ -135,11 +135,11 @@ def test_grants_are_dataset_level_only(prod):
         ("prod_quality", "roles/bigquery.dataViewer", "group:analysts@acme.example"),
     }
     assert not [r for r in prod.resources if r.type.startswith("gcp:projects/")]
-    assert forbidden_grants(prod) == []
+    assert violations(prod, "iam-no-primitive-or-admin-roles", "iam-project-roles-allowlist") == []
 
 
-def test_labels(prod):
-    assert missing_labels(prod) == []
+def test_labels(prod, violations):
+    assert violations(prod, "labels-required") == []
     assert prod.get("prod-wh-delta").inputs["labels"] == {"env": "prod", "component": "warehouse", "managed-by": "pulumi", "layer": "delta"}
 
 

@@ -182,6 +182,8 @@ def test_service_images_default_to_components_images_and_move_as_whole_sets():
 @pytest.mark.parametrize("images,message", [
     ({"metabase": "metabase/metabase:v0.51.1"},
      r"^flexyboots:services.metabase.images: expected a whole image set with exactly the roles metabase, postgres \(missing postgres\)"),
+    ({"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16", "redis": "redis:7"},
+     r"^flexyboots:services.metabase.images.redis: unknown key; expected one of metabase, postgres"),
     ({"metabase": "metabase/metabase:v0.51.1", "postgres": "mysql:8"},
      r"^flexyboots:services.metabase.images.postgres: expected an image of postgres"),
     ({"metabase": "metabase/metabase:latest", "postgres": "postgres:16"},
@@ -206,17 +208,17 @@ def test_the_local_composition_needs_no_gcp_project():
     assert isinstance(cfg, LocalConfig) and cfg.project == "" and cfg.env == "local"
     assert cfg.service("metabase").enabled and cfg.service("metabase").port == 3000
     assert not cfg.service("amundsen").enabled and cfg.service("amundsen").port == 5000
-    # the platform keys Pulumi's project file may hand every stack are not read
-    cfg = parse_config({"flexyboots:composition": "local", "flexyboots:composer": {"enabled": True}, "gcp:region": "x"}, "dev2")
-    assert cfg.env == "dev2"
+    # the platform keys Pulumi's project file may hand every stack are not read (VM settings
+    # under services included: the project file's defaults carry machine types)
+    cfg = parse_config({"flexyboots:composition": "local", "flexyboots:composer": {"enabled": True}, "gcp:region": "x",
+                        "flexyboots:services": {"metabase": {"enabled": True, "machine_type": "e2-medium"}}}, "dev2")
+    assert cfg.env == "dev2" and cfg.service("metabase").enabled
     # and the platform still needs its project
     with pytest.raises(StackConfigError, match=r"^gcp:project: missing"):
         parse_config({}, "dev")
 
 
 @pytest.mark.parametrize("services,message", [
-    ({"metabase": {"machine_type": "e2-medium"}},
-     r"^flexyboots:services.metabase.machine_type: a VM setting; the local composition runs on the workstation's Docker"),
     ({"airbyte": {"enabled": True}}, r"^flexyboots:services.airbyte.enabled: the local composition runs Metabase and Amundsen only"),
     ({"amundsen": {"port": 80}}, r"^flexyboots:services.amundsen.port: expected a whole number from 1024 to 65535"),
     ({"metabase": {"enabled": True, "port": 5000}, "amundsen": {"enabled": True}}, r"each service needs its own host port"),
