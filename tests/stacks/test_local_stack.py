@@ -136,3 +136,18 @@ def test_moving_a_tag_in_the_stack_config_moves_the_digest(plans):
     assert old["metabase"]["metabase"] != new["metabase"]["metabase"]
     script = next(r for r in after.resources if r.name == "prod-metabase-vm").inputs["metadataStartupScript"]
     assert new["metabase"]["metabase"] in script and old["metabase"]["metabase"] not in script
+
+
+def test_the_policy_pack_passes_the_local_plan_with_its_stack_config(plans, policy_pack):
+    """policy/config/local.json names the container environment as where the local DB password
+    goes (a Pulumi secret there, as in a SecretVersion on GCP); without it the rule would catch
+    the password in the containers' envs, and it still catches it anywhere else."""
+    from stacks.policy import read_config_file, resources_from_recording, stack_config_file
+
+    resources = resources_from_recording(plans("local").resources)
+    config = read_config_file(stack_config_file("local"))
+    report = policy_pack.run(resources, config, stack="local")
+    assert report.violations == []
+    bare = policy_pack.run(resources, {}, stack="local")
+    assert {v.resource.split("::")[-1] for v in bare.by_policy("secrets-stay-in-secret-sinks")} == {
+        "local-metabase-postgres", "local-metabase-metabase"}
