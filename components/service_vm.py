@@ -52,7 +52,12 @@ account are deleted.
 ``AmundsenArgs(ServiceVmArgs)``: ``service="amundsen"``, ``machine_type="e2-highmem-2"``,
 ``metadata_dataset_ids: Mapping[str, Input[str]]`` (layer -> dataset id, required, non-empty),
 ``es_heap_mb=1024``, ``neo4j_heap_mb=1024``. Needs at least 8 GB memory. Grants
-``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only).
+``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only). With
+``catalog_document`` (``components.catalog.encode_document``; the stack renders it from the
+specs) the VM also runs the catalog job on a systemd timer (``catalog_schedule="hourly"``):
+the document goes to the instance metadata key ``flexyboots-catalog`` (updated in place), and
+the account gets ``roles/bigquery.jobUser`` and ``roles/bigquery.dataViewer`` on the one table
+``check_results_table`` = (dataset id, table id).
 
 Images by digest: Metabase and Amundsen resolve their image set to content digests when the
 program runs (``components.image_digests``: pulumi-docker's ``get_registry_image`` through a
@@ -155,6 +160,11 @@ class AmundsenArgs(ServiceVmArgs):
     es_heap_mb: int = 1024
     neo4j_heap_mb: int = 1024
     images: ImageSet = image_sets.AMUNDSEN
+    #: the catalog job's document (components.catalog.encode_document), or None: no catalog job
+    catalog_document: Optional[str] = None
+    #: (dataset id, table id) of quality.check_results: the job reads the latest results
+    check_results_table: Optional[tuple] = None
+    catalog_schedule: str = "hourly"
 
 
 def _positive(component: str, fname: str, value: Any, minimum: int = 1) -> None:
@@ -252,7 +262,7 @@ class ServiceVm(pulumi.ComponentResource):
             network_interfaces=[{"subnetwork": args.subnetwork, "access_configs": access_configs}],
             service_account={"email": self.service_account.email, "scopes": [CLOUD_PLATFORM_SCOPE]},
             shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True, "enable_integrity_monitoring": True},
-            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE", **self._metadata(args)},
             metadata_startup_script=script,
             tags=list(args.network_tags),
             labels=lbls,
@@ -334,6 +344,10 @@ class ServiceVm(pulumi.ComponentResource):
 
     def _startup_script(self, prefix: str, args: ServiceVmArgs, images: Optional[ImageSet]) -> str:
         return args.startup_script
+
+    def _metadata(self, args: ServiceVmArgs) -> dict:
+        """Extra instance metadata (updated in place: no VM replacement when it changes)."""
+        return {}
 
     def _before_instance(self, prefix: str, args: ServiceVmArgs, lbls: dict, child: pulumi.ResourceOptions) -> list:
         return []
@@ -557,6 +571,8 @@ class Amundsen(ServiceVm):
         _, mem = machine_shape(args.machine_type, self.COMPONENT)
         for fname in ("es_heap_mb", "neo4j_heap_mb"):
             _positive(self.COMPONENT, fname, getattr(args, fname), 256)
+        if args.catalog_document is not None and not isinstance(args.catalog_document, str):
+            raise ComponentArgsError(self.COMPONENT, "catalog_document", "the encoded catalog document (components.catalog.encode_document)", args.catalog_document)
         if (args.es_heap_mb + args.neo4j_heap_mb) / 1024 > mem / 2:
             raise ComponentArgsError(
                 self.COMPONENT, "es_heap_mb", f"Elasticsearch + neo4j heaps of at most half the machine's {mem:g} GB",
@@ -570,13 +586,40 @@ class Amundsen(ServiceVm):
         return args.images
 
     def _startup_script(self, prefix: str, args: AmundsenArgs, images: Optional[ImageSet]) -> str:
-        return startup_scripts.render_amundsen(
+        script = startup_scripts.render_amundsen(
             device_name=DATA_DEVICE, port=args.service_port, es_heap_mb=args.es_heap_mb, neo4j_heap_mb=args.neo4j_heap_mb,
             images=images,
         )
+        if args.catalog_document is None:
+            return script
+        from components.catalog import render_catalog_setup
+
+        return script + render_catalog_setup(schedule=args.catalog_schedule)
+
+    def _metadata(self, args: AmundsenArgs) -> dict:
+        from components.catalog import METADATA_KEY
+
+        return {METADATA_KEY: args.catalog_document} if args.catalog_document is not None else {}
+
+    def _project_roles(self, args: AmundsenArgs) -> list[str]:
+        extra = ["roles/bigquery.jobUser"] if args.catalog_document is not None else []  # the check-results query
+        return list(dict.fromkeys([*args.project_roles, *extra]))
 
     def _after_instance(self, prefix: str, args: AmundsenArgs, child: pulumi.ResourceOptions) -> None:
         self.metadata_grants = {
             key: self._dataset_grant(f"{prefix}-{key.replace('_', '-')}-metadata-viewer", args, ds, "roles/bigquery.metadataViewer")
             for key, ds in args.metadata_dataset_ids.items()
         }
+        self.check_results_grant = None
+        if args.catalog_document is not None and args.check_results_table is not None:
+            dataset_id, table_id = args.check_results_table
+            # the catalog job reads the latest check results: that one table, read-only
+            self.check_results_grant = gcp.bigquery.IamMember(
+                f"{prefix}-check-results-data-viewer",
+                project=args.project,
+                dataset_id=dataset_id,
+                table_id=table_id,
+                role="roles/bigquery.dataViewer",
+                member=self.member,
+                opts=pulumi.ResourceOptions(parent=self),
+            )

@@ -33,6 +33,9 @@ Reference (defaults in brackets; ``Pulumi.yaml`` declares the same keys as proje
                                  {cpu: 0.5, memory_gb: 1, count: 1}: the DAG tasks are
                                  deferrable), transfer_ids_in_env [true]};
                                  each table's DAG runs on its spec's schedule
+    flexyboots:lineage          {data_lineage_api [false]}: enable Google's Data Lineage API
+                                 (datalineage.googleapis.com) so BigQuery records the lineage
+                                 of every scheduled query natively (needs apis.enabled)
     flexyboots:alerts           {email [none]}: the address Cloud Monitoring e-mails about failed
                                  transfer runs, failed error-severity checks and failed Airflow
                                  tasks (no address: no alerting resources)
@@ -97,6 +100,7 @@ TOP_KEYS = (
     "composer",
     "services",
     "alerts",
+    "lineage",
     "composition",
 )
 
@@ -181,6 +185,12 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class LineageConfig:
+    #: enable datalineage.googleapis.com: BigQuery then records table-level lineage of every job
+    data_lineage_api: bool = False
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     enabled: bool = False
@@ -208,6 +218,7 @@ class StackConfig:
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     services: Mapping[str, ServiceConfig] = field(default_factory=dict)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name) or ServiceConfig(name=name, images=IMAGE_SETS.get(name), **SERVICE_DEFAULTS[name])
@@ -510,6 +521,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         email = _str(f"{NS}:alerts.email", email, _EMAIL, "an e-mail address such as 'data-team@example.com'")
     alerts = AlertsConfig(email=email)
 
+    ln = _mapping(f"{NS}:lineage", get("lineage"), ("data_lineage_api",))
+    lineage = LineageConfig(data_lineage_api=_bool(f"{NS}:lineage.data_lineage_api", ln.get("data_lineage_api", False)))
+
     s = _mapping(f"{NS}:services", get("services"), SERVICES)
     services: dict[str, ServiceConfig] = {}
     for name in SERVICES:
@@ -548,6 +562,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         composer=composer,
         services=services,
         alerts=alerts,
+        lineage=lineage,
     )
     _cross_check(cfg)
     return cfg
@@ -589,6 +604,8 @@ def _cross_check(cfg: StackConfig) -> None:
             f"{NS}:datalake.nearline_after_days",
             f"{dl.nearline_after_days} is not fewer than delete_after_days ({dl.delete_after_days}); set it lower or to null",
         )
+    if cfg.lineage.data_lineage_api and not cfg.apis_enabled:
+        raise StackConfigError(f"{NS}:lineage.data_lineage_api", "true needs flexyboots:apis.enabled: true (the stack enables the API)")
     if cfg.datalake.s3_enabled and not cfg.datalake.enabled:
         raise StackConfigError(f"{NS}:datalake.s3.enabled", "true needs flexyboots:datalake.enabled: true")
 

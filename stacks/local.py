@@ -58,9 +58,10 @@ def build_local(cfg: LocalConfig) -> LocalPlatform:
 def load_lineage(amundsen: LocalAmundsen) -> Optional[pulumi.Resource]:
     """Hook: load the local runner's lineage into the local Amundsen.
 
-    Nothing to load yet: no lineage command exists (the lineage/catalog issue adds an Amundsen
-    ingestion job, databuilder, to the VM). When it does, declare it here as a one-shot
+    Nothing is loaded yet. The catalog job (``components/catalog.py``: databuilder on a systemd
+    timer on the Amundsen VM) reads real BigQuery; loading the local runner's lineage needs that
+    job pointed at the local runner's output instead. Declare it here as a one-shot
     ``docker.Container`` on ``amundsen.network`` (``restart="no"``, ``depends_on`` the
-    containers in ``amundsen.containers``), from the same ``components.services`` definition
-    the VM's job uses, reading the local runner's output; return it."""
+    containers in ``amundsen.containers``, neo4j reachable as ``neo4j_amundsen:7687``) and
+    return it."""
     return None

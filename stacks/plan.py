@@ -4,6 +4,8 @@ config and print what it would create. No CLI, plugins, network or credentials n
     python -m stacks plan --stack dev              resource tree + counts per type
     python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"[, "protect"]}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
+    python -m stacks plan --stack dev --format mermaid   the components and their resources, and
+                                                   who may read or write each dataset and bucket
     python -m stacks plan --stack local            the local composition: its Docker resources
     python -m stacks dags --stack prod --out DIR   the Airflow DAG files exactly as the stack uploads
                                                    them to Composer (the DAG file + manifests)
@@ -246,6 +248,86 @@ def inventory(plan: Plan) -> dict:
     return {"counts": counts(plan), "values": values}
 
 
+_ROLE_WORDS = {
+    "roles/bigquery.dataEditor": "edit",
+    "roles/bigquery.dataViewer": "read",
+    "roles/bigquery.metadataViewer": "metadata",
+    "roles/storage.objectAdmin": "write files",
+    "roles/storage.objectViewer": "read files",
+    "roles/storage.objectCreator": "add files",
+}
+
+
+def render_mermaid(plan: Plan) -> str:
+    """The platform as a Mermaid flowchart: one box per component (its resources counted by
+    type; the table pipelines together), then the access matrix: every service account's
+    dataset-, table- and bucket-level grants as labelled edges (edit, read, metadata, ...)."""
+    from pipeline_sql.diagram import Diagram
+
+    d = Diagram(direction="LR", classes={"account": "fill:#e8f4fd,stroke:#4a90d9", "data": "fill:#fff3cd,stroke:#b8860b"})
+    by_urn = {r.urn: r for r in plan.resources}
+    top: dict[str, str] = {}  # urn -> the top-level component's cluster id
+    for r in plan.resources:
+        parent = by_urn.get(r.parent)
+        if parent is None:
+            if r.type.startswith("flexyboots:"):
+                cid = "pipelines" if r.type.endswith(":TablePipeline") else f"{r.type.split(':')[-1]}::{r.name}"
+                title = "TablePipeline (one per table)" if cid == "pipelines" else f"{r.type.split(':')[-1]} {r.name}"
+                d.cluster(cid, title)
+                top[r.urn] = cid
+            else:
+                top[r.urn] = "stack"
+        else:
+            top[r.urn] = top[parent.urn]
+    counts_by: dict[tuple[str, str], int] = {}
+    tables = sorted(r.name for r in plan.resources if r.type.endswith(":TablePipeline") and r.parent not in by_urn)
+    for r in plan.resources:
+        if r.type.startswith("flexyboots:"):
+            continue
+        cid = top[r.urn]
+        counts_by[(cid, r.type)] = counts_by.get((cid, r.type), 0) + 1
+    if any(c == "stack" for c, _ in counts_by):
+        d.cluster("stack", "stack-level resources")
+    for (cid, typ), n in sorted(counts_by.items()):
+        d.node(f"{cid}/{typ}", f"{_short_type(typ)} ×{n}", "box", cid)
+    if tables:
+        d.node("pipelines/tables", "tables: " + ", ".join(tables), "stadium", "pipelines")
+
+    # the access matrix
+    accounts = {}
+    for r in plan.resources:
+        if r.type == "gcp:serviceaccount/account:Account":
+            accounts[str(r.inputs.get("accountId"))] = r
+    datasets = {str(r.inputs.get("datasetId")) for r in plan.resources if r.type == "gcp:bigquery/dataset:Dataset"}
+    d.cluster("access", "who may read or write what (dataset, table and bucket grants)")
+    for r in plan.resources:
+        i = r.inputs
+        member, role = str(i.get("member", "")), str(i.get("role", ""))
+        if not member.startswith("serviceAccount:") or role not in _ROLE_WORDS:
+            continue
+        if r.type == "gcp:bigquery/datasetIamMember:DatasetIamMember":
+            target = f"dataset {i.get('datasetId')}"
+        elif r.type == "gcp:bigquery/iamMember:IamMember":
+            target = f"table {i.get('datasetId')}.{i.get('tableId')}"
+        elif r.type == "gcp:storage/bucketIAMMember:BucketIAMMember":
+            target = f"bucket {i.get('bucket')}"
+        else:
+            continue
+        account = member.removeprefix("serviceAccount:").split("@")[0]
+        d.node(f"sa/{account}", f"{account}", "round", "access", "account")
+        d.node(f"data/{target}", target, "table" if not target.startswith("bucket") else "files", "access", "data")
+        d.edge(f"sa/{account}", f"data/{target}", _ROLE_WORDS[role])
+    for ds in sorted(datasets):
+        d.node(f"data/dataset {ds}", f"dataset {ds}", "table", "access", "data")
+    return d.to_mermaid()
+
+
+def _short_type(typ: str) -> str:
+    """``gcp:bigquery/dataTransferConfig:DataTransferConfig`` -> ``bigquery DataTransferConfig``."""
+    pkg, mod, name = (typ.split(":") + ["", ""])[:3]
+    return f"{mod.split('/')[0]} {name}" if pkg == "gcp" else f"{pkg} {name or mod}"
+
+
 def regenerate_command(stack: str, tables_dir: Optional[str] = None) -> str:
     tables = f" --tables-dir {tables_dir}" if tables_dir else ""
     return f"python -m stacks plan --stack {stack}{tables} --inventory > tests/stacks/expected/{stack}.yaml"
@@ -293,6 +375,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print a JSON list of {type, name, parent, inputs}")
     fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
+    fmt.add_argument("--format", choices=("text", "json", "inventory", "mermaid"), default=None,
+                     help="text (default), json (= --json), inventory (= --inventory), or mermaid: the components and the access matrix")
     p.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
     d = sub.add_parser("dags", help="write the Airflow DAG files the stack uploads to Composer")
@@ -320,11 +404,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (StackConfigError, SpecError, ComponentArgsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        out = render_json(plan)
-    elif args.inventory:
-        out = render_inventory(plan)
-    else:
-        out = render_text(plan)
+    fmt = args.format or ("json" if args.json else "inventory" if args.inventory else "text")
+    out = {"json": render_json, "inventory": render_inventory, "mermaid": render_mermaid, "text": render_text}[fmt](plan)
     sys.stdout.write(out)
     return 0

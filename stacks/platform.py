@@ -37,6 +37,9 @@ DAY_MS = 24 * 3600 * 1000
 EXTRA_APIS = ("pubsub.googleapis.com",)
 COMPOSER_API = "composer.googleapis.com"
 MONITORING_API = "monitoring.googleapis.com"
+#: Google's Data Lineage API: with it enabled, BigQuery records the lineage of every job
+#: (scheduled queries included) by itself (flexyboots:lineage.data_lineage_api)
+DATA_LINEAGE_API = "datalineage.googleapis.com"
 
 
 @dataclass
@@ -93,6 +96,8 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
             apis.append(COMPOSER_API)
         if cfg.alerts.email:
             apis.append(MONITORING_API)
+        if cfg.lineage.data_lineage_api:
+            apis.append(DATA_LINEAGE_API)
         plat.apis = ProjectApis("apis", ProjectApisArgs(env=env, apis=apis, project=project))
 
     # ---- network
@@ -264,8 +269,18 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                     MetabaseArgs(**sized, dwh_dataset_id=ds.get("dwh"), bigquery_key=svc.bigquery_key, images=svc.images),
                 )
             else:
+                catalog = {}
+                if plat.warehouse and plat.runtime and specs:
+                    from components.catalog import catalog_document, encode_document
+                    from pipeline_sql.checks import RESULTS_TABLE
+
+                    catalog = dict(
+                        catalog_document=encode_document(catalog_document(specs, plat.warehouse.naming, location=cfg.location)),
+                        # the table resource's outputs: the grant waits for the table
+                        check_results_table=(plat.runtime.shared_tables[RESULTS_TABLE].dataset_id, plat.runtime.shared_tables[RESULTS_TABLE].table_id),
+                    )
                 plat.services[name] = Amundsen(
-                    "amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds), images=svc.images)
+                    "amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds), images=svc.images, **catalog)
                 )
 
     _exports(plat)
