@@ -59,9 +59,19 @@ the document goes to the instance metadata key ``flexyboots-catalog`` (updated i
 the account gets ``roles/bigquery.jobUser`` and ``roles/bigquery.dataViewer`` on the one table
 ``check_results_table`` = (dataset id, table id).
 
+Images by digest: Metabase and Amundsen resolve their image set to content digests when the
+program runs (``components.image_digests``: pulumi-docker's ``get_registry_image`` through a
+child ``docker.Provider`` ``<prefix>-registry`` that needs no Docker daemon), and their compose
+files name every image ``repository:tag@sha256:...``. A tag that moves (or a changed
+``images``) changes the startup script, so the preview shows the old and the new digest and
+the VM is replaced (its data disk kept). Airbyte's ``abctl`` pulls Airbyte's images itself
+(inside its kind cluster, by its Helm chart's tags): nothing of ours to pin there.
+
 Outputs (all): ``service_account``, ``service_account_email``, ``instance``, ``instance_name``,
 ``internal_ip``, ``external_ip_enabled: bool``, ``data_disk``, ``data_disk_protected: bool``,
-``network_tags``, ``zone``, ``service_port``, ``startup_script: str``. Metabase adds
+``network_tags``, ``zone``, ``service_port``, ``startup_script`` (``str``, or an ``Output[str]``
+once images are pinned), ``images`` (``Output[ImageSet]``, pinned; None without images),
+``pinned_images`` (``Output``: role -> ``repository:tag@sha256:...``; None). Metabase adds
 ``health_check_path`` (``"/api/health"``), ``db_password_secret`` / ``db_password_secret_id``,
 and with ``bigquery_key`` ``bigquery_reader_email`` / ``bigquery_key_secret_id`` (None without);
 Airbyte adds ``low_resource_mode``. Amundsen takes ``images: ImageSet = components.images.AMUNDSEN``.
@@ -76,8 +86,8 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from components import image_digests, startup_scripts
 from components import images as image_sets
-from components import startup_scripts
 from components.common import PROJECT_ID, ComponentArgsError, labels, require_env, require_label_map
 from components.images import ImageSet
 from components.render import check_machine_minimum, machine_shape, prefixed, service_account_id
@@ -177,8 +187,9 @@ class ServiceVm(pulumi.ComponentResource):
         self._validate(args)
         prefix = prefixed(args.env, name)
         account_id = service_account_id(args.env, args.service, self.COMPONENT)
-        try:
-            script = self._startup_script(prefix, args)
+        images = self._image_set(args)
+        try:  # rendered once with the tags now, so a bad argument fails before any resource
+            script = self._startup_script(prefix, args, images)
         except ComponentArgsError:
             raise
         except ValueError as exc:  # the pure renderer names the field
@@ -186,6 +197,14 @@ class ServiceVm(pulumi.ComponentResource):
         lbls = labels(args.env, args.service, args.extra_labels)
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        # every image the VM runs, by content digest (resolved now; the script names no tag alone)
+        self.images = self.pinned_images = self.registry = None
+        if images is not None:
+            self.registry = image_digests.registry_provider(f"{prefix}-registry", opts=pulumi.ResourceOptions(parent=self))
+            self.images = image_digests.resolve(images, provider=self.registry, parent=self)
+            self.pinned_images = self.images.apply(lambda pinned: dict(pinned.images))
+            script = self.images.apply(lambda pinned: self._startup_script(prefix, args, pinned))
 
         self.zone = args.zone
         self.service_port = args.service_port
@@ -265,6 +284,7 @@ class ServiceVm(pulumi.ComponentResource):
                 "network_tags": self.network_tags,
                 "zone": self.zone,
                 "service_port": self.service_port,
+                **({"pinned_images": self.pinned_images} if self.pinned_images is not None else {}),
                 **self._extra_outputs,
             }
         )
@@ -318,7 +338,11 @@ class ServiceVm(pulumi.ComponentResource):
     def _project_roles(self, args: ServiceVmArgs) -> list[str]:
         return list(dict.fromkeys(args.project_roles))
 
-    def _startup_script(self, prefix: str, args: ServiceVmArgs) -> str:
+    def _image_set(self, args: ServiceVmArgs) -> Optional[ImageSet]:
+        """The container images the VM runs (resolved to digests), or None (none of ours)."""
+        return None
+
+    def _startup_script(self, prefix: str, args: ServiceVmArgs, images: Optional[ImageSet]) -> str:
         return args.startup_script
 
     def _metadata(self, args: ServiceVmArgs) -> dict:
@@ -376,7 +400,8 @@ class Airbyte(ServiceVm):
     def _project_roles(self, args: AirbyteArgs) -> list[str]:
         return list(dict.fromkeys([*args.project_roles, "roles/bigquery.jobUser"]))
 
-    def _startup_script(self, prefix: str, args: AirbyteArgs) -> str:
+    def _startup_script(self, prefix: str, args: AirbyteArgs, images: Optional[ImageSet]) -> str:
+        # abctl pulls Airbyte's images itself, inside its kind cluster: none to pin here
         return startup_scripts.render_airbyte(
             device_name=DATA_DEVICE, low_resource_mode=args.low_resource_mode, port=args.service_port
         )
@@ -420,10 +445,13 @@ class Metabase(ServiceVm):
     def _key_secret_id(self, prefix: str) -> str:
         return f"{prefix}-bigquery-reader-key"
 
-    def _startup_script(self, prefix: str, args: MetabaseArgs) -> str:
+    def _image_set(self, args: MetabaseArgs) -> ImageSet:
+        return args.images
+
+    def _startup_script(self, prefix: str, args: MetabaseArgs, images: Optional[ImageSet]) -> str:
         return startup_scripts.render_metabase(
             secret_id=self._secret_id(prefix), project=args.project, device_name=DATA_DEVICE,
-            db_name=args.db_name, db_user=args.db_user, images=args.images, port=args.service_port,
+            db_name=args.db_name, db_user=args.db_user, images=images, port=args.service_port,
             bigquery_key_secret_id=self._key_secret_id(prefix) if args.bigquery_key else None,
         )
 
@@ -554,10 +582,13 @@ class Amundsen(ServiceVm):
     def _minimum_hint(self, args: AmundsenArgs) -> str:
         return "neo4j and Elasticsearch need several GB"
 
-    def _startup_script(self, prefix: str, args: AmundsenArgs) -> str:
+    def _image_set(self, args: AmundsenArgs) -> ImageSet:
+        return args.images
+
+    def _startup_script(self, prefix: str, args: AmundsenArgs, images: Optional[ImageSet]) -> str:
         script = startup_scripts.render_amundsen(
             device_name=DATA_DEVICE, port=args.service_port, es_heap_mb=args.es_heap_mb, neo4j_heap_mb=args.neo4j_heap_mb,
-            images=args.images,
+            images=images,
         )
         if args.catalog_document is None:
             return script

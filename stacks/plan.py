@@ -6,8 +6,12 @@ config and print what it would create. No CLI, plugins, network or credentials n
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
     python -m stacks plan --stack dev --format mermaid   the components and their resources, and
                                                    who may read or write each dataset and bucket
+    python -m stacks plan --stack local            the local composition: its Docker resources
     python -m stacks dags --stack prod --out DIR   the Airflow DAG files exactly as the stack uploads
                                                    them to Composer (the DAG file + manifests)
+
+Images by digest show whole (never cut): the tree's ``docker.RemoteImage`` names, and the
+``service_images`` output one image a line (``service_images.<service>.<role>: ref@sha256:...``).
 
 Deterministic: the same code and config print the same bytes (children sorted by type and
 name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from stacks.config import StackConfigError, parse_stack_config, read_stack_file
+from stacks.config import StackConfigError, parse_config, read_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS_DIR = ROOT / "stacks"
@@ -54,6 +58,10 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "gcp:secretmanager/secret:Secret": ("secretId",),
     "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels"),
     "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "conditions", "alertStrategy"),
+    "docker:index/remoteImage:RemoteImage": ("name", "keepLocally"),
+    "docker:index/container:Container": ("name", "ports", "volumes", "wait"),
+    "docker:index/volume:Volume": ("name",),
+    "docker:index/network:Network": ("name",),
 }
 _IAM_KEYS = ("role", "member", "datasetId", "bucket", "topic", "secretId", "serviceAccountId")
 
@@ -100,9 +108,9 @@ def run_stack(
             pipelines = json.loads(pipelines)
         path = Path(tables_dir)
         raw["flexyboots:pipelines"] = {**pipelines, "tables_dir": str(path if path.is_absolute() else Path.cwd() / path)}
-    cfg = parse_stack_config(raw, stack)  # fail fast, before any resource exists
+    cfg = parse_config(raw, stack)  # fail fast, before any resource exists
 
-    rec = run_program(platform.main, config=raw, stack=stack, secret_keys=secret_keys, mocks=_mocks(cfg.project))
+    rec = run_program(platform.main, config=raw, stack=stack, secret_keys=secret_keys, mocks=_mocks(cfg.project or "flexyboots-local"))
     addr = {r.urn: address(r) for r in rec.resources}
     addr[rec.stack_urn] = f"pulumi:pulumi:Stack::flexyboots-{stack}"
     ordered = _tree_order(rec.resources, rec.stack_urn)
@@ -162,7 +170,22 @@ def key_inputs(r) -> dict:
 
 def _short(v: Any, limit: int = 80) -> str:
     text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+    if isinstance(v, str) and "@sha256:" in v:  # an image by digest: a cut digest says nothing
+        return text
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _has_digest(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_digest(v) for v in value.values())
+    return isinstance(value, str) and "@sha256:" in value
+
+
+def _output_lines(key: str, value: Any) -> list[str]:
+    """``key: value``; a mapping holding images by digest (``service_images``) one leaf a line."""
+    if isinstance(value, dict) and value and _has_digest(value):
+        return [line for k in sorted(value) for line in _output_lines(f"{key}.{k}", value[k])]
+    return [f"  {key}: {_short(value, 120)}"]
 
 
 def counts(plan: Plan) -> dict[str, int]:
@@ -173,7 +196,8 @@ def counts(plan: Plan) -> dict[str, int]:
 
 
 def render_text(plan: Plan) -> str:
-    lines = [f"flexyboots plan: stack {plan.stack}, project {plan.project}: {len(plan.resources)} resources (offline, Pulumi mocks)"]
+    where = f"project {plan.project}" if plan.project else "no GCP project (the workstation's Docker)"
+    lines = [f"flexyboots plan: stack {plan.stack}, {where}: {len(plan.resources)} resources (offline, Pulumi mocks)"]
     depth = {plan.stack_urn: 0}
     lines.append(f"pulumi:pulumi:Stack flexyboots-{plan.stack}")
     for r in plan.resources:
@@ -194,7 +218,7 @@ def render_text(plan: Plan) -> str:
         lines.append("")
         lines.append("outputs:")
         for k in sorted(plan.exports):
-            lines.append(f"  {k}: {_short(plan.exports[k], 120)}")
+            lines += _output_lines(k, plan.exports[k])
     return "\n".join(lines) + "\n"
 
 
