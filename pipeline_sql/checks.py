@@ -97,31 +97,33 @@ def _key_text(spec: TableSpec, alias: str = "") -> str:
 
 
 def _failing_rows(spec: TableSpec, naming: Naming, check: Check) -> str:
-    """The WHERE condition of the rows (of the DWH, alias ``t``) that break a row-level rule."""
+    """The WHERE condition of the rows (of the DWH, alias ``_t``) that break a row-level rule.
+    Aliases start with ``_``, which no spec column can: a column named ``t`` would otherwise be
+    read in the correlated subqueries, and an expression's ``t`` as the whole row."""
     cols = check.columns
     t = _types(spec)
     if check.kind == "not_null":
-        return " OR ".join(f"t.{c} IS NULL" for c in cols)
+        return " OR ".join(f"_t.{c} IS NULL" for c in cols)
     if check.kind == "unique":
         groups = f"SELECT {', '.join(cols)} FROM {naming.ref('dwh', spec.table)} WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} GROUP BY {', '.join(cols)} HAVING COUNT(*) > 1"
-        match = " AND ".join(f"d.{c} = t.{c}" for c in cols)
-        return f"EXISTS (SELECT 1 FROM ({groups}) AS d WHERE {match})"
+        match = " AND ".join(f"_d.{c} = _t.{c}" for c in cols)
+        return f"EXISTS (SELECT 1 FROM ({groups}) AS _d WHERE {match})"
     (c,) = cols if check.kind != "expression" else ("",)
     if check.kind == "accepted_values":
         values = ", ".join(literal(v, t[c]) for v in check.param("values"))
-        return f"t.{c} IS NOT NULL AND t.{c} NOT IN ({values})"
+        return f"_t.{c} IS NOT NULL AND _t.{c} NOT IN ({values})"
     if check.kind == "range":
         bounds = []
         if check.param("min") is not None:
-            bounds.append(f"t.{c} < {literal(check.param('min'), t[c])}")
+            bounds.append(f"_t.{c} < {literal(check.param('min'), t[c])}")
         if check.param("max") is not None:
-            bounds.append(f"t.{c} > {literal(check.param('max'), t[c])}")
-        return f"t.{c} IS NOT NULL AND ({' OR '.join(bounds)})"
+            bounds.append(f"_t.{c} > {literal(check.param('max'), t[c])}")
+        return f"_t.{c} IS NOT NULL AND ({' OR '.join(bounds)})"
     if check.kind == "regex":
-        return f"t.{c} IS NOT NULL AND NOT REGEXP_CONTAINS(t.{c}, {string_literal(check.param('pattern'))})"
+        return f"_t.{c} IS NOT NULL AND NOT REGEXP_CONTAINS(_t.{c}, {string_literal(check.param('pattern'))})"
     if check.kind == "relationships":
         other = naming.ref("dwh", check.ref_table)
-        return f"t.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {other} AS r WHERE r.{check.ref_column} = t.{c})"
+        return f"_t.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {other} AS _r WHERE _r.{check.ref_column} = _t.{c})"
     if check.kind == "expression":
         # the spec author's expression, on its own lines (a trailing comment stays harmless);
         # a NULL result does not count as failing (as dbt's expression_is_true)
@@ -149,10 +151,10 @@ def _row_level(spec: TableSpec, naming: Naming, check: Check) -> str:
         "  SELECT\n"
         f"    {_head(check)},\n"
         "    COUNT(*) AS failing_rows,\n"
-        f"    IFNULL(ARRAY_AGG({_key_text(spec, 't.')} ORDER BY {', '.join('t.' + k for k in spec.key)} LIMIT {SAMPLE_SIZE}), ARRAY<STRING>[]) AS sample_keys,\n"
+        f"    IFNULL(ARRAY_AGG({_key_text(spec, '_t.')} ORDER BY {', '.join('_t.' + k for k in spec.key)} LIMIT {SAMPLE_SIZE}), ARRAY<STRING>[]) AS sample_keys,\n"
         "    (SELECT n FROM total) AS observed_value,\n"
         f"    CONCAT(CAST(COUNT(*) AS STRING), ' of ', CAST((SELECT n FROM total) AS STRING), {string_literal(' rows ' + _describe_rows(check))}) AS message\n"
-        f"  FROM {dwh} AS t\n"
+        f"  FROM {dwh} AS _t\n"
         f"  WHERE {where}"
     )
 

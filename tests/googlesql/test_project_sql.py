@@ -116,11 +116,24 @@ def test_the_catalog_jobs_query_on_check_results_analyzes_clean(assert_googlesql
     assert_googlesql_clean([Statement("amundsen:check_results", sql, params=(("lookback_days", "INT64"),))], Catalog.for_specs([], [naming]))
 
 
-def test_a_column_named_table_analyzes_clean(assert_googlesql_clean):
-    """Found by the spec strategy: GoogleSQL cannot parse `table` unquoted in an INSERT column
-    list; the archive's INSERT lists its columns back-quoted."""
+REGRESSIONS = {
+    # GoogleSQL cannot parse `table` unquoted in an INSERT column list: the archive's INSERT
+    # lists its columns back-quoted
+    "column-named-table": {"table": "q", "source": {"format": "csv", "path": "q/"}, "key": "table",
+                           "columns": [{"source": "a", "name": "table", "type": "string"}]},
+    # a column named t was read inside the checks' correlated subqueries instead of the DWH
+    # alias t ("Cannot access field a on a value with type STRING"): the aliases are _t, _r, _d
+    "column-named-t": {"table": "q", "source": {"format": "csv", "path": "q/"}, "key": "a",
+                       "columns": [{"source": "a", "name": "a", "type": "string"}, {"source": "b", "name": "t", "type": "string"}],
+                       "checks": [{"relationships": {"column": "a", "to": "q"}}, {"unique": ["t", "a"]}, {"expression": "t IS NOT NULL"}]},
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+def test_specs_the_strategy_found_analyze_clean(assert_googlesql_clean, name):
+    """Specs the strategy (tests/strategies.py) found whose SQL BigQuery refused, before the fix."""
     from tests.strategies import spec_of
 
-    spec = spec_of({"table": "q", "source": {"format": "csv", "path": "q/"}, "key": "table", "columns": [{"source": "a", "name": "table", "type": "string"}]})
+    spec = spec_of(REGRESSIONS[name])
     naming = NAMINGS[1]
     assert_googlesql_clean(project_statements([spec], naming, LANDING), Catalog.for_specs([spec], [naming]))

@@ -497,10 +497,10 @@ def test_checks_insert_every_result_then_fail_on_error_severity():
     assert sql.count("INSERT INTO `acme-data-prod.prod_quality.check_results` (run_id, table_name, check_name, rule, columns, ") == 1
     # one result row per check, named as the spec says; failing rows by the rule's WHERE
     assert "'not_null(ka, kb)' AS check_name, 'not_null' AS rule, ARRAY<STRING>['ka', 'kb'] AS columns, 'error' AS severity" in sql
-    assert "WHERE t.ka IS NULL OR t.kb IS NULL" in sql
-    assert "GROUP BY ka, kb HAVING COUNT(*) > 1) AS d WHERE d.ka = t.ka AND d.kb = t.kb)" in sql
+    assert "WHERE _t.ka IS NULL OR _t.kb IS NULL" in sql
+    assert "GROUP BY ka, kb HAVING COUNT(*) > 1) AS _d WHERE _d.ka = _t.ka AND _d.kb = _t.kb)" in sql
     # up to 10 sample keys, both key columns, in key order
-    assert "ARRAY_AGG(CONCAT(IFNULL(CAST(t.ka AS STRING), 'NULL'), ', ', IFNULL(CAST(t.kb AS STRING), 'NULL')) ORDER BY t.ka, t.kb LIMIT 10)" in sql
+    assert "ARRAY_AGG(CONCAT(IFNULL(CAST(_t.ka AS STRING), 'NULL'), ', ', IFNULL(CAST(_t.kb AS STRING), 'NULL')) ORDER BY _t.ka, _t.kb LIMIT 10)" in sql
     assert "CONCAT('zq_items-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%SZ', @run_time)) AS run_id" in sql
     # the failure message names the marker the alert policy matches, the table and the checks
     assert "ERROR(CONCAT('flexyboots checks failed on acme-data-prod.prod_dwh.zq_items: '" in sql
@@ -541,13 +541,13 @@ RULES_SPEC = parse_spec(
 def test_each_rule_renders_its_condition():
     sql = render_checks(RULES_SPEC, PROD)
     parse(sql)
-    assert "t.kb IS NOT NULL AND t.kb NOT IN ('x', 'it\\'s')" in sql
+    assert "_t.kb IS NOT NULL AND _t.kb NOT IN ('x', 'it\\'s')" in sql
     assert "'warn' AS severity" in sql
-    assert "t.ok IS NOT NULL AND t.ok NOT IN (TRUE)" in sql
-    assert "t.val IS NOT NULL AND (t.val < CAST('0' AS NUMERIC(38, 9)) OR t.val > CAST('1000' AS NUMERIC(38, 9)))" in sql
-    assert "t.ts IS NOT NULL AND (t.ts < TIMESTAMP '2024-01-01 00:00:00.000000+00')" in sql
-    assert "NOT REGEXP_CONTAINS(t.kb, '^\\\\d+-[a-z]$')" in sql  # a BigQuery string literal: backslash doubled
-    assert "NOT EXISTS (SELECT 1 FROM `acme-data-prod.prod_dwh.zq_other` AS r WHERE r.id = t.ka)" in sql
+    assert "_t.ok IS NOT NULL AND _t.ok NOT IN (TRUE)" in sql
+    assert "_t.val IS NOT NULL AND (_t.val < CAST('0' AS NUMERIC(38, 9)) OR _t.val > CAST('1000' AS NUMERIC(38, 9)))" in sql
+    assert "_t.ts IS NOT NULL AND (_t.ts < TIMESTAMP '2024-01-01 00:00:00.000000+00')" in sql
+    assert "NOT REGEXP_CONTAINS(_t.kb, '^\\\\d+-[a-z]$')" in sql  # a BigQuery string literal: backslash doubled
+    assert "NOT EXISTS (SELECT 1 FROM `acme-data-prod.prod_dwh.zq_other` AS _r WHERE _r.id = _t.ka)" in sql
     assert "'zq_other' AS referenced_table" in sql
     # freshness on version_by (a DATE): its newest value against @run_time, 36 h = 129600 s
     assert "TIMESTAMP_DIFF(@run_time, MAX(TIMESTAMP(ver)), SECOND) AS observed_value" in sql
