@@ -43,7 +43,7 @@ import pulumi_gcp as gcp
 from components.common import ComponentArgsError, labels as make_labels, require_env
 from components.schedule import ScheduleError, interval_minutes, layer_schedules
 from pipeline_sql.naming import DATASETS, LAYERS, TEMPORARY_LAYERS, Naming
-from pipeline_sql.render import render_table
+from pipeline_sql.render import render_table, transfer_data_path
 from pipeline_sql.schema import pipeline_tables
 from pipeline_sql.spec import TableSpec
 
@@ -327,10 +327,11 @@ class TablePipeline(pulumi.ComponentResource):
         s3 = args.s3
         params: dict[str, pulumi.Input[str]] = {
             "destination_table_name_template": spec.table,
-            "data_path": pulumi.Output.concat("s3://", s3.bucket, "/", spec.source.path, "*"),
+            # the previous day's dt= folder for a daily schedule (see transfer_data_path)
+            "data_path": pulumi.Output.concat("s3://", s3.bucket, "/", transfer_data_path(spec)),
             "access_key_id": s3.access_key_id,
             "file_format": S3_FILE_FORMATS[spec.source.format],
-            # staging holds the current batch: replace it (this re-reads every matching file)
+            # staging holds the current batch: replace it with the files of the run's folder
             "write_disposition": "WRITE_TRUNCATE",
         }
         if spec.source.format == "csv":
