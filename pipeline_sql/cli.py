@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .naming import LAYERS, LOCAL_PROJECT, Naming
 from .render import render_layer
-from .runner import LayerError, LayerResult, Runner, landed_files
+from .runner import UP_TO_DATE, LayerError, LayerResult, Runner, landed_files
 from .spec import SpecError, TableSpec, load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +65,7 @@ class _Session:
         self.args, self.state = args, state
         self.landing = landing if args.project or landing is None else Path(landing)
         self.engine = None
+        self.engine_seconds = 0.0
 
     def __enter__(self) -> Runner:
         naming = _naming(self.args)
@@ -86,10 +87,12 @@ class _Session:
             raise CliError(f"landing folder {self.landing} does not exist; expected a folder with <source.path>/ files")
         gcs_root = self.landing.resolve().parent if self.landing else None
         self.engine = LocalEngine(state_dir=self.state, gcs_root=gcs_root)
+        t0 = time.perf_counter()
         try:
             self.engine.start()
         except EngineError as e:
             raise CliError(str(e)) from e
+        self.engine_seconds = time.perf_counter() - t0
         return Runner(self.engine.client, naming, landing_dir=self.landing, progress=progress, read_in_place=True)
 
     def __exit__(self, *exc) -> None:
@@ -101,12 +104,17 @@ def _summary(results: list[LayerResult]) -> None:
     _print()
     _print(f"{'table':<14} {'layer':<9} {'rows in':>9} {'rows out':>9} {'inserted':>9} {'updated':>8} {'rejected':>9} {'null keys':>9} {'seconds':>8}")
     for r in results:
+        if r.layer == UP_TO_DATE:
+            continue
         d = r.detail
         rejected = d.get("rejected", "")
         _print(
             f"{r.table:<14} {r.layer:<9} {r.rows_in:>9} {r.rows_out:>9} {d.get('inserted', ''):>9} {d.get('updated', ''):>8} "
             f"{rejected:>9} {d.get('null_key_rows', ''):>9} {r.seconds:>8.2f}"
         )
+    idle = [r.table for r in results if r.layer == UP_TO_DATE]
+    if idle:
+        _print(f"{len(idle)} tables up to date (no new landed file, the DWH holds everything archived; nothing ran): {', '.join(idle)}")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -139,11 +147,11 @@ def cmd_run(args) -> int:
     where = f"BigQuery project {args.project}" if args.project else f"embedded engine, state in {state}"
     _print(f"flexyboots run: {len(specs)} tables ({', '.join(s.table for s in specs)}) from {landing} on {where}")
     t0 = time.perf_counter()
-    with _Session(args, landing, state) as runner:
-        runner.bootstrap(specs)
-        results: list[LayerResult] = []
-        for spec in specs:
-            results += runner.run_table(spec)
+    session = _Session(args, landing, state)
+    with session as session_runner:
+        if not args.project:
+            _print(f"engine started in {session.engine_seconds:.2f}s")
+        results = session_runner.run(specs)
     _summary(results)
     _print(f"\ndone in {time.perf_counter() - t0:.1f}s")
     return 0
