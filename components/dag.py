@@ -1,47 +1,88 @@
-"""The Airflow DAG that runs every table's five layers in order, rendered as Python text.
+"""The Airflow DAG files of an orchestrated stack: a static DAG file plus JSON manifests (pure).
 
-Pure: no Pulumi import. :class:`components.orchestrator.Orchestrator` calls :func:`render_dag`
-inside an ``apply`` once the transfer configs have names, and uploads the text to the Composer
-environment's DAG folder.
+Layout, chosen by measurement (``benchmarks/dag_bench.py``; see the README): ONE DAG PER TABLE,
+so each table runs on its own schedule with ``max_active_runs=1`` and a failure stops only its
+own chain; the DAGs are built by a small STATIC Python file (``components/airflow/
+flexyboots_dags.py``, uploaded unchanged) from the JSON manifest uploaded beside it, instead of
+thousands of lines of generated Python. Tables are spread over several copies of that file
+(shards, each with its own manifest) so that no file holds more than about
+:data:`TABLES_PER_FILE` tables: Airflow imports each file within its own timeout (Composer: 30 s
+by default) and the total import time grows linearly with the number of tables.
 
-Per table the DAG holds one chain ``staging >> archive >> delta >> transform >> dwh``; each step
-starts a manual run of the layer's BigQuery Data Transfer config
-(``BigQueryDataTransferServiceStartTransferRunsOperator``, which pushes the run id to XCom under
-``run_id``) and waits for it with ``BigQueryDataTransferServiceTransferRunSensor``
-(``expected_statuses={"SUCCEEDED"}``). Tables are independent of each other and run in parallel.
+A table goes to shard ``crc32(table) % shards`` with ``shards`` the smallest power of two that
+keeps the average at most :data:`TABLES_PER_FILE`: adding a table moves no other table unless
+the number of shards doubles (then about half of them move once).
 
-The text is deterministic (tables sorted by name, no timestamps) so re-rendering an unchanged
-platform re-uploads nothing.
+:class:`components.orchestrator.Orchestrator` calls :func:`render_dag_files` inside an ``apply``
+once the transfer configs have names, and uploads every file to the Composer DAG folder;
+``python -m stacks dags`` writes the same files to a folder. Everything is deterministic
+(tables sorted, keys sorted, no timestamps): an unchanged platform re-uploads nothing.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Mapping
 
+from components.schedule import ScheduleError, interval_minutes
 from pipeline_sql.naming import LAYERS
 
-START_OPERATOR = "airflow.providers.google.cloud.operators.bigquery_dts.BigQueryDataTransferServiceStartTransferRunsOperator"
-SENSOR = "airflow.providers.google.cloud.sensors.bigquery_dts.BigQueryDataTransferServiceTransferRunSensor"
+#: What each table's DAG runs, in order: the five layers, then the checks.
+STEPS = LAYERS + ("checks",)
+#: The static DAG file every shard uploads unchanged.
+DAG_FILE = Path(__file__).with_name("airflow") / "flexyboots_dags.py"
+#: Tables per DAG file, at most on average (measured: ~0.2 s per 100 tables; see the README).
+TABLES_PER_FILE = 100
+MANIFEST_FORMAT = 1
+#: The triggerer the DAGs' deferrable tasks wait on (Composer runs none unless its count is
+#: set): added to a Composer environment's workloads when they name none.
+DEFAULT_TRIGGERER = {"cpu": 0.5, "count": 1, "memory_gb": 1}
+#: Per-step wait limits (seconds): a run still going after this fails the try (and is adopted,
+#: not restarted, by the retry).
+DEFAULT_TIMEOUTS = {"staging": 3600, "archive": 3600, "delta": 3600, "transform": 3600, "dwh": 3600, "checks": 1800}
 
 _TABLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CONFIG_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
-_DAG_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
+_ENV = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 # A transfer config's resource name: projects/<p>/locations/<l>/transferConfigs/<id>
 _CONFIG_NAME = re.compile(r"^projects/[^/]+/(?:locations/[^/]+/)?transferConfigs/([^/]+)$")
+_START = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class DagError(ValueError):
-    """The DAG cannot be rendered from what it was given."""
+    """The DAG files cannot be rendered from what they were given."""
 
 
 @dataclass(frozen=True)
 class DagTable:
-    """One table: the transfer config (resource name or bare id) of each of its five layers."""
+    """One table: its spec schedule and the transfer config (name or id) of each step."""
 
     table: str
     transfer_configs: Mapping[str, str] = field(default_factory=dict)
+    schedule: str = "every 24 hours"
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    """What every DAG of a stack shares (from the stack config)."""
+
+    project: str
+    location: str
+    env: str
+    #: the stack's ``pipelines.start_time``: the DAGs' start date and their schedules' phase
+    start_time: str = "2025-01-01T02:07:00Z"
+    retries: int = 2
+    retry_delay_s: int = 300
+    poll_interval_s: int = 60
+    timeouts_s: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    gcp_conn_id: str = "google_cloud_default"
+    tables_per_file: int = TABLES_PER_FILE
 
 
 def transfer_config_id(name: str) -> str:
@@ -57,157 +98,130 @@ def transfer_config_id(name: str) -> str:
     return cid
 
 
-def task_id(table: str, layer: str, step: str) -> str:
-    """Task ids are ``<table>.<layer>.<start|wait>``; stable so Airflow keeps task history."""
-    return f"{table}.{layer}.{step}"
+def dag_id(env: str, table: str) -> str:
+    return f"flexyboots_{env}__{table}"
 
 
-def _validate(tables: Iterable[DagTable]) -> list[tuple[str, dict[str, str]]]:
-    out: dict[str, dict[str, str]] = {}
+def airflow_schedule(schedule: str, start_time: str) -> str | dict:
+    """A spec schedule as an Airflow schedule: a cron string when the period divides an hour or
+    a day (phased by ``start_time``'s minute and hour, like the scheduled queries), else
+    ``{"minutes": N}`` (a ``timedelta`` in the DAG file)."""
+    m = _START.match(start_time)
+    if not m:
+        raise DagError(f"start_time {start_time!r}: expected UTC 'YYYY-MM-DDTHH:MM:SSZ'")
+    h0, m0 = int(m.group(4)), int(m.group(5))
+    try:
+        every = interval_minutes(schedule)
+    except ScheduleError as e:
+        raise DagError(str(e)) from None
+    iv = re.match(r"^every (\d+) (minutes|hours)$", schedule)
+    if iv:
+        if every < 60 and 60 % every == 0:
+            return f"{','.join(str(x) for x in sorted((m0 + k * every) % 60 for k in range(60 // every)))} * * * *"
+        if every == 60:
+            return f"{m0} * * * *"
+        if every % 60 == 0 and (24 * 60) % every == 0:
+            n = every // 60
+            return f"{m0} {','.join(str(x) for x in sorted((h0 + k * n) % 24 for k in range(24 // n)))} * * *"
+        return {"minutes": every}
+    d = re.match(r"^every (\w+)(?: (\d\d):(\d\d))?$", schedule)
+    hh, mm = int(d.group(2) or 0), int(d.group(3) or 0)
+    dow = "*" if d.group(1) == "day" else d.group(1)[:3]
+    return f"{mm} {hh} * * {dow}"
+
+
+def shard_count(tables: int, per_file: int = TABLES_PER_FILE) -> int:
+    """Smallest power of two keeping the average shard at most ``per_file`` tables."""
+    need = max(1, math.ceil(tables / per_file))
+    return 1 << (need - 1).bit_length()
+
+
+def shard_of(table: str, shards: int) -> int:
+    return zlib.crc32(table.encode()) % shards
+
+
+def file_stem(env: str, shard: int) -> str:
+    return f"flexyboots_{env}_{shard:02d}"
+
+
+def _validate(tables: Iterable[DagTable]) -> list[tuple[str, str, dict[str, str]]]:
+    out: dict[str, tuple[str, dict[str, str]]] = {}
     for t in tables:
         if not isinstance(t.table, str) or not _TABLE.match(t.table):
             raise DagError(f"table {t.table!r}: expected lower-case letters, digits and _ starting with a letter")
         if t.table in out:
             raise DagError(f"table {t.table!r} appears twice; expected each table once")
-        missing = [layer for layer in LAYERS if layer not in t.transfer_configs]
-        extra = sorted(set(t.transfer_configs) - set(LAYERS))
+        missing = [s for s in STEPS if s not in t.transfer_configs]
+        extra = sorted(set(t.transfer_configs) - set(STEPS))
         if missing:
-            raise DagError(f"table {t.table!r}: no transfer config for layer(s) {', '.join(missing)}")
+            raise DagError(f"table {t.table!r}: no transfer config for step(s) {', '.join(missing)}")
         if extra:
-            raise DagError(f"table {t.table!r}: unknown layer(s) {', '.join(extra)}; expected {', '.join(LAYERS)}")
-        out[t.table] = {layer: transfer_config_id(t.transfer_configs[layer]) for layer in LAYERS}
-    return sorted(out.items())
+            raise DagError(f"table {t.table!r}: unknown step(s) {', '.join(extra)}; expected {', '.join(STEPS)}")
+        out[t.table] = (t.schedule, {s: transfer_config_id(t.transfer_configs[s]) for s in STEPS})
+    return [(name, sched, ids) for name, (sched, ids) in sorted(out.items())]
 
 
-_HEADER = '''\
-"""flexyboots five-layer ETL for the {env!s} environment: one chain per table.
-
-GENERATED by flexyboots (components/dag.py) from the deployed transfer configs. Do not edit:
-`pulumi up` overwrites this file. Each layer is a BigQuery Data Transfer config created with
-automatic scheduling disabled; this DAG starts a run of each and waits for it, in layer order.
-"""
-from __future__ import annotations
-
-import datetime
-import os
-
-from airflow import DAG
-from airflow.models.xcom_arg import XComArg
-from airflow.providers.google.cloud.operators.bigquery_dts import (
-    BigQueryDataTransferServiceStartTransferRunsOperator,
-)
-from airflow.providers.google.cloud.sensors.bigquery_dts import (
-    BigQueryDataTransferServiceTransferRunSensor,
-)
-
-PROJECT = os.environ.get("FLEXYBOOTS_PROJECT", {project!r})
-LOCATION = os.environ.get("FLEXYBOOTS_LOCATION", {location!r})
-
-DEFAULT_ARGS = {{
-    "owner": "flexyboots",
-    "retries": {retries!r},
-    "retry_delay": datetime.timedelta(minutes=5),
-}}
-
-
-def _transfer_ids(table):
-    """The table's config ids handed over by Composer (FLEXYBOOTS_TRANSFER_<TABLE>), if any."""
-    raw = os.environ.get("FLEXYBOOTS_TRANSFER_" + table.upper(), "")
-    return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
-
-
-def _layer(table, layer, deployed_id):
-    """Start a run of one layer's transfer config, then wait until it SUCCEEDED."""
-    transfer_config_id = _transfer_ids(table).get(layer, deployed_id)
-    start = BigQueryDataTransferServiceStartTransferRunsOperator(
-        task_id=f"{{table}}.{{layer}}.start",
-        project_id=PROJECT,
-        location=LOCATION,
-        transfer_config_id=transfer_config_id,
-        requested_run_time={{"seconds": "{{{{ data_interval_end.int_timestamp }}}}"}},
-    )
-    wait = BigQueryDataTransferServiceTransferRunSensor(
-        task_id=f"{{table}}.{{layer}}.wait",
-        project_id=PROJECT,
-        location=LOCATION,
-        transfer_config_id=transfer_config_id,
-        run_id=XComArg(start, key="run_id"),
-        expected_statuses={{"SUCCEEDED"}},
-        mode="reschedule",
-        poke_interval=60,
-        timeout={sensor_timeout!r},
-    )
-    start >> wait
-    return start, wait
-
-
-with DAG(
-    dag_id={dag_id!r},
-    description="flexyboots five-layer ETL ({n} tables)",
-    schedule={schedule!r},
-    start_date=datetime.datetime({y}, {m}, {d}, tzinfo=datetime.timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["flexyboots", {env!r}],
-) as dag:
-'''
-
-
-def render_dag(
-    tables: Iterable[DagTable],
-    *,
-    project: str,
-    location: str,
-    env: str,
-    dag_id: str | None = None,
-    schedule: str | None = "@daily",
-    start_date: str = "2025-01-01",
-    retries: int = 2,
-    sensor_timeout_s: int = 6 * 3600,
-) -> str:
-    """Python source of the DAG: for each table (sorted by name) one chain of its five layers."""
-    rows = _validate(tables)
-    dag_id = dag_id or f"flexyboots_{env}_etl"
-    if not _DAG_ID.match(dag_id):
-        raise DagError(f"dag_id {dag_id!r}: expected letters, digits, _ - and .")
-    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})$", start_date)
+def render_manifests(tables: Iterable[DagTable], settings: DagSettings) -> dict[str, dict]:
+    """Manifest (a JSON-able dict) per shard file stem, for the tables of that shard; empty
+    shards are left out."""
+    if not _ENV.match(settings.env or ""):
+        raise DagError(f"env {settings.env!r}: expected 1-16 lower-case letters and digits")
+    if sorted(settings.timeouts_s) != sorted(STEPS) or any(not isinstance(v, int) or v < 60 for v in settings.timeouts_s.values()):
+        raise DagError(f"timeouts_s: expected whole seconds >= 60 for each of {', '.join(STEPS)}")
+    if settings.retries < 0 or settings.retry_delay_s < 0 or settings.poll_interval_s < 1:
+        raise DagError("retries and retry_delay_s >= 0, poll_interval_s >= 1 expected")
+    m = _START.match(settings.start_time)
     if not m:
-        raise DagError(f"start_date {start_date!r}: expected YYYY-MM-DD")
-    y, mo, d = (int(x) for x in m.groups())
-    parts = [
-        _HEADER.format(
-            env=env,
-            project=project,
-            location=location,
-            retries=retries,
-            sensor_timeout=sensor_timeout_s,
-            dag_id=dag_id,
-            n=len(rows),
-            schedule=schedule,
-            y=y,
-            m=mo,
-            d=d,
-        )
-    ]
-    if not rows:
-        parts.append("    pass  # no tables yet: add a spec to config/tables and run `pulumi up`\n")
-    for table, ids in rows:
-        parts.append(f"    # {table}\n")
-        for layer in LAYERS:
-            parts.append(f"    {table}__{layer} = _layer({table!r}, {layer!r}, {ids[layer]!r})\n")
-        # wait of each layer gates the start of the next
-        for prev, nxt in zip(LAYERS, LAYERS[1:]):
-            parts.append(f"    {table}__{prev}[1] >> {table}__{nxt}[0]\n")
-    return "".join(parts)
+        raise DagError(f"start_time {settings.start_time!r}: expected UTC 'YYYY-MM-DDTHH:MM:SSZ'")
+    rows = _validate(tables)
+    shards = shard_count(len(rows), settings.tables_per_file)
+    common = {
+        "format": MANIFEST_FORMAT,
+        "env": settings.env,
+        "project": settings.project,
+        "location": settings.location,
+        "settings": {
+            "start_date": settings.start_time.replace("Z", "+00:00"),
+            "retries": settings.retries,
+            "retry_delay_s": settings.retry_delay_s,
+            "poll_interval_s": settings.poll_interval_s,
+            "timeout_s": dict(sorted(settings.timeouts_s.items())),
+            "gcp_conn_id": settings.gcp_conn_id,
+        },
+    }
+    out: dict[str, dict] = {}
+    for table, schedule, ids in rows:
+        stem = file_stem(settings.env, shard_of(table, shards))
+        entry = {
+            "table": table,
+            "dag_id": dag_id(settings.env, table),
+            "schedule": airflow_schedule(schedule, settings.start_time),
+            "schedule_text": schedule,
+            "steps": [[s, ids[s]] for s in STEPS],
+        }
+        out.setdefault(stem, {**common, "tables": []})["tables"].append(entry)
+    return dict(sorted(out.items()))
 
 
-def chains(dag_text: str) -> dict[str, list[str]]:
-    """The layer order of each table, read back from rendered DAG text (for tests and reviews)."""
+def render_dag_files(tables: Iterable[DagTable], settings: DagSettings) -> dict[str, str]:
+    """Every file to upload to the DAG folder: ``<stem>.py`` (the static DAG file) and
+    ``<stem>.json`` (its manifest) per non-empty shard."""
+    code = DAG_FILE.read_text(encoding="utf-8")
+    files: dict[str, str] = {}
+    for stem, manifest in render_manifests(tables, settings).items():
+        files[f"{stem}.py"] = code
+        files[f"{stem}.json"] = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    return files
+
+
+def chains(files: Mapping[str, str]) -> dict[str, list[str]]:
+    """The step order of each table's DAG, read back from rendered manifests (for reviews)."""
     out: dict[str, list[str]] = {}
-    for m in re.finditer(r"^    (\w+?)__(\w+) = _layer\('(\w+)', '(\w+)', '[^']*'\)$", dag_text, re.M):
-        out.setdefault(m.group(3), []).append(m.group(4))
-    return out
+    for name, text in files.items():
+        if name.endswith(".json"):
+            for t in json.loads(text)["tables"]:
+                out[t["table"]] = [s for s, _ in t["steps"]]
+    return dict(sorted(out.items()))
 
 
 # --------------------------------------------------------------------------- Composer env vars
@@ -235,9 +249,9 @@ def env_var_problem(name: str) -> str | None:
 
 
 def table_env_var(table: str) -> str:
-    """``FLEXYBOOTS_TRANSFER_<TABLE>``: the five config ids of a table, ``layer=id,...``."""
+    """``FLEXYBOOTS_TRANSFER_<TABLE>``: the config ids of a table's steps, ``step=id,...``."""
     return f"FLEXYBOOTS_TRANSFER_{table.upper()}"
 
 
 def transfer_env_value(configs: Mapping[str, str]) -> str:
-    return ",".join(f"{layer}={transfer_config_id(configs[layer])}" for layer in LAYERS)
+    return ",".join(f"{step}={transfer_config_id(configs[step])}" for step in STEPS if step in configs)

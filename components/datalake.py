@@ -20,7 +20,9 @@ API (stable)::
     ``depends_on: Sequence[pulumi.Resource] = ()``  e.g. the storage API Service
 
 ``S3LandingArgs``
-    ``bucket_name: str | None = None``              default ``<prefix>-landing``
+    ``bucket_name: str | None = None``              default ``<project>-<prefix>-landing-<AWS account id>``
+                                                    (S3 names are global: project and account make it
+                                                    unique; ``components.render.s3_landing_bucket_name``)
     ``force_destroy: bool = False``
     ``kms_key_arn: str | None = None``              SSE-KMS with this key; default SSE-S3 (AES256)
     ``provider: pulumi.ProviderResource | None = None``  an explicit aws.Provider
@@ -33,8 +35,9 @@ lifecycle rules from the args, labels. S3 (pulumi-aws 7): ``s3.Bucket`` + separa
 ``iam.UserPolicy`` to list the bucket and read its objects, and its ``iam.AccessKey`` (for
 BigQuery Data Transfer's ``amazon_s3`` source).
 
-Outputs: ``bucket`` (resource), ``bucket_name``, ``bucket_url`` (``gs://...``), and when S3 is
-on: ``s3_bucket``, ``s3_bucket_name``, ``s3_bucket_arn``, ``s3_access_key_id``,
+Outputs: ``bucket`` (resource), ``bucket_name``, ``bucket_url`` (``gs://...``), ``landing_uri``
+(``gs://<name>`` as a plain string, known before anything is created: the SQL renders with it),
+``env``, ``location``, and when S3 is on: ``s3_bucket``, ``s3_bucket_name``, ``s3_bucket_arn``, ``s3_access_key_id``,
 ``s3_secret_access_key`` (a Pulumi secret); all ``None`` without S3.
 """
 
@@ -48,13 +51,18 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.common import ComponentArgsError, labels, require_env, require_label_map
-from components.render import gcs_lifecycle_rules, prefixed, s3_read_only_policy
+from components.render import (
+    gcs_lifecycle_rules,
+    prefixed,
+    s3_bucket_name_problem,
+    s3_landing_bucket_name,
+    s3_read_only_policy,
+)
 
 TYPE = "flexyboots:datalake:DataLake"
 COMPONENT_LABEL = "datalake"
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
-_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass
@@ -98,11 +106,17 @@ class DataLakeArgs:
         if self.s3 is not None:
             if not isinstance(self.s3, S3LandingArgs):
                 raise ComponentArgsError("DataLake", "s3", "an S3LandingArgs or None", type(self.s3).__name__)
-            s3_name = self.s3_bucket_name(prefix)
-            if not _S3_BUCKET.match(s3_name) or ".." in s3_name:
+            if self.s3.bucket_name is not None:
+                problem = s3_bucket_name_problem(self.s3.bucket_name)
+                if problem:
+                    raise ComponentArgsError("DataLake", "s3.bucket_name", f"a valid S3 bucket name: {problem}", self.s3.bucket_name)
+            elif not self.project:
                 raise ComponentArgsError(
-                    "DataLake", "s3.bucket_name", "3-63 lower-case letters, digits, '.' or '-' (an S3 bucket name)", s3_name
+                    "DataLake", "s3.bucket_name",
+                    "a globally unique S3 bucket name, or DataLakeArgs.project to derive one (S3 names are global)",
                 )
+            else:  # the derived name must be valid for any account id
+                s3_landing_bucket_name(self.project, prefix, "0" * 12)
             if self.s3.kms_key_arn is not None and not str(self.s3.kms_key_arn).startswith("arn:aws:kms:"):
                 raise ComponentArgsError("DataLake", "s3.kms_key_arn", "a KMS key ARN 'arn:aws:kms:...' or None", self.s3.kms_key_arn)
 
@@ -111,8 +125,11 @@ class DataLakeArgs:
             return self.bucket_name
         return f"{self.project}-{prefix}-landing" if self.project else f"{prefix}-landing"
 
-    def s3_bucket_name(self, prefix: str) -> str:
-        return (self.s3.bucket_name if self.s3 and self.s3.bucket_name else f"{prefix}-landing")
+    def s3_bucket_name(self, prefix: str, account_id: str) -> str:
+        """The S3 landing bucket's name in the AWS account ``account_id``."""
+        if self.s3 and self.s3.bucket_name:
+            return self.s3.bucket_name
+        return s3_landing_bucket_name(self.project, prefix, account_id)
 
 
 class DataLake(pulumi.ComponentResource):
@@ -148,6 +165,9 @@ class DataLake(pulumi.ComponentResource):
         )
         self.bucket_name = self.bucket.name
         self.bucket_url = self.bucket.url
+        self.landing_uri = f"gs://{args.gcs_bucket_name(prefix)}"
+        self.env = args.env
+        self.location = args.location
 
         self.s3_bucket = None
         self.s3_bucket_name = None
@@ -175,9 +195,15 @@ class DataLake(pulumi.ComponentResource):
         s3 = args.s3
         aws_opts = pulumi.ResourceOptions(parent=self, provider=s3.provider) if s3.provider else pulumi.ResourceOptions(parent=self)
         tags = {**lbls}
+        if s3.bucket_name:
+            name = s3.bucket_name
+        else:  # S3 names are global: derive a unique one from the project, prefix and account
+            invoke = pulumi.InvokeOptions(provider=s3.provider) if s3.provider else None
+            account = aws.get_caller_identity_output(opts=invoke).account_id
+            name = account.apply(lambda a: args.s3_bucket_name(prefix, a))
         bucket = aws.s3.Bucket(
             f"{prefix}-s3-landing",
-            bucket=args.s3_bucket_name(prefix),
+            bucket=name,
             force_destroy=s3.force_destroy,
             tags=tags,
             opts=aws_opts,

@@ -1,4 +1,4 @@
-"""``Orchestrator``: Cloud Composer (Airflow) running every table's layers in order.
+"""``Orchestrator``: Cloud Composer (Airflow) running every table's layers and checks in order.
 
 API::
 
@@ -9,28 +9,39 @@ API::
     ``network``, ``subnetwork``                 the platform VPC (ids or self links)
     ``location``                                BigQuery location of the transfer configs
     ``datasets: Mapping[layer, Input[str]]``    handed to DAGs as FLEXYBOOTS_DATASET_<LAYER>
-    ``tables: Sequence[OrchestratedTable]``     each table's transfer config names, per layer
+    ``tables: Sequence[OrchestratedTable]``     each table's schedule and transfer config names,
+                                                 per step (five layers + checks)
     ``image_version = "composer-3-airflow-2.10.5"``
     ``environment_size = None``                 Composer 2 only (ENVIRONMENT_SIZE_SMALL...)
-    ``workloads = None``                        {scheduler|web_server|worker|triggerer|dag_processor:
-                                                 {cpu, memory_gb, storage_gb, count|min_count|max_count}}
-    ``dag_schedule = "@daily"``
+    ``workloads``                               {scheduler|web_server|worker|triggerer|dag_processor:
+                                                 {cpu, memory_gb, storage_gb, count|min_count|max_count}};
+                                                 a triggerer is added when none is named
+                                                 (DEFAULT_TRIGGERER): the DAG tasks are deferrable
+    ``start_time = "2025-01-01T02:07:00Z"``     the DAGs' start date and schedules' phase
+    ``dag_settings = None``                     retries, timeouts, poll interval (DagSettings)
     ``transfer_ids_in_env = True``              also hand each table's config ids to DAGs as
                                                  FLEXYBOOTS_TRANSFER_<TABLE> (changing env vars
                                                  updates the environment: minutes, not seconds)
     ``protect = False``                         Pulumi ``protect`` on the environment
     ``extra_labels``
+    ``depends_on = ()``                         e.g. the composer API Service: the Composer
+                                                 service agent is created after it
 
 Creates: a service account with ``roles/composer.worker`` and a custom role holding only
 ``bigquery.transfers.get`` + ``bigquery.transfers.update`` (to start transfer runs and read their
-state; no predefined role short of bigquery.admin has both); the Composer service agent gets
-``roles/composer.ServiceAgentV2Ext`` on that account; the ``gcp.composer.Environment`` (private
+state; no predefined role short of bigquery.admin has both); the Composer service agent,
+created by the program (``gcp.projects.ServiceIdentity`` for ``composer.googleapis.com``, with
+its ``roles/composer.serviceAgent``; :mod:`components.service_agents`), gets
+``roles/composer.ServiceAgentV2Ext`` on that account, its member taken from the identity; the
+``gcp.composer.Environment`` waits for all of those grants; (private
 environment on Composer 3, custom timeouts for its 25-60 minute create); and the generated DAG
-(:func:`components.dag.render_dag`) uploaded as a ``gcp.storage.BucketObject`` to the bucket and
-folder named by the environment's ``config.dag_gcs_prefix``.
+files (:func:`components.dag.render_dag_files`: the static DAG file and a JSON manifest per
+shard, one DAG per table) uploaded as ``gcp.storage.BucketObject``s to the bucket and folder
+named by the environment's ``config.dag_gcs_prefix``.
 
-Outputs: ``environment``, ``service_account``, ``dag_object``, ``dag_gcs_prefix``,
-``airflow_uri``, ``env_variables`` (the dict given to Composer).
+Outputs: ``environment``, ``service_account``, ``dag_objects`` (file name -> object),
+``dag_files`` (Output of file name -> text), ``dag_gcs_prefix``, ``airflow_uri``,
+``env_variables`` (the dict given to Composer).
 """
 
 from __future__ import annotations
@@ -43,15 +54,22 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.common import ComponentArgsError, labels as make_labels, require_env, require_gcp_region
+from components.service_agents import service_agent
 from components.dag import (
+    DEFAULT_TRIGGERER,
+    STEPS,
     DagError,
+    DagSettings,
     DagTable,
     env_var_problem,
-    render_dag,
+    file_stem,
+    render_dag_files,
+    shard_count,
+    shard_of,
     table_env_var,
     transfer_env_value,
 )
-from pipeline_sql.naming import DATASETS, LAYERS
+from pipeline_sql.naming import DATASETS
 
 TYPE = "flexyboots:orchestrator:Orchestrator"
 _IMAGE = re.compile(r"^composer-(\d+)(\.\d+\.\d+(-preview\.\d+)?)?-airflow-(\d+)(\.\d+(\.\d+)?)?$")
@@ -65,7 +83,7 @@ WORKLOAD_FIELDS = {
 }
 #: Composer creates take 25-60 minutes; updates (env vars, packages) restart Airflow.
 TIMEOUTS = pulumi.CustomTimeouts(create="90m", update="90m", delete="60m")
-COMPOSER_AGENT = "service-{number}@cloudcomposer-accounts.iam.gserviceaccount.com"
+COMPOSER_API = "composer.googleapis.com"
 TRANSFER_RUNNER_PERMISSIONS = ("bigquery.transfers.get", "bigquery.transfers.update")
 
 
@@ -73,6 +91,8 @@ TRANSFER_RUNNER_PERMISSIONS = ("bigquery.transfers.get", "bigquery.transfers.upd
 class OrchestratedTable:
     table: str
     transfer_config_names: Mapping[str, pulumi.Input[str]]
+    #: the spec's schedule (``every 6 hours``): the table's DAG runs on it
+    schedule: str = "every 24 hours"
 
 
 @dataclass
@@ -88,10 +108,12 @@ class OrchestratorArgs:
     image_version: str = "composer-3-airflow-2.10.5"
     environment_size: Optional[str] = None
     workloads: Optional[Mapping[str, Mapping[str, float]]] = None
-    dag_schedule: str = "@daily"
+    start_time: str = "2025-01-01T02:07:00Z"
+    dag_settings: Optional[DagSettings] = None
     transfer_ids_in_env: bool = True
     protect: bool = False
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()
 
     def composer_major(self) -> int:
         m = _IMAGE.match(self.image_version) if isinstance(self.image_version, str) else None
@@ -123,6 +145,13 @@ class OrchestratorArgs:
                     raise ComponentArgsError(c, f"workloads.{part}.{k}", f"one of {', '.join(WORKLOAD_FIELDS[part])}", k)
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                     raise ComponentArgsError(c, f"workloads.{part}.{k}", "a non-negative number", v)
+        if (self.workloads or {}).get("triggerer", {}).get("count", 1) < 1:
+            raise ComponentArgsError(
+                c,
+                "workloads.triggerer.count",
+                "1 or more: every DAG task is deferrable and waits on the triggerer",
+                self.workloads["triggerer"].get("count"),
+            )
         missing = [d for d in DATASETS if d not in self.datasets]
         if missing:
             raise ComponentArgsError(c, "datasets", f"a dataset id for {', '.join(missing)}")
@@ -133,9 +162,9 @@ class OrchestratorArgs:
             if t.table in seen:
                 raise ComponentArgsError(c, f"tables[{i}]", "each table once", t.table)
             seen.add(t.table)
-            lacking = [layer for layer in LAYERS if layer not in t.transfer_config_names]
+            lacking = [step for step in STEPS if step not in t.transfer_config_names]
             if lacking:
-                raise ComponentArgsError(c, f"tables[{i}].transfer_config_names", f"a config for every layer; missing {', '.join(lacking)}")
+                raise ComponentArgsError(c, f"tables[{i}].transfer_config_names", f"a config for every step; missing {', '.join(lacking)}")
         return major
 
 
@@ -170,7 +199,7 @@ class Orchestrator(pulumi.ComponentResource):
         major = args.validate()
         super().__init__(TYPE, name, None, opts)
         env, project = args.env, args.project
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         labels = make_labels(env, "orchestrator", dict(args.extra_labels))
 
         # ---- identity
@@ -198,18 +227,19 @@ class Orchestrator(pulumi.ComponentResource):
         runner = gcp.projects.IAMMember(
             f"{env}-composer-transfer-runner", project=project, role=runner_role.name, member=member, opts=child
         )
-        number = gcp.organizations.get_project_output(project_id=project).number
+        # the Composer service agent: created (after the API), never assumed
+        self.agent = service_agent(f"{env}-composer-agent", COMPOSER_API, project, parent=self, depends_on=args.depends_on)
         agent_ext = gcp.serviceaccount.IAMMember(
             f"{env}-composer-agent-v2ext",
             service_account_id=self.service_account.name,
             role="roles/composer.ServiceAgentV2Ext",
-            member=number.apply(lambda n: "serviceAccount:" + COMPOSER_AGENT.format(number=n)),
+            member=self.agent.member,
             opts=child,
         )
 
         # ---- environment
         tables = list(args.tables)
-        flat = [(t.table, layer, t.transfer_config_names[layer]) for t in tables for layer in LAYERS]
+        flat = [(t.table, step, t.transfer_config_names[step]) for t in tables for step in STEPS]
         ds_keys = list(DATASETS)
 
         def build_env(values: list) -> dict[str, str]:
@@ -233,8 +263,9 @@ class Orchestrator(pulumi.ComponentResource):
         }
         if args.environment_size:
             config["environment_size"] = args.environment_size
-        if args.workloads:
-            config["workloads_config"] = {part: dict(spec) for part, spec in sorted(args.workloads.items())}
+        # the DAG tasks are deferrable: they need a triggerer (added when the workloads name none)
+        workloads = {"triggerer": dict(DEFAULT_TRIGGERER), **dict(args.workloads or {})}
+        config["workloads_config"] = {part: dict(spec) for part, spec in sorted(workloads.items())}
         if major >= 3:
             config["enable_private_environment"] = True
 
@@ -247,7 +278,7 @@ class Orchestrator(pulumi.ComponentResource):
             config=config,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[worker, runner, agent_ext],
+                depends_on=[worker, runner, agent_ext, self.agent.role_grant],
                 custom_timeouts=TIMEOUTS,
                 protect=args.protect,
             ),
@@ -255,32 +286,36 @@ class Orchestrator(pulumi.ComponentResource):
         self.dag_gcs_prefix = self.environment.config.apply(lambda c: c.dag_gcs_prefix if c else None)
         self.airflow_uri = self.environment.config.apply(lambda c: c.airflow_uri if c else None)
 
-        # ---- the DAG
-        def dag_text(names: list) -> str:
+        # ---- the DAG files: a static DAG file + a JSON manifest per shard
+        settings = args.dag_settings or DagSettings(project=project, location=args.location, env=env, start_time=args.start_time)
+        schedules = {t.table: t.schedule for t in tables}
+
+        def dag_files(names: list) -> dict[str, str]:
             by_table: dict[str, dict[str, str]] = {}
-            for (table, layer, _), n in zip(flat, names):
-                by_table.setdefault(table, {})[layer] = n
+            for (table, step, _), n in zip(flat, names):
+                by_table.setdefault(table, {})[step] = n
             try:
-                return render_dag(
-                    [DagTable(t, cfgs) for t, cfgs in by_table.items()],
-                    project=project,
-                    location=args.location,
-                    env=env,
-                    schedule=args.dag_schedule,
-                )
+                return render_dag_files([DagTable(t, cfgs, schedules[t]) for t, cfgs in by_table.items()], settings)
             except DagError as e:
                 raise ComponentArgsError("Orchestrator", "tables", str(e)) from None
 
-        self.dag_text = pulumi.Output.all(*[v for _, _, v in flat]).apply(dag_text)
+        self.dag_files = pulumi.Output.all(*[v for _, _, v in flat]).apply(dag_files)
         where = self.dag_gcs_prefix.apply(parse_gcs_prefix)
-        self.dag_object = gcp.storage.BucketObject(
-            f"{env}-etl-dag",
-            bucket=where.apply(lambda w: w[0]),
-            name=where.apply(lambda w: "/".join(p for p in (w[1], f"flexyboots_{env}_etl.py") if p)),
-            content=self.dag_text,
-            content_type="text/x-python",
-            opts=child,
-        )
+        # which files exist is known now (shards depend on table names only); their text later
+        shards = shard_count(len(tables), settings.tables_per_file)
+        stems = sorted({file_stem(env, shard_of(t.table, shards)) for t in tables})
+        self.dag_objects = {}
+        for stem in stems:
+            for ext, content_type in ((".py", "text/x-python"), (".json", "application/json")):
+                fname = stem + ext
+                self.dag_objects[fname] = gcp.storage.BucketObject(
+                    f"{env}-dag-{fname}",
+                    bucket=where.apply(lambda w: w[0]),
+                    name=where.apply(lambda w, f=fname: "/".join(p for p in (w[1], f) if p)),
+                    content=self.dag_files.apply(lambda files, f=fname: files[f]),
+                    content_type=content_type,
+                    opts=child,
+                )
         self.register_outputs(
             {
                 "dag_gcs_prefix": self.dag_gcs_prefix,

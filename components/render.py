@@ -7,6 +7,10 @@
     GCS lifecycle rules (pulumi-gcp ``BucketLifecycleRuleArgs`` as dicts, snake_case).
 ``s3_read_only_policy(bucket_arn) -> str``
     JSON IAM policy allowing only list + get on one bucket.
+``s3_bucket_name_problem(name) -> str | None``
+    What breaks Amazon S3's general purpose bucket naming rules (None when the name is valid).
+``s3_landing_bucket_name(project, prefix, account_id) -> str``
+    A globally unique default S3 bucket name: ``<project>-<prefix>-landing-<AWS account id>``.
 ``MACHINE_TYPES`` / ``machine_shape(machine_type) -> (vcpus, memory_gb)``
     Known Compute Engine shapes; ``custom-N-M`` / ``<family>-custom-N-M[-ext]`` (M in MB)
     are parsed. Unknown types raise ``ComponentArgsError`` (field ``machine_type``).
@@ -18,6 +22,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Optional
@@ -154,6 +159,55 @@ def gcs_lifecycle_rules(
             "condition": {"num_newer_versions": keep_noncurrent_versions, "with_state": "ARCHIVED"},
         })
     return rules
+
+
+#: Amazon S3 general purpose bucket naming rules ("General purpose bucket naming rules",
+#: docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html): reserved prefixes
+#: and suffixes, besides length, characters, adjacent periods and IP-address form.
+_S3_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_S3_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_S3_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def s3_bucket_name_problem(name: object) -> Optional[str]:
+    """Why ``name`` is not a valid S3 general purpose bucket name, or None."""
+    if not isinstance(name, str) or not 3 <= len(name) <= 63:
+        return "3 to 63 characters"
+    if not _S3_NAME.match(name):
+        return "only lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
+    if ".." in name:
+        return "no two adjacent periods"
+    if _IPV4.match(name):
+        return "not formatted as an IP address"
+    for p in _S3_RESERVED_PREFIXES:
+        if name.startswith(p):
+            return f"not starting with the reserved prefix {p!r}"
+    for sfx in _S3_RESERVED_SUFFIXES:
+        if name.endswith(sfx):
+            return f"not ending with the reserved suffix {sfx!r}"
+    return None
+
+
+def s3_landing_bucket_name(project: str, prefix: str, account_id: str) -> str:
+    """A default S3 landing bucket name that is globally unique: S3 names are global across
+    all AWS accounts, so ``<prefix>-landing`` would collide with anyone else's. The GCP
+    project id (globally unique among GCP projects) and the AWS account id (the bucket's
+    owner) make it unique; ``<project>-<prefix>-landing-<account>``, shortened (first the
+    ``-landing``, then the prefix to a stable hash) when longer than S3's 63 characters."""
+    if not isinstance(account_id, str) or not re.fullmatch(r"\d{12}", account_id):
+        raise ComponentArgsError("DataLake", "s3.account_id", "a 12-digit AWS account id", account_id)
+    candidates = (
+        f"{project}-{prefix}-landing-{account_id}",
+        f"{project}-{prefix}-{account_id}",
+        f"{project}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}-{account_id}",
+    )
+    for name in candidates:
+        if s3_bucket_name_problem(name) is None:
+            return name
+    raise ComponentArgsError(
+        "DataLake", "s3.bucket_name", f"a valid S3 bucket name; none can be derived from project {project!r} ({s3_bucket_name_problem(candidates[-1])})", candidates[-1]
+    )
 
 
 def s3_read_only_policy(bucket_arn: str) -> str:

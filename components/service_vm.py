@@ -35,10 +35,19 @@ Input[str]`` (required), ``low_resource_mode: bool = False``. Needs 4 vCPU / 8 G
 
 ``MetabaseArgs(ServiceVmArgs)``: ``service="metabase"``, ``machine_type="e2-medium"``,
 ``dwh_dataset_id: Input[str]`` (required), ``db_name="metabase"``, ``db_user="metabase"``,
-``metabase_image``, ``postgres_image``. Needs 2 vCPU / 4 GB. Creates a ``random.RandomPassword``,
-a Secret Manager ``Secret`` + ``SecretVersion`` holding it, ``roles/secretmanager.secretAccessor``
-for the VM on that secret only; the VM reads it at boot. Grants ``roles/bigquery.dataViewer`` on
-the dwh dataset and project ``roles/bigquery.jobUser``.
+``images: ImageSet = components.images.METABASE`` (a whole set), ``bigquery_key: bool = False``.
+Needs 2 vCPU / 4 GB. Creates a ``random.RandomPassword``, a Secret Manager ``Secret`` +
+``SecretVersion`` holding it, ``roles/secretmanager.secretAccessor`` for the VM on that secret
+only; the VM reads it at boot. The VM's own account gets no BigQuery role: Metabase's BigQuery
+driver authenticates with a service-account key file only, so it could not use them.
+With ``bigquery_key=True`` (the one way Metabase reads the DWH): a dedicated read-only account
+``<env>-metabase-bq`` (``roles/bigquery.dataViewer`` on the dwh dataset, project
+``roles/bigquery.jobUser``, nothing else), one ``serviceaccount.Key`` for it, its JSON stored
+only in a Secret Manager secret ``<prefix>-bigquery-reader-key`` (a Pulumi secret everywhere,
+never in plan output) that only the VM may read; the VM reads it at boot into tmpfs and mounts
+it read-only into the Metabase container (``startup_scripts.METABASE_BIGQUERY_KEY_PATH``).
+Rotate with ``pulumi up --replace <the key's URN>``; turn it off and the key, secret and
+account are deleted.
 
 ``AmundsenArgs(ServiceVmArgs)``: ``service="amundsen"``, ``machine_type="e2-highmem-2"``,
 ``metadata_dataset_ids: Mapping[str, Input[str]]`` (layer -> dataset id, required, non-empty),
@@ -48,8 +57,9 @@ the dwh dataset and project ``roles/bigquery.jobUser``.
 Outputs (all): ``service_account``, ``service_account_email``, ``instance``, ``instance_name``,
 ``internal_ip``, ``external_ip_enabled: bool``, ``data_disk``, ``data_disk_protected: bool``,
 ``network_tags``, ``zone``, ``service_port``, ``startup_script: str``. Metabase adds
-``health_check_path`` (``"/api/health"``), ``db_password_secret`` / ``db_password_secret_id``;
-Airbyte adds ``low_resource_mode``.
+``health_check_path`` (``"/api/health"``), ``db_password_secret`` / ``db_password_secret_id``,
+and with ``bigquery_key`` ``bigquery_reader_email`` / ``bigquery_key_secret_id`` (None without);
+Airbyte adds ``low_resource_mode``. Amundsen takes ``images: ImageSet = components.images.AMUNDSEN``.
 """
 
 from __future__ import annotations
@@ -61,8 +71,10 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from components import images as image_sets
 from components import startup_scripts
 from components.common import PROJECT_ID, ComponentArgsError, labels, require_env, require_label_map
+from components.images import ImageSet
 from components.render import check_machine_minimum, machine_shape, prefixed, service_account_id
 
 #: The only roles a service VM's account may hold at project level.
@@ -118,8 +130,9 @@ class MetabaseArgs(ServiceVmArgs):
     dwh_dataset_id: Any = None
     db_name: str = "metabase"
     db_user: str = "metabase"
-    metabase_image: str = startup_scripts.METABASE_IMAGE
-    postgres_image: str = startup_scripts.POSTGRES_IMAGE
+    images: ImageSet = image_sets.METABASE
+    #: create the read-only BigQuery account and its key (Secret Manager only) for Metabase
+    bigquery_key: bool = False
 
 
 @dataclass
@@ -131,6 +144,7 @@ class AmundsenArgs(ServiceVmArgs):
     metadata_dataset_ids: Mapping[str, Any] = field(default_factory=dict)
     es_heap_mb: int = 1024
     neo4j_heap_mb: int = 1024
+    images: ImageSet = image_sets.AMUNDSEN
 
 
 def _positive(component: str, fname: str, value: Any, minimum: int = 1) -> None:
@@ -372,26 +386,59 @@ class Metabase(ServiceVm):
     COMPONENT = "Metabase"
     MIN_VCPUS = 2
     MIN_MEMORY_GB = 4
+    #: the reader account's service name: account id ``<env>-metabase-bq``
+    READER = "metabase-bq"
 
     def _validate(self, args: MetabaseArgs) -> None:
         super()._validate(args)
         _require_input(self.COMPONENT, "dwh_dataset_id", args.dwh_dataset_id, "the dwh dataset id (Warehouse.dataset_ids['dwh'])")
+        if not isinstance(args.bigquery_key, bool):
+            raise ComponentArgsError(self.COMPONENT, "bigquery_key", "a bool", args.bigquery_key)
+        if args.bigquery_key:
+            service_account_id(args.env, self.READER, self.COMPONENT)
 
     def _minimum_hint(self, args: MetabaseArgs) -> str:
         return "Metabase's JVM and its Postgres application database"
 
-    def _project_roles(self, args: MetabaseArgs) -> list[str]:
-        return list(dict.fromkeys([*args.project_roles, "roles/bigquery.jobUser"]))
-
     def _secret_id(self, prefix: str) -> str:
         return f"{prefix}-db-password"
+
+    def _key_secret_id(self, prefix: str) -> str:
+        return f"{prefix}-bigquery-reader-key"
 
     def _startup_script(self, prefix: str, args: MetabaseArgs) -> str:
         return startup_scripts.render_metabase(
             secret_id=self._secret_id(prefix), project=args.project, device_name=DATA_DEVICE,
-            db_name=args.db_name, db_user=args.db_user, metabase_image=args.metabase_image,
-            postgres_image=args.postgres_image, port=args.service_port,
+            db_name=args.db_name, db_user=args.db_user, images=args.images, port=args.service_port,
+            bigquery_key_secret_id=self._key_secret_id(prefix) if args.bigquery_key else None,
         )
+
+    def _secret(self, prefix: str, name: str, secret_id: str, args: MetabaseArgs, lbls: dict, child, data, base64: bool = False) -> list:
+        """A Secret Manager secret holding ``data`` (a Pulumi secret), readable by the VM only."""
+        secret = gcp.secretmanager.Secret(
+            f"{prefix}-{name}-secret",
+            secret_id=secret_id,
+            project=args.project,
+            replication={"auto": {}},
+            labels=lbls,
+            opts=child,
+        )
+        version = gcp.secretmanager.SecretVersion(
+            f"{prefix}-{name}-v1",
+            secret=secret.id,
+            secret_data=pulumi.Output.secret(data),
+            is_secret_data_base64=True if base64 else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        access = gcp.secretmanager.SecretIamMember(
+            f"{prefix}-{name}-accessor",
+            project=args.project,
+            secret_id=secret.secret_id,
+            role="roles/secretmanager.secretAccessor",
+            member=self.member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return [secret, version, access]
 
     def _before_instance(self, prefix: str, args: MetabaseArgs, lbls: dict, child: pulumi.ResourceOptions) -> list:
         import pulumi_random as random
@@ -400,27 +447,8 @@ class Metabase(ServiceVm):
         self.db_password = random.RandomPassword(
             f"{prefix}-db-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
-        self.db_password_secret = gcp.secretmanager.Secret(
-            f"{prefix}-db-password-secret",
-            secret_id=secret_id,
-            project=args.project,
-            replication={"auto": {}},
-            labels=lbls,
-            opts=child,
-        )
-        self.db_password_version = gcp.secretmanager.SecretVersion(
-            f"{prefix}-db-password-v1",
-            secret=self.db_password_secret.id,
-            secret_data=pulumi.Output.secret(self.db_password.result),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.db_password_access = gcp.secretmanager.SecretIamMember(
-            f"{prefix}-db-password-accessor",
-            project=args.project,
-            secret_id=self.db_password_secret.secret_id,
-            role="roles/secretmanager.secretAccessor",
-            member=self.member,
-            opts=pulumi.ResourceOptions(parent=self),
+        self.db_password_secret, self.db_password_version, self.db_password_access = self._secret(
+            prefix, "db-password", secret_id, args, lbls, child, self.db_password.result
         )
         self.db_password_secret_id = secret_id
         self.health_check_path = startup_scripts.METABASE_HEALTH_PATH
@@ -429,10 +457,55 @@ class Metabase(ServiceVm):
             db_password_secret_id=secret_id,
             db_password_secret_name=self.db_password_secret.name,
         )
-        return [self.db_password_version, self.db_password_access]
+        needed = [self.db_password_version, self.db_password_access]
+        self.bigquery_reader = self.bigquery_reader_email = self.bigquery_key_secret_id = None
+        if args.bigquery_key:
+            needed += self._bigquery_reader(prefix, args, lbls, child)
+        self._extra_outputs.update(bigquery_reader_email=self.bigquery_reader_email, bigquery_key_secret_id=self.bigquery_key_secret_id)
+        return needed
 
-    def _after_instance(self, prefix: str, args: MetabaseArgs, child: pulumi.ResourceOptions) -> None:
-        self.dwh_grant = self._dataset_grant(f"{prefix}-dwh-data-viewer", args, args.dwh_dataset_id, "roles/bigquery.dataViewer")
+    def _bigquery_reader(self, prefix: str, args: MetabaseArgs, lbls: dict, child: pulumi.ResourceOptions) -> list:
+        """The read-only account Metabase's BigQuery driver uses, and its one key: dataViewer on
+        the dwh dataset, jobUser on the project (to run queries), nothing else."""
+        reader = gcp.serviceaccount.Account(
+            f"{prefix}-bq-reader",
+            account_id=service_account_id(args.env, self.READER, self.COMPONENT),
+            project=args.project,
+            display_name=f"flexyboots {args.env} Metabase BigQuery reader",
+            description=f"Metabase ({prefix}) reads the dwh dataset with this account's key; read-only",
+            opts=child,
+        )
+        member = reader.email.apply(lambda e: f"serviceAccount:{e}")
+        viewer = gcp.bigquery.DatasetIamMember(
+            f"{prefix}-bq-reader-dwh-data-viewer",
+            project=args.project,
+            dataset_id=args.dwh_dataset_id,
+            role="roles/bigquery.dataViewer",
+            member=member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        job_user = gcp.projects.IAMMember(
+            f"{prefix}-bq-reader-job-user",
+            project=args.project,
+            role="roles/bigquery.jobUser",
+            member=member,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # the provider marks private_key secret; its JSON (base64) goes to Secret Manager as is
+        self.bigquery_key = gcp.serviceaccount.Key(
+            f"{prefix}-bq-reader-key",
+            service_account_id=reader.name,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        key_secret_id = self._key_secret_id(prefix)
+        self.bigquery_key_secret, version, access = self._secret(
+            prefix, "bigquery-reader-key", key_secret_id, args, lbls, child, self.bigquery_key.private_key, base64=True
+        )
+        self.bigquery_reader = reader
+        self.bigquery_reader_email = reader.email
+        self.bigquery_key_secret_id = key_secret_id
+        self.bigquery_grants = [viewer, job_user]
+        return [version, access, viewer, job_user]
 
 
 class Amundsen(ServiceVm):
@@ -467,7 +540,8 @@ class Amundsen(ServiceVm):
 
     def _startup_script(self, prefix: str, args: AmundsenArgs) -> str:
         return startup_scripts.render_amundsen(
-            device_name=DATA_DEVICE, port=args.service_port, es_heap_mb=args.es_heap_mb, neo4j_heap_mb=args.neo4j_heap_mb
+            device_name=DATA_DEVICE, port=args.service_port, es_heap_mb=args.es_heap_mb, neo4j_heap_mb=args.neo4j_heap_mb,
+            images=args.images,
         )
 
     def _after_instance(self, prefix: str, args: AmundsenArgs, child: pulumi.ResourceOptions) -> None:

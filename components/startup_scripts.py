@@ -6,7 +6,11 @@ agent on every boot, and idempotent:
 1. formats the persistent data disk (``/dev/disk/by-id/google-<device>``) the first time only,
    mounts it at ``DATA_MOUNT`` and records it in ``/etc/fstab`` by UUID (``nofail``);
 2. installs Docker Engine + the compose plugin from Docker's apt repository (once), with
-   Docker's ``data-root`` on the data disk so images and volumes survive VM replacement;
+   Docker's ``data-root`` on the data disk so images and volumes survive VM replacement.
+   Every ``apt-get`` goes through ``apt_get`` (:func:`apt_lock_wait`): on a first boot
+   Debian's ``apt-daily``/``apt-daily-upgrade`` timers may hold apt's locks, and apt itself
+   only waits for the dpkg locks (``DPkg::Lock::Timeout``), never for the lists lock that
+   ``apt-get update`` takes;
 3. starts the service.
 
 API (stable):
@@ -16,17 +20,25 @@ API (stable):
     then ``abctl local install --no-browser --port <port> [--low-resource-mode] [--host <host>]``;
     abctl's state (``~/.airbyte``) lives on the data disk.
 ``render_metabase(*, secret_id, project, device_name="data", db_name="metabase",
-db_user="metabase", metabase_image=..., postgres_image=..., port=3000) -> str``
+db_user="metabase", images=images.METABASE, port=3000, bigquery_key_secret_id=None) -> str``
     Postgres + Metabase with docker compose, ``MB_DB_TYPE=postgres`` and the other ``MB_DB_*``
     variables; the DB password is read at boot with ``gcloud secrets versions access latest
     --secret=<secret_id>`` into a root-only file under ``/run`` (tmpfs) and never appears in the
-    script; waits for ``METABASE_HEALTH_PATH``.
-``render_amundsen(*, device_name="data", port=5000, es_heap_mb=1024, neo4j_heap_mb=1024) -> str``
+    script; waits for ``METABASE_HEALTH_PATH``. With ``bigquery_key_secret_id`` it also reads
+    the BigQuery reader's key from that secret at boot into ``/run`` (tmpfs, root-only) and
+    mounts it read-only into the Metabase container at ``METABASE_BIGQUERY_KEY_PATH``.
+``render_amundsen(*, device_name="data", port=5000, es_heap_mb=1024, neo4j_heap_mb=1024,
+images=images.AMUNDSEN) -> str``
     neo4j, Elasticsearch, metadata, search and frontend (the amundsen repository's
     ``docker-amundsen.yml`` layout); sets and persists ``vm.max_map_count=262144``.
 ``compose_metabase(...)`` / ``compose_amundsen(...)`` return the compose YAML alone.
+``apt_lock_wait(timeout_s=APT_LOCK_TIMEOUT_S) -> str``
+    the bash functions ``apt_locks_held``, ``wait_for_apt_locks`` and ``apt_get`` (every script
+    includes them before its first ``apt-get``).
 
-Constants: ``DATA_MOUNT``, ``METABASE_HEALTH_PATH``, ``SERVICE_PORTS``, default image tags.
+Images come whole from :mod:`components.images` (one image set per service, never mixed).
+Constants: ``DATA_MOUNT``, ``METABASE_HEALTH_PATH``, ``SERVICE_PORTS``, ``APT_LOCKS``,
+``APT_LOCK_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -35,28 +47,30 @@ import re
 import shlex
 from typing import Optional
 
+from components import images as image_sets
 from components.common import PROJECT_ID
+from components.images import ImageSet, check_image_set
 
 DATA_MOUNT = "/mnt/disks/data"
 METABASE_HEALTH_PATH = "/api/health"
+#: Where the BigQuery reader's key is written at boot (tmpfs, in a root-only directory) and
+#: where the Metabase container sees it (read-only).
+METABASE_BIGQUERY_KEY_HOST_PATH = "/run/flexyboots/metabase-bigquery-reader.json"
+METABASE_BIGQUERY_KEY_PATH = "/run/secrets/bigquery-reader.json"
 #: The TCP port each service listens on (what the IAP firewall must admit).
 SERVICE_PORTS = {"airbyte": 8000, "metabase": 3000, "amundsen": 5000}
-
-METABASE_IMAGE = "metabase/metabase:v0.50.36"
-POSTGRES_IMAGE = "postgres:16"
-AMUNDSEN_IMAGES = {
-    "neo4j": "neo4j:3.5.26",
-    "elasticsearch": "elasticsearch:8.0.0",
-    "search": "amundsendev/amundsen-search:2.11.1",
-    "metadata": "amundsendev/amundsen-metadata:3.9.0",
-    "frontend": "amundsendev/amundsen-frontend:3.12.0",
-}
 MAX_MAP_COUNT = 262144
+
+#: apt's lock files (apt-pkg: the dpkg frontend and admin locks in debsystem.cc, the lists
+#: lock in acquire.cc, the archives lock in private-download.cc). All are fcntl (POSIX)
+#: locks, so a holder shows up in /proc/locks.
+APT_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock")
+#: How long a first boot waits for Debian's apt-daily timers before giving up (seconds).
+APT_LOCK_TIMEOUT_S = 1200
 
 _DEVICE = re.compile(r"^[a-z][a-z0-9-]{0,61}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(,[A-Za-z0-9.-]+)*$")
 
 
@@ -64,6 +78,14 @@ def _check(field: str, value, pattern: re.Pattern, expected: str) -> str:
     if not isinstance(value, str) or not pattern.match(value):
         raise ValueError(f"startup_scripts: {field}: {expected} (got {value!r})")
     return value
+
+
+def _image_set(value, expected: ImageSet) -> dict:
+    """The role -> reference mapping of a whole image set (never single images: no mixing)."""
+    try:
+        return dict(check_image_set(value, expected).images)
+    except ValueError as exc:
+        raise ValueError(f"startup_scripts: {exc}") from None
 
 
 def _check_port(port) -> int:
@@ -100,20 +122,67 @@ mountpoint -q "$MNT" || mount "$MNT"
 """
 
 
+def apt_lock_wait(timeout_s: int = APT_LOCK_TIMEOUT_S) -> str:
+    """Bash functions that wait (at most ``timeout_s`` seconds) until no process holds one of
+    apt's locks, then run ``apt-get`` (retried a few times: a timer can start between the
+    check and the call). A holder is found in /proc/locks by the lock file's device and inode,
+    so the wait needs nothing that a minimal Debian image lacks (no fuser, no lsof)."""
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or timeout_s < 1:
+        raise ValueError(f"startup_scripts: apt_lock_timeout_s: a positive number of seconds (got {timeout_s!r})")
+    return f"""
+# --- apt lock wait (Debian's apt-daily timers may hold apt's locks on first boot) ---------
+APT_LOCKS="{' '.join(APT_LOCKS)}"
+APT_LOCK_TIMEOUT_S={timeout_s}
+APT_LOCK_POLL_S=5
+apt_locks_held() {{  # prints the first apt lock some process holds; fails when none is held
+  local f dev ino
+  for f in $APT_LOCKS; do
+    [ -e "$f" ] || continue
+    read -r dev ino < <(stat -L -c '%d %i' "$f")
+    if grep -q " $(printf '%02x:%02x' $(( (dev >> 8) & 0xfff )) $(( (dev & 0xff) | ((dev >> 12) & 0xfff00) ))):$ino " /proc/locks; then
+      echo "$f"; return 0
+    fi
+  done
+  return 1
+}}
+wait_for_apt_locks() {{
+  local held start=$SECONDS
+  while held=$(apt_locks_held); do
+    if (( SECONDS - start >= APT_LOCK_TIMEOUT_S )); then
+      echo "apt lock $held still held after ${{APT_LOCK_TIMEOUT_S}}s; giving up" >&2
+      return 1
+    fi
+    echo "waiting for apt lock $held (held by another apt/dpkg, e.g. apt-daily)"
+    sleep "$APT_LOCK_POLL_S"
+  done
+}}
+apt_get() {{  # apt-get, after the locks are free; apt itself waits only for the dpkg locks
+  local attempt
+  for attempt in 1 2 3; do
+    wait_for_apt_locks || return 1
+    if apt-get -o DPkg::Lock::Timeout=120 "$@"; then return 0; fi
+    echo "apt-get $* failed (attempt $attempt of 3)" >&2
+    sleep "$APT_LOCK_POLL_S"
+  done
+  return 1
+}}
+"""
+
+
 def install_docker(data_root: str = f"{DATA_MOUNT}/docker") -> str:
     return f"""
 # --- Docker Engine + compose plugin (Docker's apt repository), data-root on the data disk ---
 if ! command -v docker >/dev/null 2>&1; then
-  apt-get update -y
-  apt-get install -y ca-certificates curl gnupg
+  apt_get update -y
+  apt_get install -y ca-certificates curl gnupg
   install -m 0755 -d /etc/apt/keyrings
   curl -fsSL https://download.docker.com/linux/debian/gpg -o /etc/apt/keyrings/docker.asc
   chmod a+r /etc/apt/keyrings/docker.asc
   echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian $(. /etc/os-release && echo "$VERSION_CODENAME") stable" > /etc/apt/sources.list.d/docker.list
   mkdir -p /etc/docker {data_root}
   echo '{{"data-root": "{data_root}"}}' > /etc/docker/daemon.json
-  apt-get update -y
-  apt-get install -y docker-ce docker-ce-cli containerd.io docker-compose-plugin
+  apt_get update -y
+  apt_get install -y docker-ce docker-ce-cli containerd.io docker-compose-plugin
 fi
 systemctl enable --now docker
 """
@@ -147,6 +216,7 @@ def render_airbyte(
     install = "abctl local install " + " ".join(shlex.quote(f) for f in flags)
     return (
         _header("airbyte")
+        + apt_lock_wait()
         + mount_data_disk(device_name)
         + install_docker()
         + f"""
@@ -172,18 +242,26 @@ fi
 
 
 def compose_metabase(
-    *, db_name: str = "metabase", db_user: str = "metabase", metabase_image: str = METABASE_IMAGE,
-    postgres_image: str = POSTGRES_IMAGE, port: int = SERVICE_PORTS["metabase"],
+    *, db_name: str = "metabase", db_user: str = "metabase", images: ImageSet = image_sets.METABASE,
+    port: int = SERVICE_PORTS["metabase"], bigquery_key: bool = False,
 ) -> str:
+    """The compose file. ``bigquery_key``: mount the BigQuery reader's key (read at boot into
+    ``METABASE_BIGQUERY_KEY_HOST_PATH``) read-only at ``METABASE_BIGQUERY_KEY_PATH``."""
     _check("db_name", db_name, _PG_IDENT, "a lower-case Postgres identifier")
     _check("db_user", db_user, _PG_IDENT, "a lower-case Postgres identifier")
-    _check("metabase_image", metabase_image, _IMAGE, "a container image reference")
-    _check("postgres_image", postgres_image, _IMAGE, "a container image reference")
+    img = _image_set(images, image_sets.METABASE)
     _check_port(port)
+    key_mount = (
+        f"""    volumes:
+      - {METABASE_BIGQUERY_KEY_HOST_PATH}:{METABASE_BIGQUERY_KEY_PATH}:ro
+"""
+        if bigquery_key
+        else ""
+    )
     return f"""name: metabase
 services:
   postgres:
-    image: {postgres_image}
+    image: {img['postgres']}
     restart: unless-stopped
     environment:
       POSTGRES_DB: {db_name}
@@ -197,7 +275,7 @@ services:
       timeout: 5s
       retries: 30
   metabase:
-    image: {metabase_image}
+    image: {img['metabase']}
     restart: unless-stopped
     depends_on:
       postgres:
@@ -211,7 +289,7 @@ services:
       MB_DB_USER: {db_user}
       MB_DB_PASS: ${{MB_DB_PASS:?MB_DB_PASS is not set}}
       MB_DB_HOST: postgres
-    healthcheck:
+{key_mount}    healthcheck:
       test: ["CMD-SHELL", "curl -fsS http://localhost:3000{METABASE_HEALTH_PATH} || exit 1"]
       interval: 30s
       timeout: 5s
@@ -219,18 +297,44 @@ services:
 """
 
 
+def _read_secret(var: str, secret_id: str, project: str, what: str) -> str:
+    """Bash: read the latest version of a secret into shell variable ``var`` (retrying while
+    the VM's access grant propagates); the value only ever lives in that variable."""
+    return f"""for i in $(seq 1 30); do
+  if {var}=$(gcloud secrets versions access latest --secret={shlex.quote(secret_id)} --project={shlex.quote(project)}); then break; fi
+  echo "waiting for access to the {what} secret"; sleep 10
+done
+[ -n "${{{var}:-}}" ] || {{ echo "cannot read the {what} secret" >&2; exit 1; }}
+"""
+
+
 def render_metabase(
     *, secret_id: str, project: str, device_name: str = "data", db_name: str = "metabase",
-    db_user: str = "metabase", metabase_image: str = METABASE_IMAGE, postgres_image: str = POSTGRES_IMAGE,
-    port: int = SERVICE_PORTS["metabase"],
+    db_user: str = "metabase", images: ImageSet = image_sets.METABASE, port: int = SERVICE_PORTS["metabase"],
+    bigquery_key_secret_id: Optional[str] = None,
 ) -> str:
+    """``bigquery_key_secret_id``: the secret holding the BigQuery reader's key (JSON); read
+    at boot into tmpfs and mounted read-only into the Metabase container."""
     _check("secret_id", secret_id, _SECRET_ID, "a Secret Manager secret id (letters, digits, '_' and '-')")
     _check("project", project, PROJECT_ID, "a GCP project id")
+    if bigquery_key_secret_id is not None:
+        _check("bigquery_key_secret_id", bigquery_key_secret_id, _SECRET_ID, "a Secret Manager secret id (letters, digits, '_' and '-')")
     compose = compose_metabase(
-        db_name=db_name, db_user=db_user, metabase_image=metabase_image, postgres_image=postgres_image, port=port
+        db_name=db_name, db_user=db_user, images=images, port=port, bigquery_key=bigquery_key_secret_id is not None
     )
+    key = ""
+    if bigquery_key_secret_id is not None:
+        key = (
+            "# the BigQuery reader's key: from Secret Manager at boot into tmpfs (never on disk, never\n"
+            "# in metadata); the 0700 directory keeps other VM users out, the container reads it read-only\n"
+            + _read_secret("MB_BQ_KEY", bigquery_key_secret_id, project, "Metabase BigQuery reader key")
+            + f"printf '%s\\n' \"$MB_BQ_KEY\" > {METABASE_BIGQUERY_KEY_HOST_PATH}\n"
+            + f"chmod 0444 {METABASE_BIGQUERY_KEY_HOST_PATH}\n"
+            + "unset MB_BQ_KEY\n"
+        )
     return (
         _header("metabase")
+        + apt_lock_wait()
         + mount_data_disk(device_name)
         + install_docker()
         + f"""
@@ -241,14 +345,9 @@ cat > /etc/flexyboots/metabase/compose.yaml <<'COMPOSE'
 # the DB password comes from Secret Manager at boot, into tmpfs, root-only; never in metadata
 install -d -m 0700 /run/flexyboots
 umask 077
-for i in $(seq 1 30); do
-  if MB_DB_PASS=$(gcloud secrets versions access latest --secret={shlex.quote(secret_id)} --project={shlex.quote(project)}); then break; fi
-  echo "waiting for access to the Metabase DB secret"; sleep 10
-done
-[ -n "${{MB_DB_PASS:-}}" ] || {{ echo "cannot read the Metabase DB secret" >&2; exit 1; }}
-printf 'MB_DB_PASS=%s\\n' "$MB_DB_PASS" > /run/flexyboots/metabase.env
+{_read_secret("MB_DB_PASS", secret_id, project, "Metabase DB")}printf 'MB_DB_PASS=%s\\n' "$MB_DB_PASS" > /run/flexyboots/metabase.env
 unset MB_DB_PASS
-umask 022
+{key}umask 022
 docker compose --env-file /run/flexyboots/metabase.env -f /etc/flexyboots/metabase/compose.yaml up -d
 """
         + _wait_http(f"http://localhost:{port}{METABASE_HEALTH_PATH}", "Metabase")
@@ -261,15 +360,13 @@ docker compose --env-file /run/flexyboots/metabase.env -f /etc/flexyboots/metaba
 
 def compose_amundsen(
     *, port: int = SERVICE_PORTS["amundsen"], es_heap_mb: int = 1024, neo4j_heap_mb: int = 1024,
-    images: Optional[dict] = None,
+    images: ImageSet = image_sets.AMUNDSEN,
 ) -> str:
     _check_port(port)
     for field, value in (("es_heap_mb", es_heap_mb), ("neo4j_heap_mb", neo4j_heap_mb)):
         if isinstance(value, bool) or not isinstance(value, int) or not 256 <= value <= 65536:
             raise ValueError(f"startup_scripts: {field}: an integer number of MB between 256 and 65536 (got {value!r})")
-    img = dict(AMUNDSEN_IMAGES, **(images or {}))
-    for key, value in img.items():
-        _check(f"images[{key!r}]", value, _IMAGE, "a container image reference")
+    img = _image_set(images, image_sets.AMUNDSEN)
     d = DATA_MOUNT
     # Layout of the amundsen repository's docker-amundsen.yml; neo4j and Elasticsearch are
     # only published on 127.0.0.1, data lives on the data disk, heaps are bounded.
@@ -344,11 +441,12 @@ networks:
 
 def render_amundsen(
     *, device_name: str = "data", port: int = SERVICE_PORTS["amundsen"], es_heap_mb: int = 1024,
-    neo4j_heap_mb: int = 1024, images: Optional[dict] = None,
+    neo4j_heap_mb: int = 1024, images: ImageSet = image_sets.AMUNDSEN,
 ) -> str:
     compose = compose_amundsen(port=port, es_heap_mb=es_heap_mb, neo4j_heap_mb=neo4j_heap_mb, images=images)
     return (
         _header("amundsen")
+        + apt_lock_wait()
         + f"""
 # --- Elasticsearch needs vm.max_map_count={MAX_MAP_COUNT}: set now and persist -------------
 echo 'vm.max_map_count={MAX_MAP_COUNT}' > /etc/sysctl.d/99-flexyboots-amundsen.conf

@@ -25,6 +25,10 @@ mocks=None) -> Recording``
     ``secret_exports`` set of export names whose value is a Pulumi secret
     ``of_type(type_)`` / ``count_by_type()`` / ``get(name, type_=None)`` / ``children(parent)``
     ``redacted_exports()``  exports with secret values replaced by ``"[secret]"``
+    ``waits_for(resource) -> set[str]``  the URNs a resource is created after: its recorded
+                    ``dependencies`` and its parent's (a child is registered only once its
+                    parent is, and the parent once its own dependencies are), followed
+                    transitively; a dependency on a component counts as one on its descendants
 
 ``RecordedResource`` (one ``RegisterResource`` request)
     ``type``, ``name``, ``urn``, ``parent`` (URN, "" for the stack), ``custom``, ``id``,
@@ -39,8 +43,10 @@ mocks=None) -> Recording``
 aws_account_id="123456789012")``
     ``new_resource``: id ``"<name>_id"`` (an S3 bucket's id is its bucket name, as in AWS);
     echoes the inputs and adds plausible computed outputs (``name``, ``selfLink``, service
-    account ``email``/``member``/``uniqueId``, bucket ``url``, dataset ``datasetId``,
-    secret ``name``, ``arn``s, random ``result``, access key ``secret``). ``call``: answers
+    account ``email``/``member``/``uniqueId``, a service identity's agent ``email``/``member``
+    (from ``components.service_agents``), a service account key's ``privateKey`` (base64 JSON),
+    bucket ``url``, dataset ``datasetId``, secret ``name``, ``arn``s, random ``result``, access
+    key ``secret``). ``call``: answers
     ``gcp:organizations/getProject:getProject`` (number ``"123456789012"``),
     ``getClientConfig``, ``storage getProjectServiceAccount``, ``bigquery getDefaultServiceAccount``,
     ``aws getCallerIdentity`` / ``getRegion``; anything else echoes its args.
@@ -53,20 +59,16 @@ aws_account_id="123456789012")``
 ``redact(value)``: replace every Pulumi-secret-wrapped value inside ``value`` with ``"[secret]"``.
 ``SECRET = "[secret]"``.
 
-Security checks over a ``Recording`` (each returns a list of human-readable violations, empty
-when clean; ``policy_violations(rec)`` runs them all):
-``missing_labels`` (labelled GCP types need ``env``/``component``/``managed-by: pulumi``, AWS
-types the same as tags), ``open_ingress`` (firewall source ``0.0.0.0/0`` or ``::/0``),
-``public_instances`` (a VM with an access config), ``insecure_buckets`` (GCS without uniform
-access + enforced public access prevention), ``forbidden_grants`` (owner/editor anywhere,
-``roles/bigquery.admin`` anywhere, ``roles/bigquery.dataOwner`` at project level).
-``LABELLED_TYPES`` / ``TAGGED_TYPES`` list the resource types checked for labels / tags.
+The security rules are not here: they are the CrossGuard policy pack in ``policy/`` (one
+definition each), run over a ``Recording`` by ``stacks.policy`` (tests: the ``violations`` fixture
+in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
@@ -87,14 +89,7 @@ __all__ = [
     "RecordingMonitor",
     "redact",
     "run_program",
-    "LABELLED_TYPES",
-    "TAGGED_TYPES",
-    "missing_labels",
-    "open_ingress",
-    "public_instances",
-    "insecure_buckets",
-    "forbidden_grants",
-    "policy_violations",
+    "dependency_closure",
 ]
 
 SECRET = "[secret]"
@@ -212,6 +207,48 @@ class Recording:
     def redacted_exports(self) -> dict:
         return {k: (SECRET if k in self.secret_exports else v) for k, v in self.exports.items()}
 
+    def waits_for(self, resource: "RecordedResource | str") -> set:
+        if getattr(self, "_waits_for", None) is None:
+            self._waits_for = dependency_closure(self.resources)
+        return self._waits_for(resource)
+
+
+def dependency_closure(resources: Iterable[RecordedResource]) -> Callable[[Any], set]:
+    """``waits_for(resource_or_urn) -> set of URNs`` over recorded resources: what a resource
+    is created after. Its recorded ``dependencies`` (the SDK records explicit ``depends_on``
+    and every resource an input came from), and its parent (a child is registered only once
+    its parent is, and the parent once its own dependencies are), followed transitively; a
+    dependency on a component counts as one on all its descendants."""
+    resources = list(resources)
+    by_urn = {r.urn: r for r in resources}
+    kids: dict[str, list[str]] = {}
+    for r in resources:
+        kids.setdefault(r.parent, []).append(r.urn)
+    memo: dict[str, set] = {}
+
+    def waits_for(resource: Any) -> set:
+        urn = resource.urn if isinstance(resource, RecordedResource) else resource
+        if urn in memo:
+            return memo[urn]
+        memo[urn] = set()  # a cycle (none in a valid plan) ends here
+        r = by_urn.get(urn)
+        out: set[str] = set()
+        if r is not None:
+            todo = list(r.dependencies)
+            while todo:
+                d = todo.pop()
+                if d not in out:
+                    out.add(d)
+                    todo += kids.get(d, [])
+            if r.parent in by_urn:
+                out.add(r.parent)
+            for d in list(out):
+                out |= waits_for(d)
+        memo[urn] = out
+        return out
+
+    return waits_for
+
 
 # --------------------------------------------------------------------------------------------
 # mocks
@@ -276,6 +313,24 @@ class Mocks(pulumi.runtime.Mocks):
                 name=f"projects/{project}/serviceAccounts/{email}",
             )
             rid = out["name"]
+        elif typ == "gcp:projects/serviceIdentity:ServiceIdentity":  # the agent Google creates
+            from components.service_agents import SERVICE_AGENTS, agent_email
+
+            api = plain["service"]
+            email = (
+                agent_email(api, self.project_number)
+                if api in SERVICE_AGENTS
+                else f"service-{self.project_number}@gcp-sa-{api.split('.')[0]}.iam.gserviceaccount.com"
+            )
+            out.update(email=email, member=f"serviceAccount:{email}")
+            rid = f"projects/{project}/services/{api}"
+        elif typ == "gcp:serviceaccount/key:Key":
+            import base64
+
+            key_json = json.dumps({"type": "service_account", "private_key_id": _digits(args.name, 16),
+                                   "private_key": "-----BEGIN PRIVATE KEY-----\nmock-" + args.name + "\n-----END PRIVATE KEY-----\n"})
+            out.update(privateKey=base64.b64encode(key_json.encode()).decode(), name=f"{plain.get('serviceAccountId')}/keys/mock")
+            rid = out["name"]
         elif typ == "gcp:storage/bucket:Bucket":
             out.update(url=f"gs://{out['name']}", selfLink=f"https://www.googleapis.com/storage/v1/b/{out['name']}")
             rid = out["name"]
@@ -289,6 +344,10 @@ class Mocks(pulumi.runtime.Mocks):
             rid = f"projects/{project}/secrets/{sid}"
         elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
             out.update(name=f"{plain.get('secret', 'secret')}/versions/1", version="1")
+            rid = out["name"]
+        elif typ == "gcp:bigquery/dataTransferConfig:DataTransferConfig":  # a config's name, as the API returns it
+            cid = "%08x-0000-4000-8000-%012x" % (zlib.crc32(args.name.encode()), zlib.crc32(args.name[::-1].encode()))
+            out["name"] = f"projects/{self.project_number}/locations/{str(plain.get('location', 'us')).lower()}/transferConfigs/{cid}"
             rid = out["name"]
         elif typ == "gcp:projects/service:Service":
             rid = f"{project}/{plain.get('service', args.name)}"
@@ -478,106 +537,3 @@ def run_program(
         exports=exports,
         secret_exports=secret_exports,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# security checks
-
-#: GCP resource types that take labels (and so must carry the platform's labels).
-LABELLED_TYPES = frozenset({
-    "gcp:storage/bucket:Bucket",
-    "gcp:bigquery/dataset:Dataset",
-    "gcp:bigquery/table:Table",
-    "gcp:compute/instance:Instance",
-    "gcp:compute/disk:Disk",
-    "gcp:secretmanager/secret:Secret",
-    "gcp:composer/environment:Environment",
-    "gcp:pubsub/topic:Topic",
-})
-#: AWS resource types that take tags.
-TAGGED_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:iam/user:User"})
-_REQUIRED_LABELS = ("env", "component", "managed-by")
-_IAM_TYPES_PROJECT = frozenset({
-    "gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding", "gcp:projects/iAMPolicy:IAMPolicy",
-})
-_ALWAYS_FORBIDDEN = frozenset({"roles/owner", "roles/editor", "roles/bigquery.admin"})
-_PROJECT_FORBIDDEN = frozenset({"roles/bigquery.dataOwner", "roles/bigquery.dataEditor", "roles/storage.admin",
-                                "roles/secretmanager.secretAccessor", "roles/iam.serviceAccountTokenCreator"})
-
-
-def _where(r: RecordedResource) -> str:
-    return f"{r.type} {r.name}"
-
-
-def missing_labels(rec: Recording) -> list:
-    problems = []
-    for r in rec.resources:
-        if r.type in LABELLED_TYPES:
-            found = r.inputs.get("labels") or {}
-            kind = "labels"
-        elif r.type in TAGGED_TYPES:
-            found = r.inputs.get("tags") or {}
-            kind = "tags"
-        else:
-            continue
-        missing = [k for k in _REQUIRED_LABELS if not found.get(k)]
-        if missing:
-            problems.append(f"{_where(r)}: {kind} missing {', '.join(missing)}")
-        elif found.get("managed-by") != "pulumi":
-            problems.append(f"{_where(r)}: {kind} managed-by is {found.get('managed-by')!r}, expected 'pulumi'")
-    return problems
-
-
-def open_ingress(rec: Recording) -> list:
-    return [
-        f"{_where(r)}: ingress from {rng}"
-        for r in rec.of_type("gcp:compute/firewall:Firewall")
-        if (r.inputs.get("direction") or "INGRESS") == "INGRESS"
-        for rng in (r.inputs.get("sourceRanges") or [])
-        if rng in ("0.0.0.0/0", "::/0")
-    ]
-
-
-def public_instances(rec: Recording) -> list:
-    return [
-        f"{_where(r)}: network interface {i} has an external IP (access config)"
-        for r in rec.of_type("gcp:compute/instance:Instance")
-        for i, nic in enumerate(r.inputs.get("networkInterfaces") or [])
-        if nic.get("accessConfigs") or nic.get("ipv6AccessConfigs")
-    ]
-
-
-def insecure_buckets(rec: Recording) -> list:
-    problems = []
-    for r in rec.of_type("gcp:storage/bucket:Bucket"):
-        if r.inputs.get("uniformBucketLevelAccess") is not True:
-            problems.append(f"{_where(r)}: uniform bucket-level access is off")
-        if r.inputs.get("publicAccessPrevention") != "enforced":
-            problems.append(f"{_where(r)}: public access prevention is {r.inputs.get('publicAccessPrevention')!r}, expected 'enforced'")
-    return problems
-
-
-def _roles(r: RecordedResource) -> list:
-    if "role" in r.inputs:
-        return [r.inputs["role"]]
-    if r.type == "gcp:projects/iAMPolicy:IAMPolicy":
-        try:
-            return [b.get("role") for b in json.loads(r.inputs.get("policyData") or "{}").get("bindings", [])]
-        except ValueError:
-            return []
-    return []
-
-
-def forbidden_grants(rec: Recording) -> list:
-    problems = []
-    for r in rec.resources:
-        for role in _roles(r):
-            if role in _ALWAYS_FORBIDDEN:
-                problems.append(f"{_where(r)}: grants {role}")
-            elif r.type in _IAM_TYPES_PROJECT and role in _PROJECT_FORBIDDEN:
-                problems.append(f"{_where(r)}: grants {role} project-wide")
-    return problems
-
-
-def policy_violations(rec: Recording) -> list:
-    return [*missing_labels(rec), *open_ingress(rec), *public_instances(rec), *insecure_buckets(rec), *forbidden_grants(rec)]

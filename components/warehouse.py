@@ -9,8 +9,12 @@ API (stable)::
     ``project: str``                               GCP project id (dataset ids need it)
     ``location: str = "US"``                       every dataset's location (scheduled queries must match)
     ``temporary_table_expiration_ms: int | None = 7 days``
-                                                   default table expiration of staging, delta, transform
-    ``protect: bool = False``                      archive and dwh: ``protect=True`` + ``deletion_policy="PREVENT"``
+                                                   default table expiration of delta and transform
+                                                   (``EXPIRING_LAYERS``; never staging, see below)
+    ``protect: bool = False``                      archive and dwh: ``protect=True`` + ``deletion_policy="PREVENT"``;
+                                                   no dataset deletes its tables on destroy
+    ``delete_contents_on_destroy: bool | None = None``  None: ``not protect`` (a dev ``pulumi destroy``
+                                                   removes datasets that still hold SQL-created tables)
     ``readers: Mapping[layer, Sequence[Input[str]]] = {}``  service-account emails -> roles/bigquery.dataViewer
     ``writers: Mapping[layer, Sequence[Input[str]]] = {}``  service-account emails -> roles/bigquery.dataEditor
     ``grants: Mapping[layer, Sequence[DatasetGrant]] = {}`` any other dataset-level grant
@@ -22,13 +26,28 @@ API (stable)::
     Pulumi name stable (default: the member when it is a plain string, else its position).
 
 Dataset ids come from ``pipeline_sql.naming.Naming(project, env).dataset(layer)``, the names the
-SQL uses. Every dataset has ``delete_contents_on_destroy=False`` and labels. Grants are
-``gcp.bigquery.DatasetIamMember`` on one dataset each; nothing project-wide; ``roles/owner``,
-``roles/editor`` and ``roles/bigquery.admin`` are refused.
+SQL uses. Every dataset has labels and a description of its layer (:data:`LAYER_DESCRIPTIONS`).
+Grants are ``gcp.bigquery.DatasetIamMember`` on one dataset each; nothing project-wide;
+``roles/owner``, ``roles/editor`` and ``roles/bigquery.admin`` are refused.
+
+Why staging never expires: a dataset's default table expiration is stamped on a table when it
+is *created* (pulumi-gcp's ``default_table_expiration_ms``: "all newly-created tables ... have
+an expirationTime ... set to the creation time plus the value"). The staging layer reloads the
+same table with ``LOAD DATA OVERWRITE``, which keeps that first expiration: a table created by
+the staging run of day 1 expires N days later, right around the staging run of that day, and
+can vanish between that staging run and the archive run that reads it. Delta and transform are
+rebuilt by ``CREATE OR REPLACE TABLE``, a new table (and a new expiration) every run, so the
+next layer always finds them; those two keep the expiration. Staging holds one batch per table
+(overwritten each run), so keeping it costs little. ``tests/components/test_warehouse.py``
+checks the rule against the rendered SQL: every statement writing an expiring dataset creates
+its table.
 
 Outputs: ``datasets: dict[layer, gcp.bigquery.Dataset]``, ``dataset_ids: dict[layer, Output[str]]``,
-``naming: Naming``, ``location: str``, ``protected: dict[layer, bool]`` (archive/dwh True when
-``protect``), ``iam_members: list[gcp.bigquery.DatasetIamMember]``.
+``naming: Naming``, ``env: str``, ``location: str``, ``protect: bool``, ``protected: dict[layer, bool]``
+(archive/dwh True when ``protect``), ``iam_members: list[gcp.bigquery.DatasetIamMember]``.
+
+``bucket_location_compatible(dataset_location, bucket_location) -> bool``: whether BigQuery can
+load from a bucket there (same location; any bucket for US datasets).
 """
 
 from __future__ import annotations
@@ -48,6 +67,24 @@ TYPE = "flexyboots:warehouse:Warehouse"
 COMPONENT_LABEL = "warehouse"
 #: Layers whose datasets are protected from deletion when ``protect`` is on.
 PROTECTED_LAYERS = ("archive", "dwh")
+#: Layers whose datasets get the default table expiration: only those whose tables the SQL
+#: recreates every run (``CREATE OR REPLACE``); see the module docstring for staging.
+EXPIRING_LAYERS = tuple(layer for layer in TEMPORARY_LAYERS if layer != "staging")
+#: What each dataset holds (its BigQuery description, after "flexyboots <env>: ").
+LAYER_DESCRIPTIONS = {
+    "staging": "staging layer: the landed files of the current batch, 1:1, every column STRING with its "
+    "source name (one batch per table, overwritten each run; never expires)",
+    "archive": "archive layer: permanent full history of every table, renamed, one row per new version "
+    "(key + row hash), with ingestion time, batch and source file",
+    "delta": "delta layer: per table, the latest valid archived version of each key new to or newer than "
+    "the DWH (rebuilt each run; temporary)",
+    "transform": "transform layer: per table, the delta typed to the DWH schema plus derived columns "
+    "(rebuilt each run; temporary)",
+    "dwh": "dwh layer: per table, the latest valid version of each key, merged from transform "
+    "(the tables people query)",
+    "quality": "quality: per table, the rejects view (archived values that fail their declared type) "
+    "and the quality check results",
+}
 READER_ROLE = "roles/bigquery.dataViewer"
 WRITER_ROLE = "roles/bigquery.dataEditor"
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -71,6 +108,7 @@ class WarehouseArgs:
     location: str = "US"
     temporary_table_expiration_ms: Optional[int] = SEVEN_DAYS_MS
     protect: bool = False
+    delete_contents_on_destroy: Optional[bool] = None
     readers: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     writers: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     grants: Mapping[str, Sequence[DatasetGrant]] = field(default_factory=dict)
@@ -92,6 +130,12 @@ class WarehouseArgs:
             )
         if not isinstance(self.protect, bool):
             raise ComponentArgsError("Warehouse", "protect", "a bool", self.protect)
+        if self.delete_contents_on_destroy is not None and not isinstance(self.delete_contents_on_destroy, bool):
+            raise ComponentArgsError("Warehouse", "delete_contents_on_destroy", "True, False or None (not protect)", self.delete_contents_on_destroy)
+        if self.protect and self.delete_contents_on_destroy:
+            raise ComponentArgsError(
+                "Warehouse", "delete_contents_on_destroy", "False or None when protect is on (a protected warehouse never deletes its tables)", True
+            )
         require_label_map("Warehouse", "extra_labels", self.extra_labels)
         for fname in ("readers", "writers", "grants"):
             mapping = getattr(self, fname)
@@ -120,6 +164,15 @@ def _check_grant(where: str, grant: Any) -> None:
         raise ComponentArgsError("Warehouse", f"{where}.role", f"a least-privilege role, not {', '.join(sorted(FORBIDDEN_ROLES))}", grant.role)
     if isinstance(grant.member, str) and not _MEMBER.match(grant.member):
         raise ComponentArgsError("Warehouse", f"{where}.member", "an IAM member such as 'serviceAccount:<email>'", grant.member)
+
+
+def bucket_location_compatible(dataset_location: str, bucket_location: str) -> bool:
+    """BigQuery loads from Cloud Storage only within the dataset's location; datasets in the US
+    multi-region load from any bucket (BigQuery docs, "Loading data from Cloud Storage:
+    location considerations"). Compared case-insensitively; a region inside a multi-region
+    (europe-west1 in EU) is refused too: keep the bucket where the datasets are."""
+    d, b = str(dataset_location).upper(), str(bucket_location).upper()
+    return d == "US" or d == b
 
 
 def _slug(text: str) -> str:
@@ -164,13 +217,16 @@ class Warehouse(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
 
         self.naming = naming
+        self.env = args.env
         self.location = args.location
+        self.protect = args.protect
+        delete_contents = (not args.protect) if args.delete_contents_on_destroy is None else args.delete_contents_on_destroy
         self.datasets: dict[str, gcp.bigquery.Dataset] = {}
         self.protected: dict[str, bool] = {}
         for layer in DATASETS:
             protected = args.protect and layer in PROTECTED_LAYERS
             kwargs: dict[str, Any] = {}
-            if layer in TEMPORARY_LAYERS and args.temporary_table_expiration_ms is not None:
+            if layer in EXPIRING_LAYERS and args.temporary_table_expiration_ms is not None:
                 kwargs["default_table_expiration_ms"] = args.temporary_table_expiration_ms
             if protected:
                 kwargs["deletion_policy"] = "PREVENT"
@@ -180,8 +236,10 @@ class Warehouse(pulumi.ComponentResource):
                 project=args.project,
                 location=args.location,
                 friendly_name=f"{args.env} {layer}",
-                description=f"flexyboots {args.env}: {layer} layer",
-                delete_contents_on_destroy=False,
+                description=f"flexyboots {args.env}: {LAYER_DESCRIPTIONS[layer]}",
+                # dev: `pulumi destroy` also removes the tables the SQL created (delta,
+                # transform, the LOAD DATA staging tables), which Pulumi does not know
+                delete_contents_on_destroy=bool(delete_contents and not protected),
                 labels=labels(args.env, COMPONENT_LABEL, {**(args.extra_labels or {}), "layer": layer}),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=protected)),
                 **kwargs,

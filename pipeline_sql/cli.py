@@ -5,6 +5,7 @@ and a demo that lands the sample batches round by round.
     python -m pipeline_sql render TABLE [--layer L] [--project P] [--env E] [--landing-uri gs://B]
     python -m pipeline_sql run [--tables a,b] [--landing DIR] [--state DIR] [--project P]
     python -m pipeline_sql export TABLE [--layer staging|archive|delta|transform|dwh|rejects] [--state DIR]
+    python -m pipeline_sql checks [--tables a,b] [--history N] [--state DIR]
     python -m pipeline_sql demo [--landing DIR] [--state DIR]
 
 Locally everything runs on the embedded engine with its state in ``.flexyboots/`` (so runs
@@ -200,6 +201,58 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _results_table(rows: list[dict], table: str) -> list[str]:
+    """Check results as aligned text lines (one per result)."""
+    lines = []
+    for r in rows:
+        verdict = "pass" if r["passed"] else ("FAIL" if r["severity"] == "error" else "warn")
+        failing = "" if r["failing_rows"] is None else str(r["failing_rows"])
+        sample = f"  e.g. {', '.join('(' + k + ')' for k in r['sample_keys'])}" if r["sample_keys"] and not r["passed"] else ""
+        lines.append(f"{table:<14} {r['check_name'][:52]:<52} {r['severity']:<5} {verdict:<4} {failing:>7}  {r['message'] or ''}{sample}")
+    return lines
+
+
+def cmd_checks(args) -> int:
+    """Run the checks of each table on the local state, print the results (and earlier runs')."""
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    specs = _specs(args, tables)
+    state = Path(args.state)
+    if not args.project and not state.exists():
+        raise CliError(f"no engine state in {state}; run `python -m pipeline_sql run` first")
+    failed: list[str] = []
+    with _Session(args, None, None if args.project else state) as runner:
+        runner.progress = lambda line: None
+        runner.bootstrap(specs)
+        _print(f"{'table':<14} {'check':<52} {'sev':<5} {'':<4} {'failing':>7}  message")
+        for spec in specs:
+            try:
+                res = runner.run_checks(spec)
+            except LayerError as e:
+                res = e.result
+                failed.append(spec.table)
+                if res is None:
+                    raise
+            for line in _results_table(res.detail["results"], spec.table):
+                _print(line)
+            if not spec.checks:
+                _print(f"{spec.table:<14} (no checks in {spec.file})")
+        if args.history > 1:
+            ref = runner.naming.table_id("quality", "check_results")
+            _print(f"\nthe last {args.history} runs per table, from {ref}:")
+            for spec in specs:
+                rows = runner.check_results(spec, history=args.history)
+                runs: dict[str, list[dict]] = {}
+                for r in rows:
+                    runs.setdefault(f"{r['run_id']} at {r['checked_at']:%Y-%m-%d %H:%M:%S}", []).append(r)
+                for run, rs in runs.items():
+                    bad = [r["check_name"] for r in rs if not r["passed"]]
+                    _print(f"  {run}: {sum(r['passed'] for r in rs)}/{len(rs)} passed" + (f"; failed: {', '.join(bad)}" if bad else ""))
+    if failed:
+        _print(f"\nerror-severity checks failed on: {', '.join(failed)}")
+        return 1
+    return 0
+
+
 _ROUND = re.compile(r"^(\d+)[_\-.]")
 
 
@@ -323,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--layer", default="dwh", choices=EXPORT_LAYERS)
     common(sp, state=True)
     sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("checks", help="run the tables' data-quality checks on the local state and print the results")
+    sp.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
+    sp.add_argument("--history", type=int, default=1, metavar="N", help="also show the last N runs per table from quality.check_results")
+    common(sp, state=True)
+    sp.set_defaults(func=cmd_checks)
 
     sp = sub.add_parser("demo", help="land the sample batches round by round, run all layers, show what changed")
     sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="folder with NNN_*.ext batches per table (default: landing/)")

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 LAYERS = ("staging", "archive", "delta", "transform", "dwh")
 #: Datasets the warehouse creates: one per layer plus quality (rejects, check results).
 DATASETS = LAYERS + ("quality",)
-#: Layers whose tables are rebuilt every run and may expire.
+#: Layers whose tables hold only what the current run needs (rebuilt every run). Of these only
+#: delta and transform may expire: see components.warehouse.EXPIRING_LAYERS for staging.
 TEMPORARY_LAYERS = ("staging", "delta", "transform")
 
 _PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]$|^[a-z][a-z0-9\-]*(\.[a-z][a-z0-9\-]*)?:[a-z][a-z0-9\-]{4,28}[a-z0-9]$")

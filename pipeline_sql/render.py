@@ -1,4 +1,5 @@
-"""Render a table spec into its five layers' BigQuery SQL (and its quality checks).
+"""Render a table spec into its five layers' BigQuery SQL (and its quality checks, from
+:mod:`pipeline_sql.checks`).
 
 Pure and deterministic: the same spec and :class:`~pipeline_sql.naming.Naming` always give the
 same text. One template per layer lives in ``pipeline_sql/templates/``; this module only builds
@@ -18,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
+from .checks import render_checks
 from .naming import LAYERS, Naming
 from .schema import sql_type
 from .spec import TableSpec, schedule_minutes
@@ -306,29 +308,6 @@ def render_batch_log(spec: TableSpec, naming: Naming) -> str:
     return _template("batch_log").substitute(
         batches=naming.ref("archive", spec.table, "__batches"), archive=naming.ref("archive", spec.table)
     )
-
-
-def render_checks(spec: TableSpec, naming: Naming) -> str:
-    """One statement: a column per check, each failing the query with the check's name."""
-    dwh = naming.ref("dwh", spec.table)
-    cols_sql = []
-    for i, ch in enumerate(spec.checks, 1):
-        cols = ", ".join(ch.columns)
-        msg = f"check {ch.name} failed on {naming.table_id('dwh', spec.table)}: "
-        alias = f"check_{i}_{ch.kind}"
-        if ch.kind == "not_null":
-            cond = " OR ".join(f"{c} IS NULL" for c in ch.columns)
-            cols_sql.append(
-                f"  (SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' rows with NULL')))\n"
-                f"   FROM {dwh} WHERE {cond}) AS {alias}"
-            )
-        else:
-            cols_sql.append(
-                f"  (SELECT IF(COUNT(*) = 0, 'ok', ERROR(CONCAT({_quote(msg)}, CAST(COUNT(*) AS STRING), ' duplicated values')))\n"
-                f"   FROM (SELECT {cols} FROM {dwh} GROUP BY {cols} HAVING COUNT(*) > 1)) AS {alias}"
-            )
-    body = "SELECT\n" + ",\n".join(cols_sql) + ";" if cols_sql else "SELECT 'ok' AS no_checks;"
-    return _template("checks").substitute(table=spec.table, check_statements=body)
 
 
 def render_layer(spec: TableSpec, naming: Naming, layer: str, landing_uri: str = "gs://landing") -> str:

@@ -31,7 +31,8 @@ from typing import Callable, Iterable
 
 from .naming import DATASETS, LAYERS, Naming
 from .render import RenderedTable, render_table
-from .schema import pipeline_tables
+from .checks import render_check_statements, run_id as checks_run_id
+from .schema import pipeline_tables, shared_tables
 from .spec import TableSpec
 
 _EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet",)}
@@ -40,6 +41,8 @@ _EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parque
 class LayerError(RuntimeError):
     def __init__(self, table: str, layer: str, message: str):
         self.table, self.layer = table, layer
+        #: the checks layer's LayerResult (its results are written before it fails)
+        self.result: "LayerResult | None" = None
         super().__init__(f"{table}: {layer} layer failed: {message}")
 
 
@@ -67,7 +70,12 @@ class LayerResult:
         if self.layer == "dwh":
             return f"{d.get('inserted', 0)} inserted, {d.get('updated', 0)} updated, {self.rows_out} rows in DWH"
         if self.layer == "checks":
-            return f"{d.get('passed', 0)} checks passed"
+            text = f"{d.get('passed', 0)} checks passed"
+            if d.get("warned"):
+                text += f", {d['warned']} warned ({', '.join(r['check_name'] for r in d['results'] if not r['passed'] and r['severity'] == 'warn')})"
+            if d.get("failed"):
+                text += f", {d['failed']} FAILED"
+            return text
         if self.layer == UP_TO_DATE:
             return "up to date: no new landed file, the DWH holds everything archived (nothing to run)"
         return ""
@@ -211,20 +219,23 @@ class Runner:
                 if name not in datasets:
                     self.client.create_dataset(_dataset(dataset, self.naming.location), exists_ok=True, retry=retry)
                 existing[layer] = {t.table_id for t in self.client.list_tables(dataset, retry=retry)}
-            for spec in specs:
-                for td in pipeline_tables(spec, self.naming):
-                    if not rebuilt and td.rebuilt_by_sql and td.name == spec.table:
-                        continue
-                    table = _table(td)
-                    if td.name not in existing[td.layer]:
-                        try:
-                            self.client.create_table(table, retry=retry)
-                        except Conflict:  # created meanwhile: compare it like an existing one
-                            existing[td.layer].add(td.name)
-                    if td.view_query is not None and td.name in existing[td.layer]:
-                        if self.client.get_table(td.table_id, retry=retry).description != table.description:
-                            self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
-                            self.client.create_table(table, retry=retry)
+            wanted = [
+                td
+                for spec in specs
+                for td in pipeline_tables(spec, self.naming)
+                if rebuilt or not (td.rebuilt_by_sql and td.name == spec.table)
+            ]
+            for td in shared_tables(self.naming) + wanted:
+                table = _table(td)
+                if td.name not in existing[td.layer]:
+                    try:
+                        self.client.create_table(table, retry=retry)
+                    except Conflict:  # created meanwhile: compare it like an existing one
+                        existing[td.layer].add(td.name)
+                if td.view_query is not None and td.name in existing[td.layer]:
+                    if self.client.get_table(td.table_id, retry=retry).description != table.description:
+                        self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
+                        self.client.create_table(table, retry=retry)
         except LayerError:
             raise
         except Exception as e:  # the client raises many types; keep the message
@@ -401,10 +412,53 @@ class Runner:
         res.seconds = time.perf_counter() - t0
         return res
 
-    def run_checks(self, spec: TableSpec) -> LayerResult:
+    def run_checks(self, spec: TableSpec, run_time: datetime | None = None) -> LayerResult:
+        """Run the checks script with ``@run_time`` (default: now), then read back this run's
+        results from ``quality.check_results`` (``detail["results"]``). An error-severity
+        failure raises :class:`LayerError` after the results are written and read."""
         t0 = time.perf_counter()
-        self.query(self.sql(spec).checks, table=spec.table, layer="checks", rows=False)
-        return LayerResult(spec.table, "checks", detail={"passed": len(spec.checks)}, seconds=time.perf_counter() - t0)
+        run_time = run_time or datetime.now(timezone.utc)
+        failure: LayerError | None = None
+        try:
+            for stmt in render_check_statements(spec, self.naming):  # == self.sql(spec).checks
+                self.query(stmt, {"run_time": run_time}, spec.table, "checks", rows=False)
+        except LayerError as e:
+            failure = e
+        results = self.check_results(spec, checks_run_id(spec.table, run_time)) if spec.checks else []
+        res = LayerResult(spec.table, "checks", seconds=time.perf_counter() - t0)
+        res.detail = {
+            "run_id": checks_run_id(spec.table, run_time),
+            "results": results,
+            "passed": sum(1 for r in results if r["passed"]),
+            "failed": sum(1 for r in results if not r["passed"] and r["severity"] == "error"),
+            "warned": sum(1 for r in results if not r["passed"] and r["severity"] == "warn"),
+        }
+        if failure is not None:
+            failure.result = res
+            raise failure
+        return res
+
+    def check_results(self, spec: TableSpec, run_id: str | None = None, history: int = 1) -> list[dict]:
+        """Rows of ``quality.check_results`` for a table: one run's (``run_id``; its latest
+        try), or the last ``history`` runs', newest first, checks in spec order."""
+        ref = self.naming.ref("quality", "check_results")
+        cols = "run_id, check_name, rule, columns, severity, passed, failing_rows, sample_keys, observed_value, message, referenced_table, checked_at"
+        if run_id is not None:
+            sql = (
+                f"SELECT {cols} FROM {ref} WHERE table_name = @table AND run_id = @run_id "
+                "QUALIFY checked_at = MAX(checked_at) OVER ()"
+            )
+            params = {"table": spec.table, "run_id": run_id}
+        else:
+            sql = (
+                f"SELECT {cols} FROM {ref} WHERE table_name = @table "
+                "QUALIFY DENSE_RANK() OVER (ORDER BY checked_at DESC) <= @history"
+            )
+            params = {"table": spec.table, "history": history}
+        rows = [dict(r.items()) for r in self.query(sql, params, spec.table, "checks")]
+        order = {ch.name: i for i, ch in enumerate(spec.checks)}
+        rows.sort(key=lambda r: (-r["checked_at"].timestamp(), order.get(r["check_name"], len(order)), r["check_name"]))
+        return rows
 
     def run_layer(self, spec: TableSpec, layer: str) -> LayerResult:
         fn = {
@@ -492,7 +546,7 @@ def _field(f: dict):
 
     kw = {"precision": 38, "scale": 9} if f["type"] == "NUMERIC" else {}
     sub = tuple(_field(x) for x in f.get("fields", ()))
-    return bigquery.SchemaField(f["name"], f["type"], mode=f.get("mode", "NULLABLE"), fields=sub, **kw)
+    return bigquery.SchemaField(f["name"], f["type"], mode=f.get("mode", "NULLABLE"), description=f.get("description"), fields=sub, **kw)
 
 
 def _table(td):

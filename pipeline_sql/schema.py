@@ -3,6 +3,12 @@
 Pure: the Pulumi ``TablePipeline`` declares the persistent ones as ``gcp.bigquery.Table``; the
 local runner creates all of them with :func:`render_ddl` before the first run, so layers can
 run in any order from the start.
+
+Descriptions: a field carries ``"description"`` when there is one (the spec's column or
+derived-column ``description``; a fixed text for the pipeline's own ``_`` columns,
+:data:`META_DESCRIPTIONS`); a table's description is the spec's ``description`` followed by
+what that layer's table holds. BigQuery shows them for the tables Pulumi declares (archive,
+dwh, the rejects view, an S3 table's staging); tables the SQL rebuilds keep the SQL's.
 """
 
 from __future__ import annotations
@@ -27,6 +33,19 @@ DWH_META = (
     ("_inserted_at", "TIMESTAMP"),
     ("_updated_at", "TIMESTAMP"),
 )
+
+
+#: What the pipeline's own columns mean (their BigQuery descriptions).
+META_DESCRIPTIONS = {
+    "_row_hash": "MD5 (hex) of the renamed business values as a JSON array: identifies a version of a key",
+    "_ingested_at": "when the archive layer stored this version",
+    "_batch_id": "the batch (landed file) this version was archived from",
+    "_source_file": "the landed file this version was archived from",
+    "_valid": "TRUE when every non-NULL value casts to its declared type",
+    "_through": "the archive high-water mark (latest _ingested_at) of the delta this row was merged from",
+    "_inserted_at": "when the dwh layer inserted this key",
+    "_updated_at": "when the dwh layer last updated this key",
+}
 
 
 def sql_type(t: str) -> str:
@@ -54,8 +73,16 @@ class TableDef:
     view_query: str | None = None
 
 
-def _f(name: str, typ: str, mode: str = "NULLABLE") -> dict:
-    return {"name": name, "type": "NUMERIC" if typ.startswith("NUMERIC") else typ, "mode": mode}
+def _f(name: str, typ: str, mode: str = "NULLABLE", description: str = "") -> dict:
+    field = {"name": name, "type": "NUMERIC" if typ.startswith("NUMERIC") else typ, "mode": mode}
+    if description:
+        field["description"] = description
+    return field
+
+
+def _m(name: str, typ: str) -> dict:
+    """One of the pipeline's own columns, with its fixed description."""
+    return _f(name, typ, description=META_DESCRIPTIONS[name])
 
 
 _REJECT_FIELDS = ("column_name", "value", "reason")
@@ -64,20 +91,22 @@ _REJECT_FIELDS = ("column_name", "value", "reason")
 def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
     """Every table the five layers of ``spec`` read or write, in layer order."""
     t = spec.table
-    raw = [_f(c.source, "STRING") for c in spec.columns]
-    renamed = [_f(c.name, "STRING") for c in spec.columns]
-    archive_meta = [_f(n, ty) for n, ty in ARCHIVE_META]
-    typed = [_f(n, ty) for n, ty in spec.dwh_columns]
-    key_raw = [_f(k, "STRING") for k in spec.key]
+    about = {c.name: c.description for c in spec.columns} | {d.name: d.description for d in spec.transform}
+    raw = [_f(c.source, "STRING", description=c.description) for c in spec.columns]
+    renamed = [_f(c.name, "STRING", description=c.description) for c in spec.columns]
+    archive_meta = [_m(n, ty) for n, ty in ARCHIVE_META]
+    typed = [_f(n, ty, description=about[n]) for n, ty in spec.dwh_columns]
+    key_raw = [_f(k, "STRING", description=about[k]) for k in spec.key]
     from .render import render_rejects_view  # render imports this module
 
-    def d(layer: str, suffix: str, fields, **kw) -> TableDef:
+    def d(layer: str, suffix: str, fields, description: str, **kw) -> TableDef:
         return TableDef(
             layer=layer,
             name=t + suffix,
             dataset=naming.dataset(layer),
             table_id=naming.table_id(layer, t, suffix),
             fields=tuple(fields),
+            description=f"{spec.description}\n\n{description}" if spec.description else description,
             **kw,
         )
 
@@ -121,21 +150,21 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
         d(
             "delta",
             "",
-            renamed + archive_meta + [_f("_valid", "BOOL"), _f("_through", "TIMESTAMP")],
+            renamed + archive_meta + [_m("_valid", "BOOL"), _m("_through", "TIMESTAMP")],
             rebuilt_by_sql=True,
             description=f"{t}: versions new to or newer than the DWH (and the window's invalid ones)",
         ),
         d(
             "transform",
             "",
-            typed + archive_meta + [_f("_through", "TIMESTAMP")],
+            typed + archive_meta + [_m("_through", "TIMESTAMP")],
             rebuilt_by_sql=True,
             description=f"{t}: the planned DWH schema",
         ),
         d(
             "dwh",
             "",
-            typed + [_f(n, ty) for n, ty in DWH_META],
+            typed + [_m(n, ty) for n, ty in DWH_META],
             partition=dwh_part,
             clustering=spec.dwh.cluster_by,
             protected=True,
@@ -144,8 +173,8 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
         d(
             "quality",
             "__rejects",
-            key_raw + [_f(n, "STRING") for n in _REJECT_FIELDS] + [_f(n, ty) for n, ty in ARCHIVE_META if n != "_ingested_at"]
-            + [_f("_ingested_at", "TIMESTAMP")],
+            key_raw + [_f(n, "STRING") for n in _REJECT_FIELDS] + [_m(n, ty) for n, ty in ARCHIVE_META if n != "_ingested_at"]
+            + [_m("_ingested_at", "TIMESTAMP")],
             view_query=render_rejects_view(spec, naming),
             description=f"{t}: archived values that fail their declared type, one row per column (a view)",
         ),
@@ -182,3 +211,24 @@ def render_ddl(table: TableDef) -> str:
     if table.clustering:
         sql += f"\nCLUSTER BY {', '.join(table.clustering)}"
     return sql
+
+
+def shared_tables(naming: Naming) -> list[TableDef]:
+    """Tables every table's pipeline shares: ``quality.check_results`` (each check's result of
+    every run; partitioned by day of ``checked_at``, clustered by table and check; permanent)."""
+    from .checks import RESULTS_FIELDS, RESULTS_TABLE
+
+    fields = tuple({"name": n, "type": t, "mode": m, "description": d} for n, t, m, d in RESULTS_FIELDS)
+    return [
+        TableDef(
+            layer="quality",
+            name=RESULTS_TABLE,
+            dataset=naming.dataset("quality"),
+            table_id=naming.table_id("quality", RESULTS_TABLE),
+            fields=fields,
+            partition={"field": "checked_at", "type": "DAY"},
+            clustering=("table_name", "check_name"),
+            protected=True,
+            description="flexyboots: the result of every data-quality check of every run (appended by each table's checks)",
+        )
+    ]

@@ -33,7 +33,65 @@ GRANULARITIES = ("DAY", "HOUR", "MONTH", "YEAR")
 PARTITION_TYPES = ("DATE", "TIMESTAMP")
 #: Types ``version_by`` may have (must be orderable).
 VERSION_TYPES = ("INT64", "NUMERIC", "FLOAT64", "DATE", "TIMESTAMP", "STRING")
-CHECK_KINDS = ("not_null", "unique")
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """One kind of data-quality rule: how its arguments are written in a spec.
+
+    ``args`` is the shape of the value under the rule's key: ``"columns"`` (a column or a list of
+    columns: ``{not_null: [a, b]}``), ``"fields"`` (a mapping with ``required``/``optional``
+    fields: ``{range: {column: a, min: 0}}``) or ``"expression"`` (one SQL boolean expression).
+    ``column_types`` restricts the type of the rule's ``column`` field (None: any type).
+    ``row_level``: the rule judges rows (failing rows and sample keys are reported); otherwise it
+    judges the table as a whole (an observed value is reported).
+    """
+
+    kind: str
+    args: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    column_types: tuple[str, ...] | None = None
+    row_level: bool = True
+    summary: str = ""
+
+
+#: The rule kinds a spec's ``checks:`` may use, named as dbt tests / Great Expectations name them.
+CHECK_RULES: dict[str, CheckRule] = {
+    r.kind: r
+    for r in (
+        CheckRule("not_null", "columns", summary="no NULL in any of the columns"),
+        CheckRule("unique", "columns", summary="no two rows share the columns' values (rows with a NULL in them are ignored)"),
+        CheckRule(
+            "accepted_values", "fields", ("column", "values"),
+            column_types=("STRING", "INT64", "NUMERIC", "BOOL", "DATE"),
+            summary="every non-NULL value is one of the listed values",
+        ),
+        CheckRule(
+            "range", "fields", ("column",), ("min", "max"),
+            column_types=("INT64", "NUMERIC", "FLOAT64", "DATE", "TIMESTAMP"),
+            summary="every non-NULL value lies within [min, max] (inclusive; either bound optional)",
+        ),
+        CheckRule("regex", "fields", ("column", "pattern"), column_types=("STRING",), summary="every non-NULL value contains a match of the RE2 pattern (anchor with ^...$)"),
+        CheckRule(
+            "relationships", "fields", ("column", "to"), ("field",),
+            summary="every non-NULL value exists in another table's DWH key (`field`: which key column, default its one-column key)",
+        ),
+        CheckRule(
+            "freshness", "fields", ("max_age",), ("column",), column_types=("DATE", "TIMESTAMP"), row_level=False,
+            summary="the newest value of `column` (default: version_by when it is a time, else _ingested_at) is at most max_age old at the run's time",
+        ),
+        CheckRule(
+            "row_count", "fields", (), ("min", "max", "max_change"), row_level=False,
+            summary="the DWH holds at least min / at most max rows and changed by at most max_change (a fraction) since the previous run",
+        ),
+        CheckRule("expression", "expression", summary="a boolean SQL expression over the DWH columns is not FALSE on any row"),
+    )
+}
+CHECK_KINDS = tuple(CHECK_RULES)
+SEVERITIES = ("error", "warn")
+_DURATION = re.compile(r"^(\d+) (minute|minutes|hour|hours|day|days)$")
+_DURATION_MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TABLE_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -85,11 +143,19 @@ class SourceSpec:
     delimiter: str = ","
 
 
+#: BigQuery keeps column descriptions of at most 1,024 characters (TableFieldSchema.description)
+#: and table descriptions of at most 16,384; the pipeline appends what each layer's table holds
+#: (under 400 characters) to the spec's table description, hence 16,000.
+MAX_COLUMN_DESCRIPTION = 1024
+MAX_TABLE_DESCRIPTION = 16000
+
+
 @dataclass(frozen=True)
 class Column:
     source: str
     name: str
     type: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +163,7 @@ class Derived:
     name: str
     type: str
     expr: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,11 +180,42 @@ class DwhSpec:
 
 @dataclass(frozen=True)
 class Check:
+    """One data-quality rule of a spec, validated. ``params`` holds the rule's other arguments
+    as sorted ``(name, value)`` pairs (values normalized: ``max_age`` in minutes, ``values`` a
+    tuple, numbers as given); read them with :meth:`param`."""
+
     kind: str  # one of CHECK_KINDS
-    columns: tuple[str, ...]
+    columns: tuple[str, ...] = ()
+    severity: str = "error"  # one of SEVERITIES
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
+
+    @property
+    def rule(self) -> CheckRule:
+        return CHECK_RULES[self.kind]
+
+    @property
+    def ref_table(self) -> str | None:
+        """``relationships``: the table whose DWH key the column must exist in (else None)."""
+        return self.param("to")
+
+    @property
+    def ref_column(self) -> str | None:
+        """``relationships``: the referenced key column (resolved by :func:`load_specs`)."""
+        return self.param("field")
 
     @property
     def name(self) -> str:
+        """Unique within a table; the name results are recorded and failures reported under."""
+        if self.kind == "expression":
+            return f"expression({self.param('expr')})"
+        if self.kind == "relationships":
+            field = f".{self.ref_column}" if self.ref_column else ""
+            return f"relationships({self.columns[0]} -> {self.ref_table}{field})"
+        if not self.columns:
+            return self.kind
         return f"{self.kind}({', '.join(self.columns)})"
 
 
@@ -133,6 +231,8 @@ class TableSpec:
     checks: tuple[Check, ...] = ()
     schedule: str = "every 24 hours"
     file: str = ""
+    #: what the table holds (BigQuery table descriptions); columns carry their own
+    description: str = ""
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -199,6 +299,17 @@ class _Ctx:
             raise self.fail(path, f"{s!r} is not supported; expected one of: {', '.join(choices)}")
         return norm
 
+    def description(self, value: Any, path: str, limit: int) -> str:
+        """Optional free text (a BigQuery description): a string of at most ``limit`` chars."""
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(path, f"expected text, got {_kind(value)}")
+        text = value.strip()
+        if len(text) > limit:
+            raise self.fail(path, f"{len(text)} characters; BigQuery keeps descriptions of at most {limit}")
+        return text
+
     def seq(self, value: Any, path: str, nonempty: bool = True) -> list:
         if isinstance(value, str):
             value = [value]
@@ -257,7 +368,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     seen_sources: dict[str, str] = {}
     for i, col in enumerate(c.seq(top["columns"], "columns")):
         p = f"columns[{i}]"
-        m = c.mapping(col, p, ("source", "name", "type"), ())
+        m = c.mapping(col, p, ("source", "name", "type"), ("description",))
         s = c.ident(m["source"], f"{p}.source")
         n = c.ident(m["name"], f"{p}.name")
         t = c.choice(m["type"], f"{p}.type", TYPES, upper=True)
@@ -269,7 +380,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
             raise c.fail(f"{p}.source", f"duplicate source column {s!r} (also {seen_sources[s.lower()]}); expected each source column once")
         seen_targets[n.lower()] = f"{p}.name"
         seen_sources[s.lower()] = f"{p}.source"
-        columns.append(Column(source=s, name=n, type=t))
+        columns.append(Column(source=s, name=n, type=t, description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION)))
     names = [col.name for col in columns]
 
     def must_be_column(value: Any, path: str) -> str:
@@ -294,7 +405,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     derived: list[Derived] = []
     for i, d in enumerate(c.seq(top.get("transform") or [], "transform", nonempty=False)):
         p = f"transform[{i}]"
-        m = c.mapping(d, p, ("name", "type", "expr"), ())
+        m = c.mapping(d, p, ("name", "type", "expr"), ("description",))
         n = c.ident(m["name"], f"{p}.name")
         if n.lower() in seen_targets:
             raise c.fail(f"{p}.name", f"duplicate target name {n!r} (also {seen_targets[n.lower()]}); expected unique names")
@@ -305,7 +416,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
         e = c.string(m["expr"], f"{p}.expr")
         if ";" in e:
             raise c.fail(f"{p}.expr", "expected one expression, found ';'")
-        derived.append(Derived(name=n, type=t, expr=e.strip()))
+        derived.append(Derived(name=n, type=t, expr=e.strip(), description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION)))
     all_types = {col.name: col.type for col in columns} | {d.name: d.type for d in derived}
 
     dwh = DwhSpec()
@@ -335,23 +446,15 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
             raise c.fail("dwh.cluster_by", f"{len(cluster)} columns; BigQuery clusters on at most 4")
         dwh = DwhSpec(partition_by=part, cluster_by=tuple(cluster))
 
-    checks: list[Check] = []
-    for i, ch in enumerate(c.seq(top.get("checks") or [], "checks", nonempty=False)):
-        p = f"checks[{i}]"
-        if not isinstance(ch, dict) or len(ch) != 1:
-            raise c.fail(p, f"expected a mapping with one of: {', '.join(CHECK_KINDS)}")
-        kind, cols = next(iter(ch.items()))
-        if kind not in CHECK_KINDS:
-            raise c.fail(f"{p}.{kind}", f"unknown check; expected one of: {', '.join(CHECK_KINDS)}")
-        cl = []
-        for j, cc in enumerate(c.seq(cols, f"{p}.{kind}")):
-            n = c.ident(cc, f"{p}.{kind}[{j}]")
-            if n not in all_types:
-                raise c.fail(f"{p}.{kind}[{j}]", f"{n!r} is not a column; expected one of: {', '.join(all_types)}")
-            if n in cl:
-                raise c.fail(f"{p}.{kind}[{j}]", f"{n!r} appears twice; expected distinct columns")
-            cl.append(n)
-        checks.append(Check(kind=kind, columns=tuple(cl)))
+    checks = tuple(
+        _parse_check(c, ch, f"checks[{i}]", all_types, version_by)
+        for i, ch in enumerate(c.seq(top.get("checks") or [], "checks", nonempty=False))
+    )
+    seen_checks: dict[str, int] = {}
+    for i, ch in enumerate(checks):
+        if ch.name in seen_checks:
+            raise c.fail(f"checks[{i}]", f"{ch.name} is the same check as checks[{seen_checks[ch.name]}]; expected each check once")
+        seen_checks[ch.name] = i
 
     schedule = top.get("schedule", "every 24 hours")
     schedule = c.string(schedule, "schedule")
@@ -368,10 +471,206 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
         version_by=version_by,
         transform=tuple(derived),
         dwh=dwh,
-        checks=tuple(checks),
+        checks=checks,
         schedule=schedule,
         file=file,
+        description=c.description(top.get("description"), "description", MAX_TABLE_DESCRIPTION),
     )
+
+
+def _parse_check(c: _Ctx, ch: Any, p: str, types: dict[str, str], version_by: str | None) -> Check:
+    """One entry of ``checks:``: ``{<rule>: <arguments>[, severity: error|warn]}``."""
+    kinds = ", ".join(CHECK_KINDS)
+    if not isinstance(ch, dict):
+        raise c.fail(p, f"expected a mapping with one of: {kinds} (and optionally severity), got {_kind(ch)}")
+    rules = [k for k in ch if k != "severity"]
+    if len(rules) != 1:
+        raise c.fail(p, f"expected exactly one rule, one of: {kinds} (and optionally severity); got {', '.join(map(str, rules)) or 'none'}")
+    kind = rules[0]
+    if kind not in CHECK_RULES:
+        raise c.fail(f"{p}.{kind}", f"unknown check; expected one of: {kinds}")
+    severity = c.choice(ch.get("severity", "error"), f"{p}.severity", SEVERITIES)
+    rule, value, at = CHECK_RULES[kind], ch[kind], f"{p}.{kind}"
+
+    def column(v: Any, path: str) -> str:
+        n = c.ident(v, path)
+        if n not in types:
+            raise c.fail(path, f"{n!r} is not a column; expected one of: {', '.join(types)}")
+        if rule.column_types is not None and types[n] not in rule.column_types:
+            raise c.fail(path, f"{n!r} is {types[n]}; {kind} takes a column of type {', '.join(rule.column_types)}")
+        return n
+
+    if rule.args == "columns":
+        cols: list[str] = []
+        for j, cc in enumerate(c.seq(value, at)):
+            n = column(cc, f"{at}[{j}]")
+            if n in cols:
+                raise c.fail(f"{at}[{j}]", f"{n!r} appears twice; expected distinct columns")
+            cols.append(n)
+        return Check(kind, tuple(cols), severity)
+    if rule.args == "expression":
+        expr = c.string(value, at).strip()
+        if ";" in expr:
+            raise c.fail(at, "expected one expression, found ';'")
+        return Check(kind, (), severity, (("expr", expr),))
+
+    m = c.mapping(value, at, rule.required, rule.optional)
+    params: dict[str, Any] = {}
+    cols = ()
+    if "column" in m:
+        cols = (column(m["column"], f"{at}.column"),)
+    typ = types[cols[0]] if cols else None
+    for name, v in m.items():
+        path = f"{at}.{name}"
+        if name == "column":
+            continue
+        if name == "values":
+            vals = [_literal(c, x, typ, f"{path}[{j}]") for j, x in enumerate(c.seq(v, path))]
+            if len(set(vals)) != len(vals):
+                raise c.fail(path, "a value appears twice; expected distinct values")
+            params[name] = tuple(vals)
+        elif name in ("min", "max") and kind == "range":
+            params[name] = _literal(c, v, typ, path)
+        elif name in ("min", "max"):  # row_count
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise c.fail(path, f"expected a whole number of rows >= 0, got {_kind(v)}")
+            params[name] = v
+        elif name == "max_change":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v:
+                raise c.fail(path, f"expected a fraction > 0 (0.5 = at most 50% more or fewer rows than the previous run), got {_kind(v)}")
+            params[name] = float(v)
+        elif name == "pattern":
+            pat = c.string(v, path)
+            try:
+                re.compile(pat)
+            except re.error as e:
+                raise c.fail(path, f"{pat!r} is not a valid regular expression: {e}") from None
+            if re.search(r"\(\?[=!<]|\\[1-9]", pat):
+                raise c.fail(path, f"{pat!r} uses lookaround or a back-reference, which BigQuery's RE2 does not support")
+            params[name] = pat
+        elif name in ("to", "field"):
+            params[name] = c.ident(v, path, _TABLE_IDENT if name == "to" else _IDENT)
+        elif name == "max_age":
+            d = _DURATION.match(v.strip()) if isinstance(v, str) else None
+            if not d or int(d.group(1)) < 1:
+                raise c.fail(path, f"expected a duration such as '30 minutes', '36 hours' or '2 days', got {_kind(v)}")
+            params[name] = int(d.group(1)) * _DURATION_MINUTES[d.group(2).rstrip("s")]
+    if kind == "range" and "min" not in params and "max" not in params:
+        raise c.fail(at, "expected min, max or both")
+    if kind == "range" and "min" in params and "max" in params and _sort_key(params["min"], typ) > _sort_key(params["max"], typ):
+        raise c.fail(at, f"min {params['min']} is greater than max {params['max']}")
+    if kind == "row_count" and not params:
+        raise c.fail(at, "expected min, max, max_change or several of them")
+    if kind == "row_count" and "min" in params and "max" in params and params["min"] > params["max"]:
+        raise c.fail(at, f"min {params['min']} is greater than max {params['max']}")
+    if kind == "freshness" and not cols:
+        # default: version_by when it is a time, else the DWH's _ingested_at
+        cols = (version_by,) if version_by and types[version_by] in ("DATE", "TIMESTAMP") else ("_ingested_at",)
+    return Check(kind, cols, severity, tuple(sorted(params.items())))
+
+
+def _literal(c: _Ctx, v: Any, typ: str | None, path: str) -> Any:
+    """A value for a column of type ``typ``, checked: STRING -> str, INT64 -> int, NUMERIC ->
+    a decimal string, FLOAT64 -> float, BOOL -> bool, DATE/TIMESTAMP -> ISO string."""
+    import datetime as _dt
+    from decimal import Decimal, InvalidOperation
+
+    def bad(what: str) -> SpecError:
+        return c.fail(path, f"expected {what} for a {typ} column, got {_kind(v)}")
+
+    if typ == "STRING":
+        if not isinstance(v, str):
+            raise bad("a string")
+        return v
+    if typ == "BOOL":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+        return v
+    if typ == "INT64":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad("a whole number")
+        return v
+    if typ == "FLOAT64":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad("a number")
+        return float(v)
+    if typ == "NUMERIC":
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise bad("a number")
+        try:
+            d = Decimal(str(v))
+        except InvalidOperation:
+            raise bad("a number") from None
+        if not d.is_finite():
+            raise bad("a finite number")
+        return format(d, "f")
+    if typ == "DATE":
+        if isinstance(v, _dt.date) and not isinstance(v, _dt.datetime):
+            return v.isoformat()
+        if not isinstance(v, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            raise bad("a date 'YYYY-MM-DD'")
+        try:
+            _dt.date.fromisoformat(v)
+        except ValueError:
+            raise bad("a valid date 'YYYY-MM-DD'") from None
+        return v
+    if typ == "TIMESTAMP":
+        if isinstance(v, _dt.datetime):
+            v = v.isoformat()
+        if not isinstance(v, str):
+            raise bad("a UTC time 'YYYY-MM-DD HH:MM:SS'")
+        try:
+            t = _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise bad("a UTC time 'YYYY-MM-DD HH:MM:SS'") from None
+        if t.tzinfo is not None:
+            t = t.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return t.strftime("%Y-%m-%d %H:%M:%S.%f")
+    raise bad("a value")  # pragma: no cover - column_types keeps other types out
+
+
+def _sort_key(v: Any, typ: str | None) -> Any:
+    from decimal import Decimal
+
+    return Decimal(v) if typ == "NUMERIC" else v
+
+
+def check_references(specs: list[TableSpec]) -> list[TableSpec]:
+    """Resolve and validate ``relationships`` checks across specs: ``to`` must be one of them,
+    ``field`` one of its key columns (default: its only key column) of the column's type.
+    Returns the specs with ``field`` filled in."""
+    by_name = {s.table: s for s in specs}
+    out = []
+    for s in specs:
+        checks = list(s.checks)
+        for i, ch in enumerate(checks):
+            if ch.kind != "relationships":
+                continue
+            at = f"checks[{i}].relationships"
+            other = by_name.get(ch.ref_table)
+            if other is None:
+                raise SpecError(s.file, f"{at}.to", f"{ch.ref_table!r} is not a table; expected one of: {', '.join(sorted(by_name))}")
+            field = ch.ref_column
+            if field is None:
+                if len(other.key) != 1:
+                    raise SpecError(s.file, f"{at}.field", f"missing: {other.table} has a {len(other.key)}-column key; expected one of: {', '.join(other.key)}")
+                field = other.key[0]
+            elif field not in other.key:
+                raise SpecError(s.file, f"{at}.field", f"{field!r} is not a key column of {other.table}; expected one of: {', '.join(other.key)}")
+            mine = dict(s.dwh_columns)[ch.columns[0]]
+            theirs = dict(other.dwh_columns)[field]
+            if mine != theirs:
+                raise SpecError(s.file, f"{at}.column", f"{ch.columns[0]!r} is {mine} but {other.table}.{field} is {theirs}; expected the same type")
+            params = dict(ch.params, field=field)
+            checks[i] = Check(ch.kind, ch.columns, ch.severity, tuple(sorted(params.items())))
+        out.append(s if checks == list(s.checks) else _replace(s, checks=tuple(checks)))
+    return out
+
+
+def _replace(spec: TableSpec, **changes: Any) -> TableSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)
 
 
 def load_spec(path: str | Path) -> TableSpec:
@@ -407,6 +706,8 @@ def load_specs(config_dir: str | Path = "config/tables", tables: list[str] | Non
         if s.table in by_name:
             raise SpecError(s.file, "table", f"{s.table!r} is also defined in {by_name[s.table].file}")
         by_name[s.table] = s
+    specs = check_references(specs)
+    by_name = {s.table: s for s in specs}
     if tables:
         missing = [t for t in tables if t not in by_name]
         if missing:

@@ -1,4 +1,4 @@
-"""``python -m stacks plan --stack dev [--json | --inventory]``: see :mod:`stacks.plan`."""
+"""``python -m stacks plan --stack dev [--json | --inventory]`` and ``python -m stacks dags --stack prod --out DIR``: see :mod:`stacks.plan`."""
 
 import sys
 

@@ -7,7 +7,8 @@ both are accepted. Every refusal is a :class:`StackConfigError` naming the key, 
 
     flexyboots:composer.enabled: expected true or false, got 'yes'
 
-Reference (defaults in brackets)::
+Reference (defaults in brackets; ``Pulumi.yaml`` declares the same keys as project config, and
+``tests/unit/test_project_config.py`` keeps the two in step)::
 
     gcp:project                 required, the GCP project id
     gcp:region                  [europe-west1]
@@ -23,25 +24,34 @@ Reference (defaults in brackets)::
     flexyboots:warehouse        {enabled [true], temporary_expiration_days [7]}
     flexyboots:pipelines        {enabled [true], tables_dir [config/tables],
                                  mode [scheduled] (scheduled | orchestrated),
-                                 start_time [2025-01-01T02:00:00Z], layer_offset_minutes [15],
+                                 start_time [2025-01-01T02:07:00Z], layer_offset_minutes [10],
                                  failure_email [false]}
     flexyboots:composer         {enabled [false], image_version [composer-3-airflow-2.10.5],
                                  environment_size [none; Composer 2 only],
                                  workloads {scheduler|web_server|worker: {cpu, memory_gb,
-                                 storage_gb, min_count, max_count}}, dag_schedule [@daily],
-                                 transfer_ids_in_env [true]}
+                                 storage_gb, min_count, max_count}} (triggerer defaults to
+                                 {cpu: 0.5, memory_gb: 1, count: 1}: the DAG tasks are
+                                 deferrable), transfer_ids_in_env [true]};
+                                 each table's DAG runs on its spec's schedule
+    flexyboots:alerts           {email [none]}: the address Cloud Monitoring e-mails about failed
+                                 transfer runs, failed error-severity checks and failed Airflow
+                                 tasks (no address: no alerting resources)
     flexyboots:services         {airbyte|metabase|amundsen: {enabled [false], machine_type,
-                                 disk_size_gb}; airbyte also low_resource_mode [false]}
+                                 disk_size_gb}; airbyte also low_resource_mode [false];
+                                 metabase also bigquery_key [false]: a read-only BigQuery
+                                 account + key (Secret Manager only) so Metabase can read dwh}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.dag import DEFAULT_TRIGGERER
 from components.common import BASE_LABEL_KEYS, ENV, LABEL_KEY, LABEL_VALUE, PROJECT_ID, REGION
 
 NS = "flexyboots"
@@ -61,6 +71,7 @@ TOP_KEYS = (
     "pipelines",
     "composer",
     "services",
+    "alerts",
 )
 
 _LOCATION = re.compile(r"^(US|EU|[a-z]+-[a-z]+[0-9]+)$")
@@ -68,6 +79,7 @@ _MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
 _IMAGE = re.compile(r"^composer-(\d+)(\.\d+\.\d+(-preview\.\d+)?)?-airflow-(\d+)(\.\d+(\.\d+)?)?$")
 _START = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _PATH = re.compile(r"^[A-Za-z0-9_\-./]+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
 
 #: Service defaults: what each preset needs to run (Airbyte's abctl wants 4 vCPU / 8 GB unless
 #: its low-resource mode is on; Amundsen's neo4j + Elasticsearch want several GB).
@@ -118,8 +130,8 @@ class PipelinesConfig:
     enabled: bool = True
     tables_dir: str = "config/tables"
     mode: str = "scheduled"
-    start_time: str = "2025-01-01T02:00:00Z"
-    layer_offset_minutes: int = 15
+    start_time: str = "2025-01-01T02:07:00Z"
+    layer_offset_minutes: int = 10
     failure_email: bool = False
 
 
@@ -129,12 +141,17 @@ class ComposerConfig:
     image_version: str = "composer-3-airflow-2.10.5"
     environment_size: str | None = None
     workloads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    dag_schedule: str = "@daily"
     transfer_ids_in_env: bool = True
 
     @property
     def major(self) -> int:
         return int(_IMAGE.match(self.image_version).group(1))
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    #: who Cloud Monitoring e-mails (None: no alert resources)
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,7 @@ class ServiceConfig:
     machine_type: str = "e2-standard-2"
     disk_size_gb: int = 20
     low_resource_mode: bool = False  # airbyte only: abctl --low-resource-mode (2 vCPU / 8 GB)
+    bigquery_key: bool = False  # metabase only: its read-only BigQuery account and key
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,7 @@ class StackConfig:
     pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     services: Mapping[str, ServiceConfig] = field(default_factory=dict)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name) or ServiceConfig(name=name, **SERVICE_DEFAULTS[name])
@@ -308,12 +327,18 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         enabled=_bool(f"{NS}:pipelines.enabled", p.get("enabled", True)),
         tables_dir=_str(f"{NS}:pipelines.tables_dir", p.get("tables_dir", "config/tables"), _PATH, "a folder path such as 'config/tables'"),
         mode=_choice(f"{NS}:pipelines.mode", p.get("mode", "scheduled"), MODES),
-        start_time=_str(f"{NS}:pipelines.start_time", p.get("start_time", "2025-01-01T02:00:00Z"), _START, "a UTC time such as '2025-01-01T02:00:00Z'"),
-        layer_offset_minutes=_int(f"{NS}:pipelines.layer_offset_minutes", p.get("layer_offset_minutes", 15), 1, 720),
+        start_time=_str(f"{NS}:pipelines.start_time", p.get("start_time", "2025-01-01T02:07:00Z"), _START, "a UTC time such as '2025-01-01T02:07:00Z'"),
+        layer_offset_minutes=_int(f"{NS}:pipelines.layer_offset_minutes", p.get("layer_offset_minutes", 10), 1, 720),
         failure_email=_bool(f"{NS}:pipelines.failure_email", p.get("failure_email", False)),
     )
 
-    c = _mapping(f"{NS}:composer", get("composer"), ("enabled", "image_version", "environment_size", "workloads", "dag_schedule", "transfer_ids_in_env"))
+    c = _decode(get("composer"))
+    if isinstance(c, dict) and "dag_schedule" in c:
+        raise StackConfigError(
+            f"{NS}:composer.dag_schedule",
+            "is no longer used: each table has its own DAG, on its spec's schedule (phased by flexyboots:pipelines.start_time); remove the key",
+        )
+    c = _mapping(f"{NS}:composer", c, ("enabled", "image_version", "environment_size", "workloads", "transfer_ids_in_env"))
     image = _str(f"{NS}:composer.image_version", c.get("image_version", "composer-3-airflow-2.10.5"), _IMAGE, "a Composer image such as 'composer-3-airflow-2.10.5'")
     major = int(_IMAGE.match(image).group(1))
     if major < 2:
@@ -341,13 +366,26 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         environment_size=size,
         workloads=workloads,
         transfer_ids_in_env=_bool(f"{NS}:composer.transfer_ids_in_env", c.get("transfer_ids_in_env", True)),
-        dag_schedule=_str(f"{NS}:composer.dag_schedule", c.get("dag_schedule", "@daily"), re.compile(r"^(@\w+|[0-9*/,\- ]+)$"), "an Airflow schedule such as '@daily' or '0 3 * * *'"),
     )
+    if "triggerer" in workloads and workloads["triggerer"].get("count", 1) < 1:
+        raise StackConfigError(
+            f"{NS}:composer.workloads.triggerer.count",
+            "0, but the DAG tasks are deferrable and wait on Airflow's triggerer; expected 1 or more",
+        )
+    if composer.enabled and "triggerer" not in workloads:
+        composer = dataclasses.replace(composer, workloads={**workloads, "triggerer": dict(DEFAULT_TRIGGERER)})
+
+    a = _mapping(f"{NS}:alerts", get("alerts"), ("email",))
+    email = a.get("email")
+    if email is not None:
+        email = _str(f"{NS}:alerts.email", email, _EMAIL, "an e-mail address such as 'data-team@example.com'")
+    alerts = AlertsConfig(email=email)
 
     s = _mapping(f"{NS}:services", get("services"), SERVICES)
     services: dict[str, ServiceConfig] = {}
     for name in SERVICES:
-        allowed = ("enabled", "machine_type", "disk_size_gb") + (("low_resource_mode",) if name == "airbyte" else ())
+        extra = {"airbyte": ("low_resource_mode",), "metabase": ("bigquery_key",)}.get(name, ())
+        allowed = ("enabled", "machine_type", "disk_size_gb") + extra
         spec = _mapping(f"{NS}:services.{name}", s.get(name), allowed)
         dflt = SERVICE_DEFAULTS[name]
         services[name] = ServiceConfig(
@@ -356,6 +394,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
             machine_type=_str(f"{NS}:services.{name}.machine_type", spec.get("machine_type", dflt["machine_type"]), _MACHINE, "a machine type such as 'e2-standard-2'"),
             disk_size_gb=_int(f"{NS}:services.{name}.disk_size_gb", spec.get("disk_size_gb", dflt["disk_size_gb"]), 10, 65536),
             low_resource_mode=_bool(f"{NS}:services.{name}.low_resource_mode", spec.get("low_resource_mode", False)),
+            bigquery_key=_bool(f"{NS}:services.{name}.bigquery_key", spec.get("bigquery_key", False)),
         )
 
     cfg = StackConfig(
@@ -372,6 +411,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         pipelines=pipelines,
         composer=composer,
         services=services,
+        alerts=alerts,
     )
     _cross_check(cfg)
     return cfg

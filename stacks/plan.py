@@ -2,12 +2,16 @@
 config and print what it would create. No CLI, plugins, network or credentials needed.
 
     python -m stacks plan --stack dev              resource tree + counts per type
-    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"}, ...]
+    python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"[, "protect"]}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
+    python -m stacks dags --stack prod --out DIR   the Airflow DAG files exactly as the stack uploads
+                                                   them to Composer (the DAG file + manifests)
 
 Deterministic: the same code and config print the same bytes (children sorted by type and
 name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
 Exit status: 0 ok, 2 unknown stack or invalid config/spec/component args.
+
+The same CLI carries ``diff`` (:mod:`stacks.diff`) and ``policy`` (:mod:`stacks.policy`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "gcp:pubsub/topic:Topic": ("name",),
     "gcp:projects/iAMCustomRole:IAMCustomRole": ("roleId", "permissions"),
     "gcp:secretmanager/secret:Secret": ("secretId",),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels"),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "conditions", "alertStrategy"),
 }
 _IAM_KEYS = ("role", "member", "datasetId", "bucket", "topic", "secretId", "serviceAccountId")
 
@@ -59,6 +65,14 @@ class Plan:
     stack_urn: str
     exports: dict
     tables_dir: Optional[str] = None
+
+    def waits_for(self, resource) -> set:
+        """The URNs ``resource`` is created after (components.testing.dependency_closure)."""
+        if not hasattr(self, "_waits_for"):
+            from components.testing import dependency_closure
+
+            self._waits_for = dependency_closure(self.resources)
+        return self._waits_for(resource)
 
 
 def _mocks(project: str):
@@ -182,12 +196,19 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_items(plan: Plan) -> list:
+    """The plan as ``plan --json`` prints it: {type, name, parent, inputs} (+ ``protect: true``)."""
+    items = []
+    for r in plan.resources:
+        item = {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
+        if r.protect:
+            item["protect"] = True
+        items.append(item)
+    return items
+
+
 def render_json(plan: Plan) -> str:
-    items = [
-        {"type": r.type, "name": r.name, "parent": plan.parents.get(r.urn, ""), "inputs": r.redacted_inputs()}
-        for r in plan.resources
-    ]
-    return json.dumps(items, indent=2, sort_keys=True) + "\n"
+    return json.dumps(plan_items(plan), indent=2, sort_keys=True) + "\n"
 
 
 def inventory(plan: Plan) -> dict:
@@ -217,6 +238,29 @@ def render_inventory(plan: Plan) -> str:
     return header + yaml.safe_dump(inventory(plan), sort_keys=True, default_flow_style=False, width=200)
 
 
+def dag_files(plan: Plan) -> dict[str, str]:
+    """The DAG folder's files the plan uploads (file name -> content), from the Orchestrator's
+    ``BucketObject``s; empty when the stack has no Composer."""
+    out = {}
+    for r in plan.resources:
+        if r.type == "gcp:storage/bucketObject:BucketObject" and r.parent_type == "flexyboots:orchestrator:Orchestrator":
+            out[str(r.inputs["name"]).rsplit("/", 1)[-1]] = r.inputs["content"]
+    return dict(sorted(out.items()))
+
+
+def write_dags(plan: Plan, out_dir: Path) -> list[Path]:
+    files = dag_files(plan)
+    if not files:
+        raise StackConfigError("flexyboots:composer.enabled", f"false in stack {plan.stack}: it uploads no DAG (its layers run as scheduled queries)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks", description="flexyboots stacks: offline tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,13 +271,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
     p.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    d = sub.add_parser("dags", help="write the Airflow DAG files the stack uploads to Composer")
+    d.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml")
+    d.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
+    d.add_argument("--out", required=True, help="folder to write the files to (created if missing)")
+    d.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    from stacks import diff, policy
+
+    diff.add_parser(sub)
+    policy.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command not in ("plan", "dags"):
+        return args.func(args)
 
     from components.common import ComponentArgsError
     from pipeline_sql.spec import SpecError
 
     try:
         plan = run_stack(args.stack, Path(args.stacks_dir), tables_dir=args.tables_dir)
+        if args.command == "dags":
+            for path in write_dags(plan, Path(args.out)):
+                print(path)
+            return 0
     except (StackConfigError, SpecError, ComponentArgsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

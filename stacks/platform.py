@@ -3,10 +3,13 @@
 Order of construction (each component switchable per stack):
 
     ProjectApis -> Network -> DataLake -> Warehouse -> PipelineRuntime + one TablePipeline per
-    spec in ``pipelines.tables_dir`` -> Orchestrator (Composer) -> ServiceVm presets
+    spec in ``pipelines.tables_dir`` -> Orchestrator (Composer) -> Alerts -> ServiceVm presets
 
 Every component gets the env, labels and ``depends_on`` the APIs it needs, so a first
 ``pulumi up`` on a fresh project enables the APIs before creating anything that uses them.
+The Google-managed service agents the program grants to (Data Transfer, Composer) are
+created by the components after their API (``components.service_agents``): API -> identity
+-> grants -> transfer configs, Composer and the DAG.
 """
 
 from __future__ import annotations
@@ -20,11 +23,9 @@ import pulumi
 from components.apis import PLATFORM_APIS, ProjectApis, ProjectApisArgs
 from components.datalake import DataLake, DataLakeArgs, S3LandingArgs
 from components.network import Network, NetworkArgs
-from components.render import prefixed
 from components.startup_scripts import SERVICE_PORTS
-from components.table_pipeline import PipelineRuntime, PipelineRuntimeArgs, S3Source, TablePipeline, TablePipelineArgs
+from components.table_pipeline import PipelineRuntime, PipelineRuntimeArgs, TablePipeline, TablePipelineArgs
 from components.warehouse import Warehouse, WarehouseArgs
-from pipeline_sql.naming import Naming
 from pipeline_sql.spec import TableSpec, load_specs
 from stacks.config import NS, TOP_KEYS, StackConfig, StackConfigError, parse_stack_config
 
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY_MS = 24 * 3600 * 1000
 EXTRA_APIS = ("pubsub.googleapis.com",)
 COMPOSER_API = "composer.googleapis.com"
+MONITORING_API = "monitoring.googleapis.com"
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Platform:
     runtime: Optional[PipelineRuntime] = None
     pipelines: list = field(default_factory=list)
     orchestrator: Any = None
+    alerts: Any = None
     services: dict = field(default_factory=dict)
 
 
@@ -85,6 +88,8 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
         apis = list(PLATFORM_APIS) + [a for a in EXTRA_APIS if a not in PLATFORM_APIS]
         if cfg.composer.enabled:
             apis.append(COMPOSER_API)
+        if cfg.alerts.email:
+            apis.append(MONITORING_API)
         plat.apis = ProjectApis("apis", ProjectApisArgs(env=env, apis=apis, project=project))
 
     # ---- network
@@ -127,7 +132,6 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
         )
 
     # ---- warehouse
-    naming = Naming(project=project, env=env, location=cfg.location)
     if cfg.warehouse.enabled:
         plat.warehouse = Warehouse(
             "warehouse",
@@ -144,43 +148,35 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
 
     # ---- table pipelines
     if cfg.pipelines.enabled:
-        datasets = plat.warehouse.dataset_ids
-        landing_bucket = DataLakeArgs(env=env, project=project).gcs_bucket_name(prefixed(env, "datalake"))
+        dts_api = needs("bigquerydatatransfer.googleapis.com")
         plat.runtime = PipelineRuntime(
             "pipelines",
             PipelineRuntimeArgs(
                 env=env,
                 project=project,
-                datasets=datasets,
+                datasets=plat.warehouse.dataset_ids,
                 landing_bucket=plat.datalake.bucket_name,
+                protect=cfg.protect,
+                s3_transfers=any(s.source.location == "s3" for s in specs),
                 extra_labels=labels,
+                # the Data Transfer service agent is created after its API
+                depends_on=needs("iam.googleapis.com", "pubsub.googleapis.com", "bigquerydatatransfer.googleapis.com"),
             ),
-            opts=pulumi.ResourceOptions(depends_on=needs("iam.googleapis.com", "pubsub.googleapis.com")),
         )
-        s3_source = None
-        if plat.datalake is not None and plat.datalake.s3_bucket_name is not None:
-            s3_source = S3Source(
-                bucket=plat.datalake.s3_bucket_name,
-                access_key_id=plat.datalake.s3_access_key_id,
-                secret_access_key=plat.datalake.s3_secret_access_key,
-            )
-        dts_api = needs("bigquerydatatransfer.googleapis.com")
         for spec in specs:
             plat.pipelines.append(
                 TablePipeline(
                     spec.table,
                     TablePipelineArgs(
                         spec=spec,
-                        naming=naming,
+                        warehouse=plat.warehouse,
                         runtime=plat.runtime,
-                        datasets=datasets,
-                        landing_uri=f"gs://{landing_bucket}",
+                        datalake=plat.datalake,
                         mode=cfg.pipelines.mode,
                         start_time=cfg.pipelines.start_time,
                         layer_offset_minutes=cfg.pipelines.layer_offset_minutes,
                         failure_email=cfg.pipelines.failure_email,
                         protect=cfg.protect,
-                        s3=s3_source if spec.source.location == "s3" else None,
                         extra_labels=labels,
                     ),
                     opts=pulumi.ResourceOptions(depends_on=dts_api) if dts_api else None,
@@ -201,16 +197,34 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                 subnetwork=plat.network.subnet_id,
                 location=cfg.location,
                 datasets=plat.warehouse.dataset_ids,
-                tables=[OrchestratedTable(p.table, p.transfer_config_names) for p in plat.pipelines],
+                tables=[OrchestratedTable(p.table, p.transfer_config_names, p.schedule) for p in plat.pipelines],
                 image_version=cfg.composer.image_version,
                 environment_size=cfg.composer.environment_size,
                 workloads=cfg.composer.workloads or None,
-                dag_schedule=cfg.composer.dag_schedule,
+                start_time=cfg.pipelines.start_time,
                 transfer_ids_in_env=cfg.composer.transfer_ids_in_env,
                 protect=cfg.protect,
                 extra_labels=labels,
+                # the Composer service agent is created after its API
+                depends_on=needs(COMPOSER_API, "iam.googleapis.com"),
             ),
-            opts=pulumi.ResourceOptions(depends_on=needs(COMPOSER_API, "iam.googleapis.com")),
+        )
+
+    # ---- alerts
+    if cfg.alerts.email and cfg.pipelines.enabled:
+        from components.alerts import Alerts, AlertsArgs
+
+        plat.alerts = Alerts(
+            "alerts",
+            AlertsArgs(
+                env=env,
+                project=project,
+                email=cfg.alerts.email,
+                dwh_dataset=plat.warehouse.naming.dataset("dwh"),
+                composer_environment=plat.orchestrator.environment.name if plat.orchestrator else None,
+                extra_labels=labels,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=needs(MONITORING_API)),
         )
 
     # ---- hosted services
@@ -242,7 +256,9 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                     ),
                 )
             elif name == "metabase":
-                plat.services[name] = Metabase("metabase", MetabaseArgs(**sized, dwh_dataset_id=ds.get("dwh")))
+                plat.services[name] = Metabase(
+                    "metabase", MetabaseArgs(**sized, dwh_dataset_id=ds.get("dwh"), bigquery_key=svc.bigquery_key)
+                )
             else:
                 plat.services[name] = Amundsen("amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds)))
 

@@ -6,7 +6,7 @@ import pytest
 
 from components.common import ComponentArgsError
 from components.network import IAP_TCP_RANGE, Network, NetworkArgs
-from components.testing import open_ingress, policy_violations, run_program
+from components.testing import run_program
 
 FW = "gcp:compute/firewall:Firewall"
 
@@ -47,7 +47,7 @@ def test_nat_covers_the_subnet(rec):
     assert nat["router"] == "dev-net-router"
 
 
-def test_firewall_admits_only_iap_to_ssh_and_service_ports_by_tag(rec):
+def test_firewall_admits_only_iap_to_ssh_and_service_ports_by_tag(rec, violations):
     rules = {r.name: r.inputs for r in rec.of_type(FW)}
     assert set(rules) == {"dev-net-allow-iap-ssh", "dev-net-allow-iap-services"}
     for rule in rules.values():
@@ -56,8 +56,8 @@ def test_firewall_admits_only_iap_to_ssh_and_service_ports_by_tag(rec):
         assert rule["direction"] == "INGRESS"
     assert rules["dev-net-allow-iap-ssh"]["allows"] == [{"protocol": "tcp", "ports": ["22"]}]
     assert rules["dev-net-allow-iap-services"]["allows"] == [{"protocol": "tcp", "ports": ["3000", "5000", "8000"]}]
-    assert open_ingress(rec) == []
-    assert policy_violations(rec) == []
+    assert violations(rec, "firewall-no-open-ingress") == []
+    assert violations(rec) == []
 
 
 def test_no_service_ports_means_ssh_rule_only():

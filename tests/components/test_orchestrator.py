@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from components.common import ComponentArgsError
-from components.dag import chains
+import json
+
+from components.dag import STEPS, chains
 from components.testing import FAKE_PROJECT_NUMBER, Mocks, run_program
-from pipeline_sql.naming import DATASETS, LAYERS
+from pipeline_sql.naming import DATASETS
 
 PROJECT = "acme-data-prod"
 
@@ -19,8 +21,8 @@ def _args(**over):
     tables = over.pop(
         "tables",
         [
-            OrchestratedTable(t, {layer: f"projects/1/locations/eu/transferConfigs/{t}-{layer}" for layer in LAYERS})
-            for t in ("orders", "customers")
+            OrchestratedTable(t, {step: f"projects/1/locations/eu/transferConfigs/{t}-{step}" for step in STEPS}, sched)
+            for t, sched in (("orders", "every 1 hours"), ("customers", "every 24 hours"))
         ],
     )
     base = dict(
@@ -50,7 +52,10 @@ def test_composer_3_environment_with_workloads_and_long_timeouts():
     cfg = env.inputs["config"]
     assert env.inputs["name"] == "prod-composer" and env.inputs["region"] == "europe-west1"
     assert cfg["softwareConfig"]["imageVersion"] == "composer-3-airflow-2.10.5"
-    assert cfg["workloadsConfig"] == {"worker": {"cpu": 1, "memoryGb": 4, "minCount": 1, "maxCount": 3}}
+    assert cfg["workloadsConfig"] == {
+        "worker": {"cpu": 1, "memoryGb": 4, "minCount": 1, "maxCount": 3},
+        "triggerer": {"cpu": 0.5, "memoryGb": 1, "count": 1},  # added: the DAG tasks are deferrable
+    }
     assert "environmentSize" not in cfg
     assert cfg["enablePrivateEnvironment"] is True
     assert cfg["nodeConfig"]["serviceAccount"] == f"prod-composer@{PROJECT}.iam.gserviceaccount.com"
@@ -72,22 +77,37 @@ def test_env_variables_hand_datasets_and_transfer_ids_to_dags():
     assert variables["FLEXYBOOTS_DATASET_DWH"] == "prod_dwh"
     assert variables["FLEXYBOOTS_DATASET_QUALITY"] == "prod_quality"
     assert variables["FLEXYBOOTS_LOCATION"] == "EU" and variables["FLEXYBOOTS_PROJECT"] == PROJECT
-    assert variables["FLEXYBOOTS_TRANSFER_ORDERS"] == ",".join(f"{layer}=orders-{layer}" for layer in LAYERS)
+    assert variables["FLEXYBOOTS_TRANSFER_ORDERS"] == ",".join(f"{step}=orders-{step}" for step in STEPS)
     assert all(k == k.upper() and not k.startswith("AIRFLOW") for k in variables)
     rec2 = run(transfer_ids_in_env=False)
     (env2,) = rec2.of_type("gcp:composer/environment:Environment")
     assert not any(k.startswith("FLEXYBOOTS_TRANSFER_") for k in env2.inputs["config"]["softwareConfig"]["envVariables"])
 
 
-def test_dag_is_uploaded_to_the_environments_dag_folder():
+def test_dag_files_are_uploaded_to_the_environments_dag_folder():
     rec = run()
-    (obj,) = rec.of_type("gcp:storage/bucketObject:BucketObject")
-    assert obj.inputs["bucket"] == "europe-west1-prod-composer-bucket"
-    assert obj.inputs["name"] == "dags/flexyboots_prod_etl.py"
-    text = obj.inputs["content"]
-    compile(text, "dag.py", "exec")
-    assert chains(text) == {"customers": list(LAYERS), "orders": list(LAYERS)}
-    assert "'orders-archive'" in text
+    objs = {o.inputs["name"]: o for o in rec.of_type("gcp:storage/bucketObject:BucketObject")}
+    assert sorted(objs) == ["dags/flexyboots_prod_00.json", "dags/flexyboots_prod_00.py"]
+    assert {o.inputs["bucket"] for o in objs.values()} == {"europe-west1-prod-composer-bucket"}
+    code, manifest = objs["dags/flexyboots_prod_00.py"], objs["dags/flexyboots_prod_00.json"]
+    compile(code.inputs["content"], "dag.py", "exec")
+    assert code.inputs["contentType"] == "text/x-python" and manifest.inputs["contentType"] == "application/json"
+    assert chains({"m.json": manifest.inputs["content"]}) == {"customers": list(STEPS), "orders": list(STEPS)}
+    m = json.loads(manifest.inputs["content"])
+    assert m["settings"]["start_date"] == "2025-01-01T02:07:00+00:00"
+    orders = next(t for t in m["tables"] if t["table"] == "orders")
+    assert orders["schedule"] == "7 * * * *" and ["archive", "orders-archive"] in orders["steps"]
+
+
+def test_many_tables_are_sharded_into_several_files():
+    from components.orchestrator import OrchestratedTable
+
+    tables = [OrchestratedTable(f"t{i:03d}", {s: f"t{i:03d}-{s}" for s in STEPS}) for i in range(150)]
+    rec = run(tables=tables)
+    names = sorted(o.inputs["name"] for o in rec.of_type("gcp:storage/bucketObject:BucketObject"))
+    assert names == ["dags/flexyboots_prod_00.json", "dags/flexyboots_prod_00.py", "dags/flexyboots_prod_01.json", "dags/flexyboots_prod_01.py"]
+    held = [t["table"] for o in rec.of_type("gcp:storage/bucketObject:BucketObject") if o.inputs["name"].endswith(".json") for t in json.loads(o.inputs["content"])["tables"]]
+    assert sorted(held) == [t.table for t in tables]
 
 
 def test_identity_is_least_privilege():
@@ -95,7 +115,8 @@ def test_identity_is_least_privilege():
     (sa,) = rec.of_type("gcp:serviceaccount/account:Account")
     assert sa.inputs["accountId"] == "prod-composer"
     roles = sorted(r.inputs["role"] for r in rec.of_type("gcp:projects/iAMMember:IAMMember"))
-    assert roles == ["prod-transfer-runner", "roles/composer.worker"]  # custom role's name under mocks
+    # custom role's name under mocks; the agent's own role goes to the agent (below)
+    assert roles == ["prod-transfer-runner", "roles/composer.serviceAgent", "roles/composer.worker"]
     (custom,) = rec.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
     assert custom.inputs["permissions"] == ["bigquery.transfers.get", "bigquery.transfers.update"]
     (ext,) = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
@@ -103,6 +124,34 @@ def test_identity_is_least_privilege():
     assert ext.inputs["member"] == f"serviceAccount:service-{FAKE_PROJECT_NUMBER}@cloudcomposer-accounts.iam.gserviceaccount.com"
     (env,) = rec.of_type("gcp:composer/environment:Environment")
     assert {r.urn for r in rec.resources if r.type.endswith("IAMMember")} <= set(env.dependencies)
+
+
+def test_composer_agent_is_created_after_the_api_and_before_its_grants():
+    """API -> ServiceIdentity -> grants (member from the identity) -> environment -> DAG."""
+    import pulumi_gcp as gcp
+
+    from components.orchestrator import Orchestrator
+
+    def program():
+        api = gcp.projects.Service("composer-api", service="composer.googleapis.com", project=PROJECT)
+        Orchestrator("orchestrator", _args(depends_on=[api]))
+
+    rec = run_program(program, config={"gcp:project": PROJECT}, mocks=Mocks(project=PROJECT))
+    (api,) = rec.of_type("gcp:projects/service:Service")
+    (identity,) = rec.of_type("gcp:projects/serviceIdentity:ServiceIdentity")
+    assert identity.inputs == {"project": PROJECT, "service": "composer.googleapis.com"}
+    assert api.urn in identity.dependencies
+    agent = f"serviceAccount:service-{FAKE_PROJECT_NUMBER}@cloudcomposer-accounts.iam.gserviceaccount.com"
+    to_agent = [r for r in rec.resources if r.inputs.get("member") == agent]
+    assert {r.inputs["role"] for r in to_agent} == {"roles/composer.ServiceAgentV2Ext", "roles/composer.serviceAgent"}
+    (env,) = rec.of_type("gcp:composer/environment:Environment")
+    dags = rec.of_type("gcp:storage/bucketObject:BucketObject")
+    assert len(dags) == 2  # the DAG file and its manifest
+    for dag in dags:
+        for grant in to_agent:
+            assert identity.urn in grant.dependencies
+            assert grant.urn in rec.waits_for(env) and grant.urn in rec.waits_for(dag)
+        assert {api.urn, identity.urn} <= rec.waits_for(env) & rec.waits_for(dag)
 
 
 def test_protect_protects_the_environment():
@@ -121,6 +170,7 @@ def test_protect_protects_the_environment():
         ({"workloads": {"worker": {"cpus": 1}}}, "workloads.worker.cpus"),
         ({"workloads": {"gpu": {"cpu": 1}}}, "workloads.gpu"),
         ({"region": "EU"}, "region"),
+        ({"workloads": {"triggerer": {"count": 0}}}, "workloads.triggerer.count"),
     ],
 )
 def test_bad_args_are_refused(over, field):

@@ -17,7 +17,7 @@ from components.service_vm import (
     ServiceVm,
     ServiceVmArgs,
 )
-from components.testing import forbidden_grants, missing_labels, policy_violations, public_instances, run_program
+from components.testing import run_program
 
 PROJECT = "acme-data-dev"
 SUBNET = "projects/acme-data-dev/regions/europe-west1/subnetworks/dev-net-subnet"
@@ -66,16 +66,19 @@ def test_inventory(platform):
     assert counts["gcp:secretmanager/secretIamMember:SecretIamMember"] == 1
     assert counts["random:index/randomPassword:RandomPassword"] == 1
     assert counts["gcp:storage/bucketIAMMember:BucketIAMMember"] == 1
-    assert counts[DS_IAM] == 1 + 1 + 3  # airbyte staging, metabase dwh, amundsen x3
-    # 2 default project roles each + jobUser for airbyte and metabase
-    assert counts[PROJECT_IAM] == 4 * 2 + 2
+    # airbyte staging, amundsen x3; Metabase's VM account gets no BigQuery role (its driver
+    # cannot use it) and this Metabase has no BigQuery key
+    assert counts[DS_IAM] == 1 + 3
+    # 2 default project roles each + jobUser for airbyte
+    assert counts[PROJECT_IAM] == 4 * 2 + 1
+    assert "gcp:serviceaccount/key:Key" not in counts
     for comp, token in (("tool", "ServiceVm"), ("airbyte", "Airbyte"), ("metabase", "Metabase"), ("amundsen", "Amundsen")):
         assert platform.get(comp).type == f"flexyboots:service_vm:{token}"
         assert len(_in(platform, comp, INSTANCE)) == 1 and len(_in(platform, comp, DISK)) == 1
 
 
-def test_vms_are_private_shielded_tagged_and_labelled(platform):
-    assert public_instances(platform) == []
+def test_vms_are_private_shielded_tagged_and_labelled(platform, violations):
+    assert violations(platform, "vm-no-external-ip") == []
     for vm in platform.of_type(INSTANCE):
         i = vm.inputs
         assert i["networkInterfaces"] == [{"subnetwork": SUBNET, "accessConfigs": []}]
@@ -85,14 +88,14 @@ def test_vms_are_private_shielded_tagged_and_labelled(platform):
         assert i["metadata"]["enable-oslogin"] == "TRUE"
         assert i["metadataStartupScript"].startswith("#!/bin/bash")
         assert i["bootDisk"]["initializeParams"]["image"] == "debian-cloud/debian-12"
-    assert missing_labels(platform) == []
+    assert violations(platform, "labels-required") == []
     assert platform.get("dev-airbyte-vm").inputs["labels"]["component"] == "airbyte"
-    assert policy_violations(platform) == []
+    assert violations(platform) == []
 
 
-def test_external_ip_only_when_asked():
+def test_external_ip_only_when_asked(violations):
     rec = run_program(lambda: ServiceVm("tool", ServiceVmArgs(**COMMON, service="tool", external_ip=True)))
-    assert len(public_instances(rec)) == 1
+    assert len(violations(rec, "vm-no-external-ip")) == 1
 
 
 def test_data_disk_is_separate_attached_and_protected_when_asked(platform):
@@ -113,13 +116,13 @@ def test_each_vm_runs_as_its_own_service_account(platform):
         assert platform.get(f"dev-{name}-vm").inputs["serviceAccount"]["email"] == email
 
 
-def test_no_owner_editor_or_project_wide_data_roles(platform):
-    assert forbidden_grants(platform) == []
+def test_no_owner_editor_or_project_wide_data_roles(platform, violations):
+    assert violations(platform, "iam-no-primitive-or-admin-roles", "iam-project-roles-allowlist") == []
     project_roles = {(r.inputs["member"], r.inputs["role"]) for r in platform.of_type(PROJECT_IAM)}
     assert {role for _, role in project_roles} <= {"roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/bigquery.jobUser"}
     emails = platform.exports["emails"]
     job_users = {m for m, role in project_roles if role == "roles/bigquery.jobUser"}
-    assert job_users == {_member(emails["airbyte"]), _member(emails["metabase"])}
+    assert job_users == {_member(emails["airbyte"])}
 
 
 def test_airbyte_writes_landing_bucket_and_staging_only(platform):
@@ -160,11 +163,56 @@ def test_metabase_password_lives_in_secret_manager_only(platform):
     assert platform.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")[0].urn in deps
 
 
-def test_metabase_health_and_bigquery_access(platform):
+def test_metabase_health_and_no_bigquery_without_a_key(platform):
     assert platform.exports["metabase_health"] == "/api/health"
     assert platform.exports["metabase_ip"].startswith("10.10.0.")
-    ds = _in(platform, "metabase", DS_IAM)
-    assert [(d.inputs["datasetId"], d.inputs["role"]) for d in ds] == [("dev_dwh", "roles/bigquery.dataViewer")]
+    assert _in(platform, "metabase", DS_IAM) == []
+    assert "bigquery-reader" not in platform.get("dev-metabase-vm").inputs["metadataStartupScript"]
+
+
+@pytest.fixture(scope="module")
+def metabase_with_key():
+    def program():
+        mb = Metabase("metabase", MetabaseArgs(**COMMON, dwh_dataset_id=DATASETS["dwh"], bigquery_key=True))
+        pulumi.export("reader", mb.bigquery_reader_email)
+        pulumi.export("vm_sa", mb.service_account_email)
+        pulumi.export("key_secret", mb.bigquery_key_secret_id)
+
+    return run_program(program, config={"gcp:project": PROJECT})
+
+
+def test_metabase_reads_the_dwh_with_a_read_only_key_kept_in_secret_manager(metabase_with_key):
+    rec = metabase_with_key
+    reader, vm_sa = rec.exports["reader"], rec.exports["vm_sa"]
+    assert reader == f"dev-metabase-bq@{PROJECT}.iam.gserviceaccount.com" and reader != vm_sa
+    # the reader: dataViewer on dwh and jobUser, nothing else anywhere
+    grants = {(r.type, r.inputs.get("datasetId"), r.inputs["role"]) for r in rec.resources
+              if r.inputs.get("member") == _member(reader)}
+    assert grants == {(DS_IAM, "dev_dwh", "roles/bigquery.dataViewer"), (PROJECT_IAM, None, "roles/bigquery.jobUser")}
+    # one key, for the reader; its private key only ever in the secret version (a Pulumi secret)
+    (key,) = rec.of_type("gcp:serviceaccount/key:Key")
+    assert key.inputs["serviceAccountId"] == f"projects/{PROJECT}/serviceAccounts/{reader}"
+    assert "privateKey" in key.additional_secret_outputs
+    private = key.outputs["privateKey"]
+    (version,) = [v for v in rec.of_type("gcp:secretmanager/secretVersion:SecretVersion") if v.inputs["secretData"] == private]
+    assert version.has_secret("secretData") and version.inputs["isSecretDataBase64"] is True
+    for r in rec.resources:
+        if r not in (key, version):
+            assert private not in repr(r.inputs), r.name
+    assert private not in repr(rec.redacted_exports()) and "[secret]" in repr(version.redacted_inputs())
+    # only the VM's account may read it
+    secret = rec.get("dev-metabase-bigquery-reader-key-secret")
+    assert secret.inputs["secretId"] == rec.exports["key_secret"] == "dev-metabase-bigquery-reader-key"
+    access = rec.get("dev-metabase-bigquery-reader-key-accessor").inputs
+    assert access["member"] == _member(vm_sa) and access["secretId"] == "dev-metabase-bigquery-reader-key"
+    # read at boot (the VM waits for the key's version and access), mounted read-only
+    vm = rec.get("dev-metabase-vm")
+    assert version.urn in vm.dependencies and rec.get("dev-metabase-bigquery-reader-key-accessor").urn in vm.dependencies
+    script = vm.inputs["metadataStartupScript"]
+    assert "gcloud secrets versions access latest --secret=dev-metabase-bigquery-reader-key" in script
+    assert "/run/flexyboots/metabase-bigquery-reader.json:/run/secrets/bigquery-reader.json:ro" in script
+    # the VM's own account still has no BigQuery role
+    assert not [r for r in rec.resources if r.inputs.get("member") == _member(vm_sa) and "bigquery" in r.inputs["role"]]
 
 
 def test_amundsen_reads_metadata_only(platform):
@@ -239,6 +287,10 @@ def test_unknown_machine_type_is_a_clear_error():
     (Metabase, MetabaseArgs, {"dwh_dataset_id": "d", "db_user": "Bad-User"}, "args: db_user"),
     (Amundsen, AmundsenArgs, {}, "metadata_dataset_ids"),
     (Amundsen, AmundsenArgs, {"metadata_dataset_ids": DATASETS, "es_heap_mb": 8000}, "es_heap_mb"),
+    # image sets are taken whole: a single newer image cannot be slipped in
+    (Amundsen, AmundsenArgs, {"metadata_dataset_ids": DATASETS, "images": {"search": "amundsendev/amundsen-search:2.11.1"}},
+     "args: images"),
+    (Metabase, MetabaseArgs, {"dwh_dataset_id": "d", "bigquery_key": "yes"}, "bigquery_key"),
 ])
 def test_validation_names_the_field(cls, args_cls, over, field):
     component = cls.__name__

@@ -10,6 +10,7 @@ import pytest
 
 from components.common import ComponentArgsError
 from components.testing import FAKE_PROJECT_NUMBER, run_program
+from components.table_pipeline import STEPS
 from pipeline_sql.naming import DATASETS, LAYERS, Naming
 from pipeline_sql.render import render_table
 from pipeline_sql.spec import parse_spec
@@ -37,28 +38,43 @@ def spec(**over):
     return parse_spec({**CUSTOMERS, **over})
 
 
+LANDING = "dev-landing"
+S3_BUCKET = "dev-s3-landing"
+
+
 def program(pipeline_specs, **kw):
-    """A runtime plus one TablePipeline per spec, as the platform composes them."""
-    from components.table_pipeline import PipelineRuntime, PipelineRuntimeArgs, S3Source, TablePipeline, TablePipelineArgs
+    """Warehouse, DataLake, a runtime and one TablePipeline per spec, as the platform composes
+    them. ``kw``: ``s3`` (an S3 landing bucket), ``pipeline`` (TablePipelineArgs overrides),
+    ``runtime`` (PipelineRuntimeArgs overrides), ``lake``/``warehouse`` (their args' overrides),
+    ``api`` (a Data Transfer API Service the runtime waits for)."""
+    from components.datalake import DataLake, DataLakeArgs, S3LandingArgs
+    from components.table_pipeline import PipelineRuntime, PipelineRuntimeArgs, TablePipeline, TablePipelineArgs
+    from components.warehouse import Warehouse, WarehouseArgs
 
     s3 = kw.pop("s3", None)
 
     def run():
-        datasets = {d: NAMING.dataset(d) for d in DATASETS}
-        rt = PipelineRuntime("runtime", PipelineRuntimeArgs(env="dev", project=PROJECT, datasets=datasets, landing_bucket="dev-landing"))
+        wh = Warehouse("warehouse", WarehouseArgs(**{"env": "dev", "project": PROJECT, "location": "EU", **kw.get("warehouse", {})}))
+        lake_args = dict(env="dev", project=PROJECT, location="EU", bucket_name=LANDING)
+        lake_args.update(kw.get("lake", {}))
+        if s3:
+            lake_args["s3"] = S3LandingArgs(bucket_name=S3_BUCKET)
+        lake = DataLake("lake", DataLakeArgs(**lake_args))
+        depends = []
+        if kw.get("api"):
+            import pulumi_gcp as gcp
+
+            depends = [gcp.projects.Service("dts-api", service="bigquerydatatransfer.googleapis.com", project=PROJECT)]
+        rt_args = dict(
+            env="dev", project=PROJECT, datasets=wh.dataset_ids, landing_bucket=lake.bucket_name,
+            s3_transfers=bool(s3), depends_on=depends,
+        )
+        rt_args.update(kw.get("runtime", {}))
+        rt = PipelineRuntime("runtime", PipelineRuntimeArgs(**rt_args))
         for s in pipeline_specs:
-            TablePipeline(
-                s.table,
-                TablePipelineArgs(
-                    spec=s,
-                    naming=NAMING,
-                    runtime=rt,
-                    datasets=datasets,
-                    landing_uri=kw.get("landing_uri", "gs://dev-landing"),
-                    s3=S3Source(bucket="dev-s3-landing", access_key_id="AKIAMOCK", secret_access_key=pulumi.Output.secret("shh")) if s3 else None,
-                    **kw.get("pipeline", {}),
-                ),
-            )
+            args = dict(spec=s, warehouse=wh, runtime=rt, datalake=lake)
+            args.update(kw.get("pipeline", {}))
+            TablePipeline(s.table, TablePipelineArgs(**args))
 
     return run_program(run, config={"gcp:project": PROJECT})
 
@@ -70,9 +86,10 @@ def configs(rec):
 def test_scheduled_queries_take_only_the_rendered_sql():
     rec = program([spec()])
     cfgs = configs(rec)
-    assert sorted(cfgs) == sorted(f"dev-customers-{layer}" for layer in LAYERS)
-    expected_sql = render_table(spec(), NAMING, landing_uri="gs://dev-landing").layers
-    for layer in LAYERS:
+    assert sorted(cfgs) == sorted(f"dev-customers-{step}" for step in STEPS)
+    r = render_table(spec(), NAMING, landing_uri=f"gs://{LANDING}")
+    expected_sql = {**r.layers, "checks": r.checks}  # the checks: the very script the runner runs
+    for layer in STEPS:
         c = cfgs[f"dev-customers-{layer}"]
         assert c.inputs["dataSourceId"] == "scheduled_query"
         assert set(c.inputs["params"]) == {"query"}, "DDL/DML scripts take only `query`"
@@ -86,21 +103,37 @@ def test_scheduled_queries_take_only_the_rendered_sql():
     assert "gs://dev-landing/customers/*" in cfgs["dev-customers-staging"].inputs["params"]["query"]
 
 
-def test_scheduled_mode_offsets_each_layer_after_the_one_before():
-    rec = program([spec()], pipeline={"mode": "scheduled", "start_time": "2025-03-01T02:00:00Z", "layer_offset_minutes": 15})
+def test_scheduled_mode_offsets_each_step_after_the_one_before():
+    rec = program([spec()], pipeline={"mode": "scheduled", "start_time": "2025-03-01T02:05:00Z", "layer_offset_minutes": 15})
     cfgs = configs(rec)
-    starts = [cfgs[f"dev-customers-{layer}"].inputs["scheduleOptions"]["startTime"] for layer in LAYERS]
-    assert starts == [f"2025-03-01T{h}Z" for h in ("02:00:00", "02:15:00", "02:30:00", "02:45:00", "03:00:00")]
-    assert {cfgs[f"dev-customers-{layer}"].inputs["schedule"] for layer in LAYERS} == {"every 24 hours"}
+    starts = [cfgs[f"dev-customers-{step}"].inputs["scheduleOptions"]["startTime"] for step in STEPS]
+    assert starts == [f"2025-03-01T{h}Z" for h in ("02:05:00", "02:20:00", "02:35:00", "02:50:00", "03:05:00", "03:20:00")]
+    assert {cfgs[f"dev-customers-{step}"].inputs["schedule"] for step in STEPS} == {"every 24 hours"}
     assert all("disableAutoScheduling" not in c.inputs["scheduleOptions"] for c in cfgs.values())
 
 
 def test_time_of_day_schedules_shift_the_time_itself():
     rec = program([spec(schedule="every day 23:30")], pipeline={"layer_offset_minutes": 20})
     cfgs = configs(rec)
-    assert [cfgs[f"dev-customers-{layer}"].inputs["schedule"] for layer in LAYERS] == [
-        "every day 23:30", "every day 23:50", "every day 00:10", "every day 00:30", "every day 00:50"
+    assert [cfgs[f"dev-customers-{step}"].inputs["schedule"] for step in STEPS] == [
+        "every day 23:30", "every day 23:50", "every day 00:10", "every day 00:30", "every day 00:50", "every day 01:10"
     ]
+
+
+@pytest.mark.parametrize(
+    "schedule, start, offset, message",
+    [
+        ("every 1 hours", "2025-01-01T02:07:00Z", 15, "6 steps 15 minutes apart span 75 minutes, which does not fit inside 'every 1 hours'"),
+        ("every 24 hours", "2025-01-01T02:00:00Z", 10, "step 1 of 'every 24 hours' would run on the hour"),
+        ("every 24 hours", "2025-01-01T02:10:00Z", 10, "step 6 of 'every 24 hours' would run on the hour (first at 2025-01-01T03:00:00Z)"),
+        ("every 90 minutes", "2025-01-01T02:30:00Z", 5, "step 1 of 'every 90 minutes' would run on the hour"),
+        ("every day 04:00", "2025-01-01T02:07:00Z", 10, "expected a time off the hour, e.g. 04:07"),
+    ],
+)
+def test_schedules_that_overlap_or_start_on_the_hour_are_refused(schedule, start, offset, message):
+    with pytest.raises(ComponentArgsError) as e:
+        program([spec(schedule=schedule)], pipeline={"start_time": start, "layer_offset_minutes": offset})
+    assert e.value.field == "start_time/layer_offset_minutes" and message in str(e.value)
 
 
 def test_orchestrated_mode_disables_auto_scheduling_and_failure_email_is_optional():
@@ -119,8 +152,16 @@ def test_managed_tables_schema_partitioning_clustering():
         "dev_archive.customers",
         "dev_archive.customers__batches",
         "dev_dwh.customers",
+        "dev_quality.check_results",  # the runtime's, shared by every table's checks
         "dev_quality.customers__rejects",
     ]
+    results = tables["dev_quality.check_results"]
+    assert results.parent_type == "flexyboots:table_pipeline:PipelineRuntime"
+    assert results.inputs["timePartitioning"] == {"type": "DAY", "field": "checked_at"}
+    assert results.inputs["clusterings"] == ["table_name", "check_name"]
+    fields = {f["name"]: (f["type"], f["mode"]) for f in json.loads(results.inputs["schema"])}
+    assert fields["sample_keys"] == ("STRING", "REPEATED") and fields["passed"] == ("BOOL", "REQUIRED")
+    assert list(fields)[:3] == ["run_id", "table_name", "check_name"]
     dwh = tables["dev_dwh.customers"].inputs
     assert dwh["datasetId"] == "dev_dwh" and dwh["tableId"] == "customers"
     assert dwh["timePartitioning"] == {"type": "DAY", "field": "updated_at"}
@@ -143,6 +184,31 @@ def test_managed_tables_schema_partitioning_clustering():
     token = {r.name: r.urn for r in rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")}
     assert token["dev-dts-staging-agent-token-creator"] in cfgs["dev-customers-staging"].dependencies
     assert token["dev-dts-dwh-agent-token-creator"] not in cfgs["dev-customers-staging"].dependencies
+
+
+def test_spec_descriptions_reach_the_tables_and_columns():
+    described = spec(
+        description="Customers of the web shop, one row per customer account.",
+        columns=[
+            {"source": "id", "name": "customer_id", "type": "INT64", "description": "CRM account number"},
+            {"source": "email", "name": "email", "type": "STRING"},
+            {"source": "updated", "name": "updated_at", "type": "TIMESTAMP", "description": "last change in the CRM"},
+        ],
+        transform=[{"name": "email_domain", "type": "STRING", "expr": "LOWER(SPLIT(email, '@')[SAFE_OFFSET(1)])",
+                    "description": "the part after the @"}],
+    )
+    tables = {r.name: r for r in program([described]).of_type("gcp:bigquery/table:Table")}
+    dwh = tables["dev_dwh.customers"].inputs
+    assert dwh["description"].startswith("Customers of the web shop, one row per customer account.\n\ncustomers: ")
+    fields = {f["name"]: f for f in json.loads(dwh["schema"])}
+    assert fields["customer_id"]["description"] == "CRM account number"
+    assert fields["updated_at"]["description"] == "last change in the CRM"
+    assert fields["email_domain"]["description"] == "the part after the @"
+    assert "description" not in fields["email"]  # none given: none sent
+    assert fields["_row_hash"]["description"].startswith("MD5")  # the pipeline's own columns explain themselves
+    archive = {f["name"]: f for f in json.loads(tables["dev_archive.customers"].inputs["schema"])}
+    assert archive["customer_id"]["description"] == "CRM account number"
+    assert tables["dev_quality.customers__rejects"].inputs["description"].startswith("Customers of the web shop")
 
 
 def test_rejects_is_a_view_over_the_archive():
@@ -169,9 +235,13 @@ def test_protected_stack_protects_archive_and_dwh_tables():
 def test_runtime_identities_are_least_privilege():
     rec = program([spec()])
     sas = {r.inputs["accountId"] for r in rec.of_type("gcp:serviceaccount/account:Account")}
-    assert sas == {f"dev-dts-{layer}" for layer in LAYERS}
+    assert sas == {f"dev-dts-{step}" for step in STEPS}
     project_roles = {(r.inputs["role"], r.inputs["member"]) for r in rec.of_type("gcp:projects/iAMMember:IAMMember")}
-    assert {role for role, _ in project_roles} == {"roles/bigquery.jobUser"}
+    assert {role for role, _ in project_roles} == {"roles/bigquery.jobUser", "roles/bigquerydatatransfer.serviceAgent"}
+    # the service agent role only to the agent the program created (docs: an agent created on
+    # request gets no role automatically); never removed on destroy (others may rely on it)
+    (agent_role,) = [r for r in rec.of_type("gcp:projects/iAMMember:IAMMember") if r.inputs["role"] == "roles/bigquerydatatransfer.serviceAgent"]
+    assert agent_role.inputs["member"] == AGENT
     ds_roles = {
         (r.inputs["member"].split(":")[1].split("@")[0], r.inputs["datasetId"], r.inputs["role"])
         for r in rec.of_type("gcp:bigquery/datasetIamMember:DatasetIamMember")
@@ -187,18 +257,45 @@ def test_runtime_identities_are_least_privilege():
         ("dev-dts-transform", "dev_transform", "roles/bigquery.dataEditor"),
         ("dev-dts-dwh", "dev_transform", "roles/bigquery.dataViewer"),
         ("dev-dts-dwh", "dev_dwh", "roles/bigquery.dataEditor"),
+        ("dev-dts-checks", "dev_dwh", "roles/bigquery.dataViewer"),
+        ("dev-dts-checks", "dev_quality", "roles/bigquery.dataEditor"),
     }
     token = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
-    assert len(token) == len(LAYERS)
+    assert len(token) == len(STEPS)
     assert {(t.inputs["role"], t.inputs["member"]) for t in token} == {("roles/iam.serviceAccountTokenCreator", AGENT)}
     assert {t.inputs["serviceAccountId"] for t in token} == {
-        f"projects/{PROJECT}/serviceAccounts/dev-dts-{layer}@{PROJECT}.iam.gserviceaccount.com" for layer in LAYERS
+        f"projects/{PROJECT}/serviceAccounts/dev-dts-{step}@{PROJECT}.iam.gserviceaccount.com" for step in STEPS
     }
     (pub,) = rec.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember")
     assert pub.inputs["role"] == "roles/pubsub.publisher" and pub.inputs["member"] == AGENT
     assert pub.inputs["topic"] == "dev-transfer-runs"
     (landing,) = rec.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
-    assert landing.inputs == {"bucket": "dev-landing", "role": "roles/storage.objectViewer", "member": f"serviceAccount:dev-dts-staging@{PROJECT}.iam.gserviceaccount.com"}
+    assert landing.inputs == {"bucket": LANDING, "role": "roles/storage.objectViewer", "member": f"serviceAccount:dev-dts-staging@{PROJECT}.iam.gserviceaccount.com"}
+    assert not rec.of_type("gcp:projects/iAMCustomRole:IAMCustomRole"), "no S3 table: no dataset-update role"
+
+
+def test_the_transfer_agent_is_created_before_anything_is_granted_to_it():
+    """API -> ServiceIdentity -> grants (member from the identity) -> transfer configs."""
+    rec = program([spec()], api=True)
+    deps = rec.waits_for
+    (api,) = rec.of_type("gcp:projects/service:Service")
+    (identity,) = rec.of_type("gcp:projects/serviceIdentity:ServiceIdentity")
+    assert identity.inputs == {"project": PROJECT, "service": "bigquerydatatransfer.googleapis.com"}
+    assert api.urn in identity.dependencies  # explicitly, not only through the component
+    to_agent = [r for r in rec.resources if r.inputs.get("member") == AGENT]
+    assert {r.type for r in to_agent} == {
+        "gcp:serviceaccount/iAMMember:IAMMember", "gcp:pubsub/topicIAMMember:TopicIAMMember", "gcp:projects/iAMMember:IAMMember"
+    }
+    assert len(to_agent) == len(STEPS) + 2  # token creator per step account, publisher, agent role
+    for grant in to_agent:
+        assert identity.urn in grant.dependencies, f"{grant.name} takes its member from the identity"
+        assert api.urn in deps(grant.urn)
+    for cfg in configs(rec).values():
+        assert identity.urn in deps(cfg.urn) and api.urn in deps(cfg.urn)
+        assert {g.urn for g in to_agent if "token-creator" not in g.name} <= deps(cfg.urn)
+    # the order check is not vacuous: a resource created before the identity does not wait for it
+    (topic,) = rec.of_type("gcp:pubsub/topic:Topic")
+    assert identity.urn not in deps(topic.urn)
 
 
 _REF = re.compile(r"`" + re.escape(PROJECT) + r"\.([a-z_]+)\.[a-z0-9_]+`")
@@ -214,7 +311,8 @@ def test_layer_access_covers_exactly_what_the_rendered_sql_touches():
 
     views = {f"`{td.table_id}`": td.view_query for td in pipeline_tables(spec(), NAMING) if td.view_query}
     assert views, "the rejects view"
-    rendered = render_table(spec(), NAMING, landing_uri="gs://dev-landing").layers
+    r = render_table(spec(checks=[{"unique": ["email"]}, {"row_count": {"max_change": 1}}]), NAMING, landing_uri=f"gs://{LANDING}")
+    rendered = {**r.layers, "checks": r.checks}
     for layer, sql in rendered.items():
         sql = re.sub(r"--[^\n]*", "", sql)  # comments name tables they do not touch
         sql += "".join("\n" + q for ref, q in views.items() if ref in sql)
@@ -228,6 +326,20 @@ def test_layer_access_covers_exactly_what_the_rendered_sql_touches():
 NAMING_DS = {NAMING.dataset(d): d for d in DATASETS}
 
 
+def test_s3_transfer_account_may_update_only_the_staging_dataset():
+    s3_spec = spec(source={"format": "csv", "path": "crm/customers/", "location": "s3"})
+    rec = program([s3_spec], s3=True)
+    (role,) = rec.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    assert role.inputs["permissions"] == ["bigquery.datasets.update"]
+    assert role.inputs["roleId"] == "flexyboots_dev_s3_transfer_target"
+    grant = rec.get("dev-dts-staging-updates-staging")
+    assert grant.inputs["datasetId"] == "dev_staging" and grant.inputs["role"] == role.name
+    assert grant.inputs["member"] == f"serviceAccount:dev-dts-staging@{PROJECT}.iam.gserviceaccount.com"
+    assert grant.urn in configs(rec)["dev-customers-staging"].dependencies
+    # no project-wide dataset role and no dataOwner anywhere
+    assert not [r for r in rec.resources if r.inputs.get("role") == "roles/bigquery.dataOwner"]
+
+
 def test_s3_source_loads_staging_with_an_amazon_s3_transfer():
     s3_spec = spec(source={"format": "csv", "path": "crm/customers/", "location": "s3", "delimiter": ";"})
     rec = program([s3_spec], s3=True)
@@ -237,25 +349,28 @@ def test_s3_source_loads_staging_with_an_amazon_s3_transfer():
     assert staging.inputs["params"] == {
         "destination_table_name_template": "customers",
         # a daily schedule: only the previous day's landing folder (dt=..., a runtime parameter)
-        "data_path": 's3://dev-s3-landing/crm/customers/dt={run_time-24h|"%Y-%m-%d"}/*',
-        "access_key_id": "AKIAMOCK",
+        "data_path": f"s3://{S3_BUCKET}/crm/customers/" + 'dt={run_time-24h|"%Y-%m-%d"}/*',
+        "access_key_id": staging.inputs["params"]["access_key_id"],
         "file_format": "CSV",
         "write_disposition": "WRITE_TRUNCATE",
         "field_delimiter": ";",
         "skip_leading_rows": "1",
         "allow_quoted_newlines": "true",
     }
+    assert staging.inputs["params"]["access_key_id"].startswith("AKIA")
     assert "secret_access_key" not in staging.inputs["params"]
-    assert staging.inputs["sensitiveParams"] == {"secretAccessKey": "shh"}
+    secret = rec.of_type("aws:iam/accessKey:AccessKey")[0].outputs["secret"]
+    assert staging.inputs["sensitiveParams"] == {"secretAccessKey": secret}
     assert staging.has_secret("sensitiveParams")
-    assert "shh" not in json.dumps(staging.redacted_inputs())
+    assert secret not in json.dumps(staging.redacted_inputs())
     # the other layers stay scheduled queries; the transfer needs its staging tables to exist
-    assert all(configs(rec)[f"dev-customers-{layer}"].inputs["dataSourceId"] == "scheduled_query" for layer in LAYERS[1:])
+    assert all(configs(rec)[f"dev-customers-{layer}"].inputs["dataSourceId"] == "scheduled_query" for layer in STEPS[1:])
     tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
     assert {"dev_staging.customers", "dev_staging.customers__batch"} <= set(tables)
-    # the staging dataset's default expiration must not delete the transfer's destination
-    assert tables["dev_staging.customers"].inputs["expirationTime"] == 4_102_444_800_000
-    assert "expirationTime" not in tables["dev_dwh.customers"].inputs
+    # the staging dataset has no default expiration, so the transfer's tables need none
+    datasets = {r.inputs["datasetId"]: r for r in rec.of_type("gcp:bigquery/dataset:Dataset")}
+    assert "defaultTableExpirationMs" not in datasets["dev_staging"].inputs
+    assert not any("expirationTime" in t.inputs for t in tables.values())
 
 
 def test_s3_parquet_has_no_csv_options():
@@ -265,25 +380,47 @@ def test_s3_parquet_has_no_csv_options():
     assert staging.inputs["params"]["file_format"] == "PARQUET"
 
 
-def test_landing_uri_may_be_an_output():
-    rec = program([spec()], landing_uri=pulumi.Output.from_input("gs://from-output"))
-    assert "gs://from-output/customers/*" in configs(rec)["dev-customers-staging"].inputs["params"]["query"]
+def test_landing_comes_from_the_datalake_it_is_given():
+    rec = program([spec()], lake={"bucket_name": "acme-raw-files"})
+    assert "gs://acme-raw-files/customers/*" in configs(rec)["dev-customers-staging"].inputs["params"]["query"]
+
+
+S3_SRC = {"format": "csv", "path": "c/", "location": "s3"}
 
 
 @pytest.mark.parametrize(
-    "over, kw, field",
+    "over, kw, field, message",
     [
-        ({}, {"pipeline": {"mode": "cron"}}, "mode"),
-        ({"source": {"format": "csv", "path": "c/", "location": "s3"}}, {}, "s3"),
-        ({"source": {"format": "csv", "path": "c/", "location": "s3"}, "schedule": "every 6 hours"}, {"s3": True}, "spec.schedule"),
-        ({}, {"landing_uri": "s3://nope"}, "landing_uri"),
-        ({}, {"pipeline": {"start_time": "soon"}}, "start_time/layer_offset_minutes"),
+        ({}, {"pipeline": {"mode": "cron"}}, "mode", "one of scheduled, orchestrated"),
+        ({"source": S3_SRC}, {}, "datalake.s3", "a DataLake with the S3 landing bucket"),
+        ({"source": S3_SRC}, {"s3": True, "runtime": {"s3_transfers": False}}, "runtime.s3_transfers", "amazon_s3 transfer"),
+        ({"source": S3_SRC, "schedule": "every 6 hours"}, {"s3": True}, "spec.schedule", "at least 24 hours"),
+        ({}, {"pipeline": {"start_time": "soon"}}, "start_time/layer_offset_minutes", ""),
+        # nothing defaults silently: no lake, or one that does not match the warehouse
+        ({}, {"pipeline": {"datalake": None}}, "datalake", "the DataLake whose landing bucket staging loads from"),
+        ({}, {"lake": {"env": "prod"}}, "datalake", "the DataLake of the warehouse's env 'dev'"),
+        ({}, {"lake": {"location": "US"}}, "datalake.location", "datasets in 'EU'"),
+        ({}, {"runtime": {"landing_bucket": "another-bucket"}}, "runtime.landing_bucket", "the datalake's bucket 'dev-landing'"),
+        ({}, {"runtime": {"landing_bucket": None}}, "runtime.landing_bucket", "the datalake's bucket"),
+        ({}, {"runtime": {"env": "prod"}}, "runtime", "the PipelineRuntime of the warehouse's env 'dev'"),
+        ({}, {"runtime": {"project": "acme-data-prod"}}, "runtime", "project 'acme-data-dev'"),
+        ({}, {"runtime": {"datasets": {d: f"other_{d}" for d in DATASETS}}}, "runtime.datasets['staging']", "the warehouse's dataset (dev_staging)"),
+        ({}, {"pipeline": {"warehouse": NAMING}}, "warehouse", "the stack's Warehouse"),
+        ({}, {"pipeline": {"protect": "yes"}}, "protect", "True, False or None"),
     ],
 )
-def test_bad_args_are_refused_naming_the_field(over, kw, field):
+def test_bad_args_are_refused_naming_the_field(over, kw, field, message):
     with pytest.raises(ComponentArgsError) as e:
         program([spec(**over)], **kw)
-    assert e.value.field == field and e.value.component == "TablePipeline"
+    assert e.value.field == field and e.value.component == "TablePipeline", str(e.value)
+    assert message in str(e.value)
+
+
+def test_us_datasets_load_from_a_bucket_anywhere_and_protect_follows_the_warehouse():
+    rec = program([spec()], warehouse={"location": "US", "protect": True}, lake={"location": "europe-west1"})
+    tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
+    assert tables["dev_dwh.customers"].protect and tables["dev_dwh.customers"].inputs["deletionProtection"] is True
+    assert {c.inputs["location"] for c in configs(rec).values()} == {"US"}
 
 
 def test_many_tables_share_one_runtime():
@@ -291,6 +428,7 @@ def test_many_tables_share_one_runtime():
     rec = program(specs)
     counts = rec.count_by_type()
     assert counts["flexyboots:table_pipeline:TablePipeline"] == 3
-    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 15
-    assert counts["gcp:serviceaccount/account:Account"] == 5
+    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 18
+    assert counts["gcp:serviceaccount/account:Account"] == 6
     assert counts["gcp:pubsub/topic:Topic"] == 1
+    assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1

@@ -1,5 +1,5 @@
-"""The shared mock runner itself: recording, secrets, config, repeated runs, and the security
-checks (which must catch violations, or every other component test proves nothing)."""
+"""The shared mock runner itself: recording, secrets, config, repeated runs, and the policy pack
+run over a recording (it must catch violations, or every other component test proves nothing)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pytest
 
-from components.testing import (
-    FAKE_PROJECT_NUMBER,
-    SECRET,
-    forbidden_grants,
-    insecure_buckets,
-    missing_labels,
-    open_ingress,
-    policy_violations,
-    public_instances,
-    run_program,
-)
+from components.testing import FAKE_PROJECT_NUMBER, SECRET, run_program
 
 
 class Parent(pulumi.ComponentResource):
@@ -88,7 +78,7 @@ def test_errors_propagate_and_the_next_run_still_works():
     assert [r.name for r in rec.resources] == ["ok"]
 
 
-def test_security_checks_catch_violations():
+def test_policy_pack_catches_violations_in_a_recording(violations):
     def bad():
         net = gcp.compute.Network("n", auto_create_subnetworks=True)
         gcp.compute.Firewall("open", network=net.id, source_ranges=["0.0.0.0/0"], allows=[{"protocol": "tcp", "ports": ["22"]}])
@@ -102,14 +92,14 @@ def test_security_checks_catch_violations():
         gcp.projects.IAMMember("dataowner", project="acme-data-dev", role="roles/bigquery.dataOwner", member="user:a@b.c")
         gcp.bigquery.DatasetIamMember("ds-ok", dataset_id="d", role="roles/bigquery.dataOwner", member="user:a@b.c")
 
-    rec = run_program(bad)
-    assert open_ingress(rec) == ["gcp:compute/firewall:Firewall open: ingress from 0.0.0.0/0"]
-    assert len(public_instances(rec)) == 1
-    assert len(insecure_buckets(rec)) == 2
-    assert any("component, managed-by" in p for p in missing_labels(rec))
-    assert any("managed-by is 'terraform'" in p for p in missing_labels(rec))
-    grants = forbidden_grants(rec)
-    assert any("roles/owner" in g for g in grants)
-    assert any("dataowner" in g and "project-wide" in g for g in grants)
-    assert not any("ds-ok" in g for g in grants)  # dataOwner on one dataset is not project-wide
-    assert len(policy_violations(rec)) == 1 + 1 + 2 + 2 + 2
+    found = violations(run_program(bad))
+    assert "firewall-no-open-ingress: gcp:compute/firewall:Firewall::open: ingress from 0.0.0.0/0: allow only known ranges (IAP is 35.235.240.0/20)" in found
+    assert [f for f in found if f.startswith("vm-no-external-ip:")] == [
+        "vm-no-external-ip: gcp:compute/instance:Instance::vm: networkInterfaces[0] has an access config (an external IPv4 address); reach the VM through IAP instead"]
+    assert len([f for f in found if f.startswith("gcs-bucket-uniform-no-public:")]) == 2
+    assert "labels-required: gcp:storage/bucket:Bucket::b: labels missing component, managed-by" in found
+    assert "labels-required: gcp:compute/instance:Instance::vm: labels managed-by is 'terraform', expected 'pulumi'" in found
+    assert any(f.startswith("iam-no-primitive-or-admin-roles: gcp:projects/iAMMember:IAMMember::own: grants the primitive role roles/owner") for f in found)
+    assert any(f.startswith("iam-project-roles-allowlist: gcp:projects/iAMMember:IAMMember::dataowner: grants roles/bigquery.dataOwner on the whole project") for f in found)
+    assert not any("ds-ok" in f for f in found)  # dataOwner on one dataset is not project-wide
+    assert len(found) == 1 + 1 + 2 + 2 + 2 + 1  # + roles/owner is also outside the project allow-list

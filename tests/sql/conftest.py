@@ -125,6 +125,10 @@ class Pipe:
         """The whole run: stage + archive every pending file, then delta..checks."""
         return self.runner.run_table(self.spec)
 
+    def check_results(self) -> list[dict]:
+        """The latest check run's rows of quality.check_results for this table, in spec order."""
+        return self.runner.check_results(self.spec, history=1)
+
     def query(self, sql: str) -> list[dict]:
         return rows_of(self.runner.query(sql))
 

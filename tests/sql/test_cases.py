@@ -487,18 +487,28 @@ def test_checks_pass_on_clean_data(pipe_factory):
     p.land([{"id": "1", "email": "a"}, {"id": "2", "email": "b"}])
     res = p.run_all()
     assert res[-1].layer == "checks" and res[-1].detail["passed"] == 3
+    results = p.check_results()
+    assert [r["check_name"] for r in results] == ["not_null(id, email)", "unique(id)", "unique(email)"]
+    assert all(r["passed"] and r["failing_rows"] == 0 and r["sample_keys"] == [] and r["observed_value"] == 2 for r in results)
 
 
-def test_a_failing_unique_check_fails_the_run_with_its_name(pipe_factory):
-    spec = make_spec([("id", "INT64"), ("email", "STRING")], "id", checks=[{"unique": ["email"]}])
+def test_a_failing_unique_check_fails_the_run_with_its_name_after_writing_results(pipe_factory):
+    spec = make_spec([("id", "INT64"), ("email", "STRING")], "id", checks=[{"unique": ["email"]}, {"not_null": ["email"]}])
     p = pipe_factory(spec)
     p.land([{"id": "1", "email": "same@x"}, {"id": "2", "email": "same@x"}, {"id": "3", "email": "other"}])
     with pytest.raises(LayerError) as e:
         p.run_all()
     assert e.value.layer == "checks" and e.value.table == "items"
     msg = str(e.value)
-    assert "unique(email)" in msg and "1 duplicated values" in msg
-    assert p.naming.table_id("dwh", "items") in msg
+    assert "flexyboots checks failed on" in msg and p.naming.table_id("dwh", "items") in msg
+    assert "unique(email): 2 of 3 rows sharing their values with another row" in msg
+    assert "not_null" not in msg  # only the failing checks are named
+    # the results were written before the run failed, with the failing rows' keys
+    (unique, not_null) = p.check_results()
+    assert unique["check_name"] == "unique(email)" and not unique["passed"] and unique["failing_rows"] == 2
+    assert unique["sample_keys"] == ["1", "2"] and unique["severity"] == "error" and unique["columns"] == ["email"]
+    assert not_null["passed"]
+    assert e.value.result.detail["failed"] == 1
     # the data is loaded (checks report, they do not roll back); re-running fails the same way
     assert len(p.dwh()) == 3
     with pytest.raises(LayerError, match=r"unique\(email\)"):
@@ -511,10 +521,114 @@ def test_a_failing_not_null_check_names_itself(pipe_factory):
     )
     p = pipe_factory(spec)
     p.land([{"id": "1", "email": None}, {"id": "2", "email": None}, {"id": "3", "email": "x"}])
-    with pytest.raises(LayerError, match=r"not_null\(email\).*2 rows with NULL"):
+    with pytest.raises(LayerError, match=r"not_null\(email\): 2 of 3 rows with NULL"):
         p.run_all()
     p.land([{"id": "1", "email": "fixed"}, {"id": "2", "email": "fixed too"}])
     p.run_all()  # passes once the data is fixed
+    assert all(r["passed"] for r in p.check_results())
+
+
+def test_warn_severity_is_recorded_and_does_not_fail_the_run(pipe_factory):
+    spec = make_spec(
+        [("id", "INT64"), ("status", "STRING")],
+        "id",
+        checks=[{"accepted_values": {"column": "status", "values": ["new", "done"]}, "severity": "warn"}],
+    )
+    p = pipe_factory(spec)
+    p.land([{"id": str(i), "status": "odd" if i % 4 == 0 else "new"} for i in range(1, 30)])
+    res = p.run_all()
+    assert res[-1].detail == {**res[-1].detail, "passed": 0, "warned": 1, "failed": 0}
+    (r,) = p.check_results()
+    assert (r["passed"], r["severity"], r["failing_rows"]) == (False, "warn", 7)
+    assert r["sample_keys"] == ["4", "8", "12", "16", "20", "24", "28"]
+    p.land([{"id": str(i), "status": "odd"} for i in range(100, 112)])
+    p.run_all()
+    (r,) = p.check_results()
+    assert r["failing_rows"] == 19 and len(r["sample_keys"]) == 10  # up to 10 sample keys
+
+
+ROW_RULES = [
+    # (check, rows -> the ids that break it)
+    ({"accepted_values": {"column": "n", "values": [1, 2]}}, {"1": "1", "2": "3", "3": None}, ["2"]),
+    ({"range": {"column": "amount", "min": "0.005", "max": 10}}, {"1": "0.004", "2": "0.005", "3": "10.000000001", "4": None}, ["1", "3"]),
+    ({"range": {"column": "day", "max": "2024-01-31"}}, {"1": "2024-01-31", "2": "2024-02-01"}, ["2"]),
+    ({"range": {"column": "seen_at", "min": "2024-01-01 12:00:00"}}, {"1": "2024-01-01 11:59:59", "2": "2024-01-01 12:00:00"}, ["1"]),
+    ({"regex": {"column": "code", "pattern": "^\\d{3}-[A-Z]+$"}}, {"1": "123-AB", "2": "12-AB", "3": "123-ab", "4": None, "5": "x 999-Z"}, ["2", "3", "5"]),
+    ({"expression": "n * 2 < 5 -- small"}, {"1": "1", "2": "2", "3": "3", "4": None}, ["3"]),
+    ({"unique": ["n"]}, {"1": "1", "2": "1", "3": "2", "4": None, "5": None}, ["1", "2"]),
+    ({"not_null": ["n", "code"]}, {"1": "1", "2": None}, ["2"]),
+]
+
+
+@pytest.mark.parametrize("check, values, failing", ROW_RULES, ids=lambda x: next(iter(x)) if isinstance(x, dict) else None)
+def test_each_row_rule_finds_exactly_the_failing_rows(pipe_factory, check, values, failing):
+    spec = make_spec(
+        [("id", "INT64"), ("n", "INT64"), ("amount", "NUMERIC"), ("day", "DATE"), ("seen_at", "TIMESTAMP"), ("code", "STRING")],
+        "id",
+        checks=[{**check, "severity": "warn"}],
+    )
+    col = {"accepted_values": "n", "range": None, "regex": "code", "expression": "n", "unique": "n", "not_null": "n"}[next(iter(check))]
+    col = col or check["range"]["column"]
+    p = pipe_factory(spec)
+    p.land([{"id": i, col: v, **({"code": "x"} if col != "code" else {})} for i, v in values.items()])
+    p.run_all()
+    (r,) = p.check_results()
+    assert r["sample_keys"] == failing and r["failing_rows"] == len(failing) and r["passed"] == (not failing)
+    assert r["observed_value"] == len(values)
+
+
+def test_relationships_find_values_missing_from_the_other_dwh(engine, pipe_factory):
+    parent = make_spec([("pid", "STRING"), ("name", "STRING")], "pid", table="parents")
+    child = make_spec(
+        [("id", "INT64"), ("pid", "STRING")], "id", table="children",
+        checks=[{"relationships": {"column": "pid", "to": "parents", "field": "pid"}}],
+    )
+    pp = pipe_factory(parent)
+    cp = pipe_factory(child, env=pp.env)  # same datasets: the check reads dwh.parents
+    pp.land([{"pid": "a", "name": "A"}, {"pid": "b", "name": "B"}])
+    pp.run_all()
+    cp.land([{"id": "1", "pid": "a"}, {"id": "2", "pid": "c"}, {"id": "3", "pid": None}, {"id": "4", "pid": "d"}])
+    with pytest.raises(LayerError, match=r"relationships\(pid -> parents.pid\): 2 of 4 rows without a match in parents"):
+        cp.run_all()
+    (r,) = cp.check_results()
+    assert r["sample_keys"] == ["2", "4"] and r["referenced_table"] == "parents"
+    pp.land([{"pid": "c", "name": "C"}, {"pid": "d", "name": "D"}])
+    pp.run_all()
+    cp.run("checks")  # the late parents arrived: passes
+
+
+def test_freshness_compares_the_newest_value_with_the_run_time(pipe_factory):
+    spec = make_spec(
+        [("id", "INT64"), ("seen", "TIMESTAMP")], "id", version_by="seen",
+        checks=[{"freshness": {"max_age": "2 hours"}}],
+    )
+    p = pipe_factory(spec)
+    p.land([{"id": "1", "seen": "2024-05-01 09:00:00"}, {"id": "2", "seen": "2024-05-01 10:30:00"}])
+    for layer in ("staging", "archive", "delta", "transform", "dwh"):
+        p.run(layer)
+    at = lambda h, m=0: datetime(2024, 5, 1, h, m, tzinfo=timezone.utc)  # noqa: E731
+    res = p.runner.run_checks(p.spec, run_time=at(12, 30))  # newest is exactly 2 hours old
+    (r,) = res.detail["results"]
+    assert r["passed"] and r["observed_value"] == 7200 and r["failing_rows"] is None
+    with pytest.raises(LayerError, match=r"freshness\(seen\): newest seen is 121 minutes old \(at most 120\)"):
+        p.runner.run_checks(p.spec, run_time=at(12, 31))
+
+
+def test_row_count_bounds_and_change_against_the_previous_run(pipe_factory):
+    spec = make_spec([("id", "INT64")], "id", checks=[{"row_count": {"min": 2, "max_change": 0.5}}])
+    p = pipe_factory(spec)
+    p.land([{"id": "1"}])
+    with pytest.raises(LayerError, match=r"row_count: 1 rows, previous run none"):
+        p.run_all()  # below min; no previous run to compare with
+    p.land([{"id": str(i)} for i in range(2, 4)])
+    with pytest.raises(LayerError, match=r"row_count: 3 rows, previous run 1"):
+        p.run_all()  # 3 rows: min holds, but +200% against the previous run's 1
+    (r,) = p.check_results()
+    assert (r["observed_value"], r["passed"]) == (3, False) and r["message"] == "3 rows, previous run 1"
+    p.land([{"id": "4"}])
+    p.run_all()  # 4 rows against 3: +33%
+    (r,) = p.check_results()
+    assert (r["observed_value"], r["passed"]) == (4, True)
 
 
 # --------------------------------------------------------------------------- typed keys and names

@@ -49,3 +49,22 @@ def test_example_composes_a_new_stack_in_a_few_lines():
     assert bucket.inputs["labels"]["env"] == "sandbox" and bucket.inputs["publicAccessPrevention"] == "enforced"
     assert rec.exports["datasets"]["dwh"] == "sandbox_dwh"
     assert {d.inputs["location"] for d in rec.of_type("gcp:bigquery/dataset:Dataset")} == {"EU"}
+
+
+def test_one_table_example_wires_the_pipeline_to_its_warehouse_and_lake(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the example loads config/tables/customers.yaml
+    rec = run_program(
+        lambda: runpy.run_path(str(ROOT / "examples" / "one_table.py"), run_name="__main__"),
+        config={"gcp:project": "acme-sandbox"},
+        stack="sandbox",
+    )
+    counts = rec.count_by_type()
+    assert counts["flexyboots:table_pipeline:TablePipeline"] == 1
+    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 6  # 5 layers + checks
+    assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1  # the Data Transfer agent, created
+    staging = rec.get("sandbox-customers-staging").inputs["params"]["query"]
+    (bucket,) = rec.of_type("gcp:storage/bucket:Bucket")
+    assert f"gs://{bucket.inputs['name']}/customers/*" in staging
+    assert "`acme-sandbox.sandbox_staging.customers`" in staging
+    assert {c.inputs["location"] for c in rec.of_type("gcp:bigquery/dataTransferConfig:DataTransferConfig")} == {"EU"}
+    assert set(rec.exports["transfer_configs"]) == {"staging", "archive", "delta", "transform", "dwh", "checks"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import os
 import subprocess
 import sys
@@ -50,4 +52,21 @@ def test_text_plan_has_tree_and_counts(plans):
     text = render_text(plans("prod"))
     assert "  flexyboots:table_pipeline:TablePipeline customers\n" in text
     assert "    gcp:bigquery/table:Table prod_dwh.customers [protected]" in text
-    assert "resources per type:" in text and "gcp:bigquery/dataTransferConfig:DataTransferConfig  10" in text
+    assert "resources per type:" in text and re.search(r"gcp:bigquery/dataTransferConfig:DataTransferConfig +12\n", text)
+
+
+def test_dags_cli_writes_the_files_the_stack_uploads(tmp_path):
+    import json
+
+    from stacks.plan import dag_files, main, run_stack
+
+    assert main(["dags", "--stack", "prod", "--tables-dir", "tests/stacks/tables", "--out", str(tmp_path / "dags")]) == 0
+    written = {p.name: p.read_text() for p in (tmp_path / "dags").iterdir()}
+    assert written == dag_files(run_stack("prod", tables_dir="tests/stacks/tables"))
+    assert sorted(written) == ["flexyboots_prod_00.json", "flexyboots_prod_00.py"]
+    manifest = json.loads(written["flexyboots_prod_00.json"])
+    assert [t["dag_id"] for t in manifest["tables"]] == ["flexyboots_prod__customers", "flexyboots_prod__orders"]
+    # the config ids are the transfer configs' (mock) names, as uploaded
+    assert all(cid.count("-") == 4 for t in manifest["tables"] for _, cid in t["steps"])
+    # a stack without Composer uploads no DAG: refused with the key to change
+    assert main(["dags", "--stack", "dev", "--tables-dir", "tests/stacks/tables", "--out", str(tmp_path / "none")]) == 2

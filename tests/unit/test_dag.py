@@ -1,154 +1,103 @@
-"""The generated Airflow DAG: compiles, one chain per table in layer order, real operator args."""
+"""The DAG files (pure): manifests, shards, schedules, refusals. Real Airflow loads and runs the
+same files in tests/airflow_dags/ (its own virtualenv)."""
 
 from __future__ import annotations
 
-import sys
-import types
+import json
+import re
 
 import pytest
 
-from components.dag import DagError, DagTable, chains, render_dag, transfer_config_id
-from pipeline_sql.naming import LAYERS
+from components.dag import (
+    DAG_FILE,
+    STEPS,
+    DagError,
+    DagSettings,
+    DagTable,
+    airflow_schedule,
+    chains,
+    render_dag_files,
+    render_manifests,
+    shard_count,
+    shard_of,
+    transfer_config_id,
+)
+
+SETTINGS = DagSettings(project="acme-data-prod", location="EU", env="prod")
 
 
-def _table(name: str, prefix: str = "") -> DagTable:
+def _table(name: str, schedule: str = "every 24 hours", prefix: str = "") -> DagTable:
     return DagTable(
         name,
-        {layer: f"projects/123/locations/us/transferConfigs/{prefix or name}-{layer}" for layer in LAYERS},
+        {step: f"projects/123/locations/eu/transferConfigs/{prefix or name}-{step}" for step in STEPS},
+        schedule,
     )
 
 
-def _render(*tables: DagTable, **kw) -> str:
-    return render_dag(list(tables), project="acme-data-dev", location="US", env="dev", **kw)
+def test_one_dag_file_and_manifest_with_one_chain_per_table():
+    files = render_dag_files([_table("orders", "every 1 hours"), _table("customers")], SETTINGS)
+    assert sorted(files) == ["flexyboots_prod_00.json", "flexyboots_prod_00.py"]
+    assert files["flexyboots_prod_00.py"] == DAG_FILE.read_text(encoding="utf-8")  # static, unchanged
+    compile(files["flexyboots_prod_00.py"], "dag.py", "exec")
+    assert chains(files) == {"customers": list(STEPS), "orders": list(STEPS)}
+    m = json.loads(files["flexyboots_prod_00.json"])
+    assert (m["project"], m["location"], m["env"]) == ("acme-data-prod", "EU", "prod")
+    (customers, orders) = m["tables"]  # sorted by name
+    assert customers["dag_id"] == "flexyboots_prod__customers"
+    assert orders["steps"][0] == ["staging", "orders-staging"]  # the config id, from the resource name
+    assert orders["steps"][-1] == ["checks", "orders-checks"]
+    assert orders["schedule"] == "7 * * * *" and orders["schedule_text"] == "every 1 hours"
+    assert m["settings"]["timeout_s"]["dwh"] == 3600 and m["settings"]["retries"] == 2
 
 
-class _Task:
-    """Stand-in for an Airflow operator: records its kwargs and its downstream edges."""
-
-    registry: list["_Task"] = []
-
-    def __init__(self, **kwargs):
-        self.kind = type(self).__name__
-        self.kwargs = kwargs
-        self.task_id = kwargs["task_id"]
-        self.downstream: list[_Task] = []
-        _Task.registry.append(self)
-
-    def __rshift__(self, other):
-        self.downstream.append(other)
-        return other
-
-
-class _Start(_Task):
-    pass
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("every 24 hours", "7 2 * * *"),
+        ("every 6 hours", "7 2,8,14,20 * * *"),
+        ("every 1 hours", "7 * * * *"),
+        ("every 15 minutes", "7,22,37,52 * * * *"),
+        ("every 30 minutes", "7,37 * * * *"),
+        ("every 90 minutes", {"minutes": 90}),
+        ("every 5 hours", {"minutes": 300}),
+        ("every day 03:10", "10 3 * * *"),
+        ("every monday 06:30", "30 6 * * mon"),
+    ],
+)
+def test_each_table_runs_on_its_own_schedule_phased_by_the_start_time(schedule, expected):
+    assert airflow_schedule(schedule, "2025-01-01T02:07:00Z") == expected
 
 
-class _Sensor(_Task):
-    pass
-
-
-class _XComArg:
-    def __init__(self, op, key="return_value"):
-        self.op, self.key = op, key
-
-
-class _Dag:
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-@pytest.fixture
-def fake_airflow(monkeypatch):
-    """Just enough of the airflow import surface to execute the DAG file and record its graph."""
-    mods = {
-        "airflow": types.SimpleNamespace(DAG=_Dag),
-        "airflow.models": types.SimpleNamespace(),
-        "airflow.models.xcom_arg": types.SimpleNamespace(XComArg=_XComArg),
-        "airflow.providers": types.SimpleNamespace(),
-        "airflow.providers.google": types.SimpleNamespace(),
-        "airflow.providers.google.cloud": types.SimpleNamespace(),
-        "airflow.providers.google.cloud.operators": types.SimpleNamespace(),
-        "airflow.providers.google.cloud.operators.bigquery_dts": types.SimpleNamespace(
-            BigQueryDataTransferServiceStartTransferRunsOperator=_Start
-        ),
-        "airflow.providers.google.cloud.sensors": types.SimpleNamespace(),
-        "airflow.providers.google.cloud.sensors.bigquery_dts": types.SimpleNamespace(
-            BigQueryDataTransferServiceTransferRunSensor=_Sensor
-        ),
-    }
-    for name, mod in mods.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    _Task.registry = []
-    yield _Task
-    _Task.registry = []
-
-
-def _execute(text: str) -> dict:
-    ns: dict = {"__name__": "flexyboots_dag"}
-    exec(compile(text, "flexyboots_dev_etl.py", "exec"), ns)
-    return ns
-
-
-def test_dag_compiles_and_has_one_chain_per_table_in_layer_order():
-    text = _render(_table("orders"), _table("customers"))
-    compile(text, "dag.py", "exec")
-    assert chains(text) == {"customers": list(LAYERS), "orders": list(LAYERS)}
-    # tables sorted by name: customers's chain comes before orders's
-    assert text.index("customers__staging =") < text.index("orders__staging =")
-    assert "BigQueryDataTransferServiceStartTransferRunsOperator" in text
-    assert "BigQueryDataTransferServiceTransferRunSensor" in text
-
-
-def test_executed_dag_runs_each_table_staging_to_dwh_with_waits_between(fake_airflow):
-    text = _render(_table("customers"), _table("orders"))
-    _execute(text)
-    tasks = {t.task_id: t for t in fake_airflow.registry}
-    assert len(tasks) == 2 * len(LAYERS) * 2  # start + wait per layer per table
-    for table in ("customers", "orders"):
-        # follow the edges from staging.start: start -> wait -> next start -> ... -> dwh.wait
-        walk, node = [], tasks[f"{table}.staging.start"]
-        while True:
-            walk.append(node.task_id)
-            if not node.downstream:
-                break
-            (node,) = node.downstream
-        assert walk == [f"{table}.{layer}.{step}" for layer in LAYERS for step in ("start", "wait")]
-    start = tasks["orders.archive.start"]
-    assert start.kind == "_Start"
-    assert start.kwargs["transfer_config_id"] == "orders-archive"
-    assert start.kwargs["project_id"] == "acme-data-dev" and start.kwargs["location"] == "US"
-    assert start.kwargs["requested_run_time"] == {"seconds": "{{ data_interval_end.int_timestamp }}"}
-    wait = tasks["orders.archive.wait"]
-    assert wait.kind == "_Sensor"
-    assert wait.kwargs["run_id"].op is start and wait.kwargs["run_id"].key == "run_id"
-    assert wait.kwargs["expected_statuses"] == {"SUCCEEDED"}
-    assert wait.kwargs["transfer_config_id"] == "orders-archive"
-
-
-def test_dag_arguments(fake_airflow):
-    ns = _execute(_render(_table("customers"), schedule="0 3 * * *"))
-    dag = ns["dag"]
-    assert dag.kwargs["dag_id"] == "flexyboots_dev_etl"
-    assert dag.kwargs["schedule"] == "0 3 * * *"
-    assert dag.kwargs["catchup"] is False and dag.kwargs["max_active_runs"] == 1
+def test_tables_spread_over_shards_stably():
+    assert [shard_count(n, 100) for n in (0, 1, 100, 101, 200, 201, 2000)] == [1, 1, 1, 2, 2, 4, 32]
+    names = [f"t{i:04d}" for i in range(2000)]
+    manifests = render_manifests([_table(n) for n in names], SETTINGS)
+    assert len(manifests) == 32
+    sizes = [len(m["tables"]) for m in manifests.values()]
+    assert sum(sizes) == 2000 and max(sizes) <= 100 * 1.3, sizes  # crc32 spreads them evenly
+    # adding a table moves no other table (same shard count)
+    more = render_manifests([_table(n) for n in names + ["t_new"]], SETTINGS)
+    where = {t["table"]: stem for stem, m in manifests.items() for t in m["tables"]}
+    where_more = {t["table"]: stem for stem, m in more.items() for t in m["tables"]}
+    assert all(where_more[n] == where[n] for n in names)
+    assert all(shard_of(n, 32) == int(where[n][-2:]) for n in names)
 
 
 def test_rendering_is_deterministic_and_order_independent():
-    a = _render(_table("a_table"), _table("b_table"))
-    b = _render(_table("b_table"), _table("a_table"))
+    a = render_dag_files([_table("a_table"), _table("b_table")], SETTINGS)
+    b = render_dag_files([_table("b_table"), _table("a_table")], SETTINGS)
     assert a == b
 
 
-def test_empty_platform_still_compiles():
-    text = _render()
-    compile(text, "dag.py", "exec")
-    assert chains(text) == {}
+def test_no_tables_no_files():
+    assert render_dag_files([], SETTINGS) == {}
+
+
+def test_the_static_dag_file_holds_no_table_or_project():
+    text = DAG_FILE.read_text(encoding="utf-8")
+    assert "MANIFEST = json.loads(pathlib.Path(__file__).with_suffix(\".json\")" in text
+    assert not re.search(r"customers|orders|acme|flexyboots-prod", text)
+    assert "catchup=False" in text and "max_active_runs=1" in text and "deferrable" in text
 
 
 def test_transfer_config_id_from_resource_name():
@@ -162,16 +111,31 @@ def test_transfer_config_id_from_resource_name():
 @pytest.mark.parametrize(
     "table, message",
     [
-        (DagTable("Bad-Name", {layer: "x" for layer in LAYERS}), "Bad-Name"),
-        (DagTable("t", {layer: "x" for layer in LAYERS[:-1]}), "no transfer config for layer"),
-        (DagTable("t", {**{layer: "x" for layer in LAYERS}, "gold": "x"}), "unknown layer"),
+        (DagTable("Bad-Name", {s: "x" for s in STEPS}), "Bad-Name"),
+        (DagTable("t", {s: "x" for s in STEPS[:-1]}), "no transfer config for step(s) checks"),
+        (DagTable("t", {**{s: "x" for s in STEPS}, "gold": "x"}), "unknown step"),
+        (DagTable("t", {s: "x" for s in STEPS}, "every fortnight"), "schedule 'every fortnight'"),
     ],
 )
 def test_bad_input_is_refused(table, message):
-    with pytest.raises(DagError, match=message):
-        _render(table)
+    with pytest.raises(DagError, match=re.escape(message)):
+        render_dag_files([table], SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (DagSettings(project="p", location="EU", env="Prod"), "env 'Prod'"),
+        (DagSettings(project="p", location="EU", env="prod", start_time="02:07"), "start_time '02:07'"),
+        (DagSettings(project="p", location="EU", env="prod", timeouts_s={"dwh": 60}), "timeouts_s"),
+        (DagSettings(project="p", location="EU", env="prod", poll_interval_s=0), "poll_interval_s"),
+    ],
+)
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(DagError, match=re.escape(message)):
+        render_dag_files([_table("t")], settings)
 
 
 def test_duplicate_table_is_refused():
     with pytest.raises(DagError, match="twice"):
-        _render(_table("t"), _table("t", prefix="u"))
+        render_dag_files([_table("t"), _table("t", prefix="u")], SETTINGS)

@@ -26,6 +26,7 @@ from pipeline_sql.render import (
     row_hash,
     safe_cast,
 )
+from pipeline_sql.checks import render_check_statements
 from pipeline_sql.schema import ARCHIVE_META, DWH_META, pipeline_tables, render_ddl, sql_type
 from pipeline_sql.spec import load_specs, parse_spec
 
@@ -88,6 +89,9 @@ PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
     "run_at", "mark", "through", "batch_keys", "window_start", "window_end",  # script variables
     "dt",  # the landing date, the hive partition of staging.<t>__landed
     "_first_inserted_at", "_replaces",  # the dwh MERGE's source
+    # quality.check_results and the checks script's own names
+    "run_id", "table_name", "check_name", "rule", "columns", "severity", "passed", "failing_rows", "sample_keys",
+    "observed_value", "message", "referenced_table", "checked_at", "n",
 }
 
 
@@ -169,8 +173,8 @@ def test_layer_statement_shapes(spec):
     """Each layer writes with ONE statement and no explicit transaction: archive = DECLAREs,
     one INSERT, a report SELECT; dwh = DECLAREs, one MERGE, a report SELECT; delta = DECLARE
     (the mark), one CREATE OR REPLACE TABLE, a report SELECT; transform = one CREATE OR
-    REPLACE TABLE and a report SELECT; checks: one SELECT per check; the runner's batch log
-    is one INSERT."""
+    REPLACE TABLE and a report SELECT; checks: one INSERT of every result, then the SELECT that
+    fails the run; the runner's batch log is one INSERT."""
     r = render_table(spec, PROD)
     kinds = {layer: [type(s).__name__ for s in parse(sql)] for layer, sql in all_sql(r).items() if layer != "staging"}
     for layer in ("archive", "delta", "transform", "dwh"):
@@ -188,7 +192,7 @@ def test_layer_statement_shapes(spec):
         k = kinds[layer]
         assert set(k[:-2]) <= {"Declare"} and k[-2:] == ["Create", "Select"], (layer, k)
         assert r.layers[layer].count("CREATE OR REPLACE TABLE") == 1, layer
-    assert kinds["checks"] and set(kinds["checks"]) == {"Select"}
+    assert kinds["checks"] == ["Insert", "Select"]
     assert kinds["staging_batch"] == ["Create"]
     assert kinds["batch_log"] == ["Insert"]
     assert kinds["rejects_view"] == ["Union" if len([c for c in spec.columns if c.type != "STRING"]) > 1 else "Select"]
@@ -258,8 +262,10 @@ def test_prod_naming_everywhere(spec):
         found = refs(text)
         assert found, layer
         for ref in found:
-            if ref.startswith(("not_null(", "unique(")):  # a check's column alias
-                continue
+            if layer == "checks" and ref in ("acme-data-prod.prod_quality.check_results",) + tuple(
+                f"acme-data-prod.prod_dwh.{c.ref_table}" for c in spec.checks if c.ref_table
+            ):
+                continue  # the shared results table; a relationships check reads another DWH
             assert pattern.match(ref), f"{layer}: {ref}"
 
 
@@ -554,20 +560,77 @@ def test_batch_log_uses_query_parameters_and_never_logs_a_batch_twice():
 # --------------------------------------------------------------------------- checks
 
 
-def test_checks_render_error_with_the_check_name():
+def test_checks_insert_every_result_then_fail_on_error_severity():
     sql = render_checks(ODD, PROD)
-    assert "ERROR(CONCAT('check not_null(ka, kb) failed on acme-data-prod.prod_dwh.zq_items: '" in sql
-    assert "FROM `acme-data-prod.prod_dwh.zq_items` WHERE ka IS NULL OR kb IS NULL) AS check_1_not_null" in sql
-    assert "ERROR(CONCAT('check unique(ka, kb) failed on acme-data-prod.prod_dwh.zq_items: '" in sql
-    assert "GROUP BY ka, kb HAVING COUNT(*) > 1)) AS check_2_unique" in sql
+    insert, assertion = parse(sql)
+    assert isinstance(insert, exp.Insert) and isinstance(assertion, exp.Select)
+    assert sql.count("INSERT INTO `acme-data-prod.prod_quality.check_results` (run_id, table_name, check_name, rule, columns, ") == 1
+    # one result row per check, named as the spec says; failing rows by the rule's WHERE
+    assert "'not_null(ka, kb)' AS check_name, 'not_null' AS rule, ARRAY<STRING>['ka', 'kb'] AS columns, 'error' AS severity" in sql
+    assert "WHERE t.ka IS NULL OR t.kb IS NULL" in sql
+    assert "GROUP BY ka, kb HAVING COUNT(*) > 1) AS d WHERE d.ka = t.ka AND d.kb = t.kb)" in sql
+    # up to 10 sample keys, both key columns, in key order
+    assert "ARRAY_AGG(CONCAT(IFNULL(CAST(t.ka AS STRING), 'NULL'), ', ', IFNULL(CAST(t.kb AS STRING), 'NULL')) ORDER BY t.ka, t.kb LIMIT 10)" in sql
+    assert "CONCAT('zq_items-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%SZ', @run_time)) AS run_id" in sql
+    # the failure message names the marker the alert policy matches, the table and the checks
+    assert "ERROR(CONCAT('flexyboots checks failed on acme-data-prod.prod_dwh.zq_items: '" in sql
+    assert "COUNTIF(severity = 'error' AND NOT passed) = 0" in sql
     assert "ASSERT" not in sql and "RAISE" not in sql  # not available on the embedded engine
-    (stmt,) = parse(sql)  # one statement: a column per check
-    assert stmt.named_selects == ["check_1_not_null", "check_2_unique"]
+    assert render_checks(ODD, PROD) == "".join(render_check_statements(ODD, PROD))
+
+
+RULES_SPEC = parse_spec(
+    {
+        "table": "zq_items",
+        "source": {"format": "csv", "path": "zq/"},
+        "key": ["ka"],
+        "version_by": "ver",
+        "columns": [
+            {"source": "a", "name": "ka", "type": "INT64"},
+            {"source": "b", "name": "kb", "type": "STRING"},
+            {"source": "c", "name": "val", "type": "NUMERIC"},
+            {"source": "d", "name": "ver", "type": "DATE"},
+            {"source": "e", "name": "ts", "type": "TIMESTAMP"},
+            {"source": "f", "name": "ok", "type": "BOOL"},
+        ],
+        "checks": [
+            {"accepted_values": {"column": "kb", "values": ["x", "it's"]}, "severity": "warn"},
+            {"accepted_values": {"column": "ok", "values": [True]}},
+            {"range": {"column": "val", "min": 0, "max": "1e3"}},
+            {"range": {"column": "ts", "min": "2024-01-01T00:00:00Z"}},
+            {"regex": {"column": "kb", "pattern": r"^\d+-[a-z]$"}},
+            {"relationships": {"column": "ka", "to": "zq_other", "field": "id"}},
+            {"freshness": {"max_age": "36 hours"}},
+            {"row_count": {"min": 1, "max": 1000, "max_change": 0.25}},
+            {"expression": "val >= 0 OR ok -- a comment"},
+        ],
+    }
+)
+
+
+def test_each_rule_renders_its_condition():
+    sql = render_checks(RULES_SPEC, PROD)
+    parse(sql)
+    assert "t.kb IS NOT NULL AND t.kb NOT IN ('x', 'it\\'s')" in sql
+    assert "'warn' AS severity" in sql
+    assert "t.ok IS NOT NULL AND t.ok NOT IN (TRUE)" in sql
+    assert "t.val IS NOT NULL AND (t.val < CAST('0' AS NUMERIC(38, 9)) OR t.val > CAST('1000' AS NUMERIC(38, 9)))" in sql
+    assert "t.ts IS NOT NULL AND (t.ts < TIMESTAMP '2024-01-01 00:00:00.000000+00')" in sql
+    assert "NOT REGEXP_CONTAINS(t.kb, '^\\\\d+-[a-z]$')" in sql  # a BigQuery string literal: backslash doubled
+    assert "NOT EXISTS (SELECT 1 FROM `acme-data-prod.prod_dwh.zq_other` AS r WHERE r.id = t.ka)" in sql
+    assert "'zq_other' AS referenced_table" in sql
+    # freshness on version_by (a DATE): its newest value against @run_time, 36 h = 129600 s
+    assert "TIMESTAMP_DIFF(@run_time, MAX(TIMESTAMP(ver)), SECOND) AS observed_value" in sql
+    assert "WHEN 'freshness(ver)' THEN IFNULL(observed_value <= 129600, FALSE)" in sql
+    # row_count: bounds and the change against the previous run's observed value
+    assert "WHEN 'row_count' THEN observed_value >= 1 AND observed_value <= 1000 AND IFNULL(SAFE_DIVIDE(ABS(observed_value - (SELECT p.observed_value FROM `acme-data-prod.prod_quality.check_results` AS p WHERE p.table_name = 'zq_items' AND p.check_name = 'row_count' ORDER BY p.checked_at DESC LIMIT 1)" in sql
+    # the spec author's expression on its own lines: its trailing comment cannot swallow the SQL
+    assert "NOT (\n      val >= 0 OR ok -- a comment\n    )" in sql
 
 
 def test_no_checks_renders_a_harmless_select():
     sql = render_checks(make_spec(checks=None), PROD)
-    assert "SELECT 'ok' AS no_checks;" in sql
+    assert "SELECT 'no checks' AS checks;" in sql
     parse(sql)
 
 

@@ -162,7 +162,9 @@ def test_shipped_specs_cover_the_features():
     for s in specs.values():
         assert s.transform, f"{s.table}: no derived column"
         assert s.dwh.partition_by and s.dwh.cluster_by, f"{s.table}: no partition/cluster"
-        assert {c.kind for c in s.checks} == set(CHECK_KINDS), f"{s.table}: checks"
+    # together the shipped specs use every rule kind and both severities
+    assert {c.kind for s in specs.values() for c in s.checks} == set(CHECK_KINDS)
+    assert {c.severity for s in specs.values() for c in s.checks} == {"error", "warn"}
     orders = specs["orders"]
     assert orders.key == ("order_id", "line_no")
     assert {"customer_id", "sku"} <= set(orders.column_names)
@@ -546,12 +548,20 @@ def test_check_on_derived_column_is_fine(tmp_path):
 
 
 def test_unknown_check_kind(tmp_path):
-    refused(tmp_path, with_(checks=[{"unique": ["customer_id"]}, {"positive": ["balance"]}]), "checks[1].positive", "unknown check; expected one of: not_null, unique")
+    refused(tmp_path, with_(checks=[{"unique": ["customer_id"]}, {"positive": ["balance"]}]), "checks[1].positive", "unknown check; expected one of: not_null, unique, accepted_values, range, regex, relationships, freshness, row_count, expression")
 
 
-@pytest.mark.parametrize("bad", ["not_null", {"not_null": ["customer_id"], "unique": ["customer_id"]}, {}])
-def test_check_not_a_single_entry_mapping(tmp_path, bad):
-    refused(tmp_path, with_(checks=[bad]), "checks[0]", "expected a mapping with one of: not_null, unique")
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("not_null", "expected a mapping with one of: not_null, unique,"),
+        ({"not_null": ["customer_id"], "unique": ["customer_id"]}, "expected exactly one rule"),
+        ({}, "expected exactly one rule"),
+        ({"severity": "warn"}, "expected exactly one rule"),
+    ],
+)
+def test_check_not_a_single_rule(tmp_path, bad, message):
+    refused(tmp_path, with_(checks=[bad]), "checks[0]", message)
 
 
 def test_check_without_columns(tmp_path):
@@ -692,3 +702,162 @@ def test_cluster_column_twice(tmp_path):
 
 def test_check_column_twice(tmp_path):
     refused(tmp_path, with_(checks=[{"unique": ["email", "email"]}]), "checks[0].unique[1]", "appears twice")
+
+
+# --------------------------------------------------------------------------- the rule kinds
+
+
+def test_every_rule_kind_parses_with_its_arguments(tmp_path):
+    spec = load_spec(
+        write(
+            tmp_path,
+            with_(
+                checks=[
+                    {"not_null": ["customer_id", "email"]},
+                    {"unique": "email", "severity": "warn"},
+                    {"accepted_values": {"column": "email_domain", "values": ["a.org", "b.org"]}},
+                    {"range": {"column": "balance", "min": 0, "max": "1000.50"}},
+                    {"range": {"column": "signed_up_on", "min": "2020-01-01"}},
+                    {"regex": {"column": "email", "pattern": "^[^@]+@[^@]+$"}},
+                    {"relationships": {"column": "customer_id", "to": "accounts"}},
+                    {"freshness": {"max_age": "36 hours"}},
+                    {"row_count": {"min": 1, "max_change": 0.5}},
+                    {"expression": "balance >= 0 OR NOT is_active"},
+                ]
+            ),
+        )
+    )
+    c = spec.checks
+    assert c[0] == Check("not_null", ("customer_id", "email"))
+    assert c[1] == Check("unique", ("email",), "warn") and c[1].name == "unique(email)"
+    assert c[2].param("values") == ("a.org", "b.org") and c[2].columns == ("email_domain",)
+    assert (c[3].param("min"), c[3].param("max")) == ("0", "1000.50")  # NUMERIC kept exact, as text
+    assert c[4].param("min") == "2020-01-01" and c[4].param("max") is None
+    assert c[5].param("pattern") == "^[^@]+@[^@]+$"
+    # relationships exposes the referenced table (lineage reads it); the key column is resolved
+    # by load_specs, which knows the other specs
+    assert (c[6].ref_table, c[6].ref_column, c[6].columns) == ("accounts", None, ("customer_id",))
+    # freshness defaults to version_by when it is a time; 36 hours in minutes
+    assert c[7].columns == ("updated_at",) and c[7].param("max_age") == 36 * 60 and c[7].name == "freshness(updated_at)"
+    assert (c[8].param("min"), c[8].param("max_change"), c[8].columns, c[8].name) == (1, 0.5, (), "row_count")
+    assert c[9].param("expr") == "balance >= 0 OR NOT is_active" and c[9].name == "expression(balance >= 0 OR NOT is_active)"
+    assert all(ch.severity == "error" for ch in c if ch is not c[1])
+
+
+def test_freshness_without_a_time_version_uses_ingestion_time(tmp_path):
+    spec = load_spec(write(tmp_path, with_(version_by=None, checks=[{"freshness": {"max_age": "2 days"}}])))
+    assert spec.checks[0].columns == ("_ingested_at",) and spec.checks[0].param("max_age") == 2 * 24 * 60
+
+
+@pytest.mark.parametrize(
+    "check, field, message",
+    [
+        ({"unique": ["customer_id"], "severity": "fatal"}, "checks[0].severity", "'fatal' is not supported; expected one of: error, warn"),
+        ({"accepted_values": {"column": "email"}}, "checks[0].accepted_values.values", "missing required field"),
+        ({"accepted_values": {"column": "email", "values": ["a"], "quote": 1}}, "checks[0].accepted_values.quote", "unknown field; expected one of: column, values"),
+        ({"accepted_values": {"column": "balance", "values": ["x"]}}, "checks[0].accepted_values.values[0]", "expected a number for a NUMERIC column, got 'x'"),
+        ({"accepted_values": {"column": "email", "values": ["a", "a"]}}, "checks[0].accepted_values.values", "a value appears twice"),
+        ({"accepted_values": {"column": "updated_at", "values": ["2024-01-01"]}}, "checks[0].accepted_values.column", "'updated_at' is TIMESTAMP; accepted_values takes a column of type STRING, INT64, NUMERIC, BOOL, DATE"),
+        ({"range": {"column": "balance"}}, "checks[0].range", "expected min, max or both"),
+        ({"range": {"column": "email", "min": "a"}}, "checks[0].range.column", "'email' is STRING; range takes a column of type"),
+        ({"range": {"column": "balance", "min": 10, "max": 1}}, "checks[0].range", "min 10 is greater than max 1"),
+        ({"range": {"column": "signed_up_on", "min": "2024-02-30"}}, "checks[0].range.min", "expected a valid date 'YYYY-MM-DD' for a DATE column"),
+        ({"range": {"column": "customer_id", "min": 1.5}}, "checks[0].range.min", "expected a whole number for a INT64 column, got the number 1.5"),
+        ({"regex": {"column": "email", "pattern": "(unclosed"}}, "checks[0].regex.pattern", "is not a valid regular expression"),
+        ({"regex": {"column": "email", "pattern": "^(?=a)"}}, "checks[0].regex.pattern", "lookaround or a back-reference, which BigQuery's RE2 does not support"),
+        ({"regex": {"column": "balance", "pattern": "^1"}}, "checks[0].regex.column", "'balance' is NUMERIC; regex takes a column of type STRING"),
+        ({"relationships": {"column": "customer_id", "to": "Bad Table"}}, "checks[0].relationships.to", "is not a valid identifier"),
+        ({"freshness": {"max_age": "soon"}}, "checks[0].freshness.max_age", "expected a duration such as '30 minutes', '36 hours' or '2 days', got 'soon'"),
+        ({"freshness": {"max_age": "1 day", "column": "email"}}, "checks[0].freshness.column", "'email' is STRING; freshness takes a column of type DATE, TIMESTAMP"),
+        ({"row_count": {}}, "checks[0].row_count", "expected min, max, max_change or several of them"),
+        ({"row_count": {"min": -1}}, "checks[0].row_count.min", "expected a whole number of rows >= 0"),
+        ({"row_count": {"max_change": 0}}, "checks[0].row_count.max_change", "expected a fraction > 0"),
+        ({"row_count": {"min": 5, "max": 2}}, "checks[0].row_count", "min 5 is greater than max 2"),
+        ({"expression": "a > 0; DROP TABLE x"}, "checks[0].expression", "expected one expression, found ';'"),
+        ({"expression": ""}, "checks[0].expression", "expected a non-empty string"),
+    ],
+)
+def test_bad_check_arguments_are_refused(tmp_path, check, field, message):
+    refused(tmp_path, with_(checks=[check]), field, message)
+
+
+def test_the_same_check_twice_is_refused(tmp_path):
+    refused(
+        tmp_path,
+        with_(checks=[{"unique": ["email"]}, {"unique": ["email"], "severity": "warn"}]),
+        "checks[1]",
+        "unique(email) is the same check as checks[0]",
+    )
+
+
+def _two_tables(tmp_path, rel: dict, other_key=("account_id",)) -> Path:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    write(folder, with_(checks=[{"relationships": rel}]))
+    other = {
+        "table": "accounts",
+        "source": {"format": "csv", "path": "accounts/"},
+        "key": list(other_key),
+        "columns": [
+            {"source": "id", "name": "account_id", "type": "INT64"},
+            {"source": "region", "name": "region", "type": "STRING"},
+        ],
+    }
+    write(folder, other)
+    return folder
+
+
+def test_relationships_resolve_the_other_tables_key(tmp_path):
+    specs = {s.table: s for s in load_specs(_two_tables(tmp_path, {"column": "customer_id", "to": "accounts"}))}
+    (ch,) = specs["customers"].checks
+    assert (ch.ref_table, ch.ref_column) == ("accounts", "account_id")
+    assert ch.name == "relationships(customer_id -> accounts.account_id)"
+
+
+@pytest.mark.parametrize(
+    "rel, other_key, field, message",
+    [
+        ({"column": "customer_id", "to": "ledger"}, ("account_id",), "checks[0].relationships.to", "'ledger' is not a table; expected one of: accounts, customers"),
+        ({"column": "customer_id", "to": "accounts"}, ("account_id", "region"), "checks[0].relationships.field", "missing: accounts has a 2-column key; expected one of: account_id, region"),
+        ({"column": "customer_id", "to": "accounts", "field": "nope"}, ("account_id",), "checks[0].relationships.field", "'nope' is not a key column of accounts"),
+        ({"column": "email", "to": "accounts"}, ("account_id",), "checks[0].relationships.column", "'email' is STRING but accounts.account_id is INT64; expected the same type"),
+    ],
+)
+def test_bad_relationships_are_refused_naming_the_file(tmp_path, rel, other_key, field, message):
+    folder = _two_tables(tmp_path, rel, other_key)
+    with pytest.raises(SpecError) as e:
+        load_specs(folder)
+    assert e.value.file == str(folder / "customers.yaml") and e.value.field == field
+    assert message in str(e.value), str(e.value)
+
+
+# --------------------------------------------------------------------------- descriptions
+
+
+def test_descriptions_are_kept_for_the_table_columns_and_derived_columns(tmp_path):
+    d = base()
+    d["description"] = "  Customers of the web shop.  "
+    d["columns"][0]["description"] = "CRM account number"
+    d["transform"][0]["description"] = "the part after the @"
+    spec = load_spec(write(tmp_path, d))
+    assert spec.description == "Customers of the web shop."
+    assert spec.columns[0].description == "CRM account number"
+    assert spec.columns[1].description == ""
+    assert spec.transform[0].description == "the part after the @"
+    assert load_spec(write(tmp_path, base())).description == ""
+
+
+@pytest.mark.parametrize(
+    "mutate, field, expected",
+    [
+        (lambda d: d.update(description=["a", "list"]), "description", "expected text"),
+        (lambda d: d["columns"][2].update(description=42), "columns[2].description", "expected text, got the number 42"),
+        (lambda d: d["columns"][2].update(description="x" * 1025), "columns[2].description", "1025 characters; BigQuery keeps descriptions of at most 1024"),
+        (lambda d: d["transform"][0].update(description="y" * 2000), "transform[0].description", "at most 1024"),
+        (lambda d: d.update(description="z" * 16001), "description", "at most 16000"),
+    ],
+)
+def test_bad_descriptions_are_refused(tmp_path, mutate, field, expected):
+    d = base()
+    mutate(d)
+    refused(tmp_path, d, field, expected)

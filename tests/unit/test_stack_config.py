@@ -27,9 +27,19 @@ def test_defaults_are_cheap_and_safe():
     assert cfg.protect is False
     assert cfg.composer.enabled is False
     assert cfg.pipelines.mode == "scheduled" and cfg.pipelines.tables_dir == "config/tables"
-    assert cfg.pipelines.layer_offset_minutes == 15
+    assert cfg.pipelines.layer_offset_minutes == 10 and cfg.pipelines.start_time == "2025-01-01T02:07:00Z"  # off the hour
+    assert cfg.alerts.email is None
     assert all(not cfg.service(s).enabled for s in ("airbyte", "metabase", "amundsen"))
     assert cfg.datalake.s3_enabled is False
+    assert cfg.service("metabase").bigquery_key is False  # a key exists only when a stack asks
+
+
+def test_metabase_bigquery_key_is_a_metabase_switch():
+    assert parse({"flexyboots:services": {"metabase": {"enabled": True, "bigquery_key": "true"}}}).service("metabase").bigquery_key is True
+    with pytest.raises(StackConfigError, match=r"flexyboots:services.airbyte.bigquery_key: unknown key"):
+        parse({"flexyboots:services": {"airbyte": {"bigquery_key": True}}})
+    with pytest.raises(StackConfigError, match=r"flexyboots:services.metabase.bigquery_key: expected true or false"):
+        parse({"flexyboots:services": {"metabase": {"bigquery_key": "yes"}}})
 
 
 def test_env_defaults_to_the_stack_name():
@@ -112,7 +122,21 @@ def test_composer_2_may_use_environment_size_and_workloads_parse():
         }
     )
     assert cfg.composer.major == 2 and cfg.composer.environment_size == "ENVIRONMENT_SIZE_SMALL"
-    assert cfg.composer.workloads == {"worker": {"cpu": 1, "max_count": 3, "memory_gb": 4, "min_count": 1}}
+    # the DAG tasks are deferrable: a triggerer is added when the stack sets none
+    assert cfg.composer.workloads == {
+        "worker": {"cpu": 1, "max_count": 3, "memory_gb": 4, "min_count": 1},
+        "triggerer": {"cpu": 0.5, "count": 1, "memory_gb": 1},
+    }
+
+
+def test_alerts_email_and_removed_or_useless_composer_settings():
+    assert parse({"flexyboots:alerts": {"email": "ops@example.com"}}).alerts.email == "ops@example.com"
+    with pytest.raises(StackConfigError, match=r"flexyboots:alerts.email: expected an e-mail address"):
+        parse({"flexyboots:alerts": {"email": "ops"}})
+    with pytest.raises(StackConfigError, match=r"flexyboots:composer.dag_schedule: is no longer used: each table has its own DAG"):
+        parse({"flexyboots:composer": {"enabled": True, "dag_schedule": "@daily"}})
+    with pytest.raises(StackConfigError, match=r"flexyboots:composer.workloads.triggerer.count: 0, but the DAG tasks are deferrable"):
+        parse({"flexyboots:composer": {"enabled": True, "workloads": {"triggerer": {"count": 0, "cpu": 1, "memory_gb": 1}}}})
 
 
 def test_stack_file_yes_stays_a_string_like_in_pulumi(tmp_path):

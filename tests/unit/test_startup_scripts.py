@@ -135,3 +135,119 @@ def test_every_script_mounts_the_data_disk_idempotently_and_installs_docker(scri
 def test_device_name_is_validated():
     with pytest.raises(ValueError, match="device_name"):
         ss.render_amundsen(device_name="../sda")
+
+
+# -- apt lock wait (Debian's apt-daily timers on first boot) ----------------------------------
+
+SCRIPTS = {
+    "airbyte": ss.render_airbyte(),
+    "metabase": ss.render_metabase(secret_id="s", project="acme-data-dev", bigquery_key_secret_id="k"),
+    "amundsen": ss.render_amundsen(),
+}
+
+
+def _apt_block(script: str) -> str:
+    """The apt lock wait functions exactly as rendered into a startup script."""
+    start = script.index("# --- apt lock wait")
+    end = script.index("\n# --- ", start + 1)
+    return script[start:end]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_every_apt_get_waits_for_the_apt_locks(name):
+    script = SCRIPTS[name]
+    block = _apt_block(script)
+    rest = script.replace(block, "")
+    # every apt-get of the script goes through apt_get, defined before its first use
+    assert not re.search(r"(?<![_\w])apt-get\b", rest), "a bare apt-get outside the waiting wrapper"
+    assert re.search(r"^\s*apt_get (update|install)", rest, re.M)
+    assert script.index("apt_get() {") < script.index("apt_get update")
+    # the wrapper waits for all of apt's locks (apt itself only waits for the dpkg ones) and
+    # still passes apt's own dpkg lock timeout
+    for lock in ss.APT_LOCKS:
+        assert lock in block
+    assert "/var/lib/apt/lists/lock" in ss.APT_LOCKS
+    assert 'apt-get -o DPkg::Lock::Timeout=120 "$@"' in block
+    _bash_syntax_ok(script)
+
+
+def _fcntl_holder(path, seconds: float):
+    """A process holding a POSIX (fcntl) write lock on ``path``, as apt and dpkg take theirs."""
+    import sys
+
+    code = (
+        "import fcntl, sys, time\n"
+        f"f = open({str(path)!r}, 'w')\n"
+        "fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "print('locked', flush=True)\n"
+        f"time.sleep({seconds})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def _run_wait(tmp_path, locks, body, timeout_s=30):
+    """Run ``body`` under bash (set -euo pipefail, as the scripts do) after the rendered apt
+    functions, pointed at ``locks`` instead of apt's real lock files; a fake ``apt-get`` on the
+    PATH records when it ran and with what."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "apt-get").write_text('#!/bin/bash\necho "apt-get $* at $(date +%s.%N)" >> "$APT_LOG"\n')
+    (fake / "apt-get").chmod(0o755)
+    script = (
+        "set -euo pipefail\n"
+        + _apt_block(SCRIPTS["metabase"])
+        + f'\nAPT_LOCKS="{" ".join(str(p) for p in locks)}"\nAPT_LOCK_TIMEOUT_S={timeout_s}\nAPT_LOCK_POLL_S=0.2\n'
+        + body
+    )
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "APT_LOG": str(tmp_path / "apt.log")}
+    import time
+
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    return proc, time.monotonic() - t0
+
+
+def test_apt_get_waits_until_the_lock_holder_lets_go(tmp_path):
+    lists_lock = tmp_path / "lists-lock"
+    lists_lock.touch()
+    holder = _fcntl_holder(lists_lock, 1.5)  # like apt-daily's `apt-get update` on first boot
+    try:
+        proc, took = _run_wait(tmp_path, [tmp_path / "absent-lock", lists_lock], "apt_get update -y\n")
+    finally:
+        holder.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert f"waiting for apt lock {lists_lock}" in proc.stdout
+    assert took >= 1.0, "returned before the holder released the lock"
+    log = (tmp_path / "apt.log").read_text()
+    assert log.startswith("apt-get -o DPkg::Lock::Timeout=120 update -y at ")
+
+
+def test_a_free_lock_is_not_waited_for(tmp_path):
+    lock = tmp_path / "lock-frontend"
+    lock.touch()  # the file exists (it always does on Debian) but nobody holds it
+    proc, took = _run_wait(tmp_path, [lock], "apt_get install -y curl\nwait_for_apt_locks\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "waiting" not in proc.stdout and took < 5
+    assert "install -y curl" in (tmp_path / "apt.log").read_text()
+
+
+def test_a_lock_held_past_the_timeout_fails_the_script_without_running_apt(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    holder = _fcntl_holder(lock, 30)
+    try:
+        proc, took = _run_wait(tmp_path, [lock], "apt_get install -y docker-ce\necho unreachable\n", timeout_s=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode != 0 and "unreachable" not in proc.stdout
+    assert f"apt lock {lock} still held after 1s; giving up" in proc.stderr
+    assert not (tmp_path / "apt.log").exists(), "apt-get ran while the lock was held"
+    assert took < 15
+
+
+def test_apt_lock_timeout_is_validated():
+    with pytest.raises(ValueError, match="apt_lock_timeout_s"):
+        ss.apt_lock_wait(timeout_s=0)

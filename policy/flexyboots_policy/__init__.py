@@ -1,0 +1,1 @@
+"""flexyboots' CrossGuard policies (imported by ``policy/__main__.py`` inside ``policy/venv``)."""

@@ -1,0 +1,64 @@
+"""The service image sets: each one is exactly what its upstream release pins, and the startup
+scripts only ever take whole sets."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components import images, startup_scripts as ss
+
+#: docker-amundsen.yml of github.com/amundsen-io/amundsen at tag frontend-4.3.0 (the same
+#: commit, 125b04ff9f696091e2e5ff696ab8ad201580385d, is tagged metadata-3.13.0; 2024-03-06):
+#: service -> image, as read in that file.
+AMUNDSEN_AT_FRONTEND_4_3_0 = {
+    "neo4j": "neo4j:3.5.26",
+    "elasticsearch": "elasticsearch:8.0.0",
+    "amundsensearch": "amundsendev/amundsen-search:4.0.2",
+    "amundsenmetadata": "amundsendev/amundsen-metadata:3.11.0",
+    "amundsenfrontend": "amundsendev/amundsen-frontend:4.2.0",
+}
+#: the compose service each role runs as (the upstream file's service names)
+SERVICE_OF_ROLE = {"neo4j": "neo4j", "elasticsearch": "elasticsearch", "search": "amundsensearch",
+                   "metadata": "amundsenmetadata", "frontend": "amundsenfrontend"}
+
+
+def test_amundsen_set_is_the_upstream_release():
+    s = images.AMUNDSEN
+    assert (s.upstream, s.release, s.commit, s.file) == (
+        "github.com/amundsen-io/amundsen", "frontend-4.3.0", "125b04ff9f696091e2e5ff696ab8ad201580385d", "docker-amundsen.yml"
+    )
+    assert {SERVICE_OF_ROLE[role]: ref for role, ref in s.images.items()} == AMUNDSEN_AT_FRONTEND_4_3_0
+
+
+def test_the_rendered_compose_runs_exactly_that_set():
+    services = yaml.safe_load(ss.compose_amundsen())["services"]
+    assert {name: svc["image"] for name, svc in services.items()} == AMUNDSEN_AT_FRONTEND_4_3_0
+    # Elasticsearch 8 with a search service built for it: upstream's Elasticsearch 8 support
+    # (commit cdcf738f) is first released in search-3.1.0; 2.11.1 was built for Elasticsearch 7
+    assert services["elasticsearch"]["image"] == "elasticsearch:8.0.0"
+    major, minor = (int(x) for x in services["amundsensearch"]["image"].rsplit(":", 1)[1].split(".")[:2])
+    assert (major, minor) >= (3, 1)
+    compose = yaml.safe_load(ss.compose_metabase())["services"]
+    assert {svc["image"] for svc in compose.values()} == set(images.METABASE.references())
+
+
+def test_single_images_cannot_be_mixed_in():
+    """A set is taken whole: a dict of single images (the way versions got mixed) is refused,
+    and so is a set with other roles."""
+    with pytest.raises(ValueError, match=r"startup_scripts: images: a whole components.images.ImageSet"):
+        ss.compose_amundsen(images={"search": "amundsendev/amundsen-search:2.11.1"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"images: an image set with the roles neo4j, elasticsearch"):
+        ss.compose_amundsen(images=images.METABASE)
+    with pytest.raises(ValueError, match=r"images: an image set with the roles metabase, postgres"):
+        ss.render_metabase(secret_id="s", project="acme-data-dev", images=images.AMUNDSEN)
+
+
+def test_every_image_is_pinned_to_a_tag():
+    for s in images.IMAGE_SETS.values():
+        for ref in s.references():
+            assert ":" in ref.rsplit("/", 1)[-1] and not ref.endswith(":latest"), ref
+    with pytest.raises(ValueError, match=r"images\['x'\]: a pinned image reference"):
+        images.ImageSet(name="bad", images={"x": "neo4j"}, upstream="u", release="r")
+    # a digest (what a later pin by digest adds) is accepted
+    images.ImageSet(name="ok", images={"x": "neo4j:3.5.26@sha256:" + "0" * 64}, upstream="u", release="r")
