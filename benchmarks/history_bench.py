@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pipeline_bench import HEADER, SPEC, Expected, _line, _row, check_exact  # noqa: E402
+from pipeline_bench import SPEC, Expected, _line, _row, check_exact, initial_lines, write_lines  # noqa: E402
 
 from pipeline_sql.naming import Naming  # noqa: E402
 from pipeline_sql.spec import parse_spec  # noqa: E402
@@ -45,18 +45,7 @@ def generate(folder: Path, rows: int, batches: int, seed: int = 11) -> tuple[Exp
     folder.mkdir(parents=True, exist_ok=True)
     n_new = max(1, rows // 200)
     expected = Expected(rows + n_new * batches)
-    with open(folder / "batch_0000.csv", "w") as f:
-        f.write(HEADER)
-        chunk = []
-        for i in range(1, rows + 1):
-            r = _row(i, 1, rnd)
-            expected.put(r, 1)
-            chunk.append(_line(r))
-            if len(chunk) == 50_000:
-                f.write("\n".join(chunk) + "\n")
-                chunk = []
-        if chunk:
-            f.write("\n".join(chunk) + "\n")
+    write_lines(folder / "batch_0000.csv", initial_lines(rows, rnd, expected))
     files = []
     top = rows
     for b in range(1, batches + 1):
@@ -65,12 +54,14 @@ def generate(folder: Path, rows: int, batches: int, seed: int = 11) -> tuple[Exp
         new = range(top + 1, top + 1 + n_new)
         top += n_new
         path = folder / f"batch_{b:04d}.later"
-        with open(path, "w") as f:
-            f.write(HEADER)
+
+        def cdc_lines(changed=changed, new=new, version=version):
             for i in list(changed) + list(new):
                 r = _row(i, version, rnd)
                 expected.put(r, version)
-                f.write(_line(r) + "\n")
+                yield _line(r)
+
+        write_lines(path, cdc_lines())
         files.append(path)
     return expected, files
 

@@ -117,26 +117,37 @@ class Expected:
         )
 
 
+def write_lines(path: Path, lines) -> None:
+    """A CSV file: the header, then the lines, written in chunks."""
+    with open(path, "w") as f:
+        f.write(HEADER)
+        chunk = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == 50_000:
+                f.write("\n".join(chunk) + "\n")
+                chunk = []
+        if chunk:
+            f.write("\n".join(chunk) + "\n")
+
+
+def initial_lines(rows: int, rnd: random.Random, expected: Expected):
+    """Version 1 of keys 1..rows, recorded in ``expected``."""
+    for i in range(1, rows + 1):
+        r = _row(i, 1, rnd)
+        expected.put(r, 1)
+        yield _line(r)
+
+
 def generate(landing: Path, rows: int, seed: int = 7) -> tuple[Expected, float]:
-    """Write the two batches; return the expected DWH and the seconds taken."""
+    """Write the three batches; return the expected DWH and the seconds taken."""
     t0 = time.perf_counter()
     rnd = random.Random(seed)
     folder = landing / "bench_accounts"
     folder.mkdir(parents=True, exist_ok=True)
     n_new = max(1, rows // 200)
     expected = Expected(rows + n_new)
-    with open(folder / "batch_0001.csv", "w") as f:
-        f.write(HEADER)
-        chunk = []
-        for i in range(1, rows + 1):
-            r = _row(i, 1, rnd)
-            expected.put(r, 1)
-            chunk.append(_line(r))
-            if len(chunk) == 50_000:
-                f.write("\n".join(chunk) + "\n")
-                chunk = []
-        if chunk:
-            f.write("\n".join(chunk) + "\n")
+    write_lines(folder / "batch_0001.csv", initial_lines(rows, rnd, expected))
     changed = rnd.sample(range(1, rows + 1), max(1, rows // 100))
     new = range(rows + 1, rows + 1 + n_new)
     with open(folder / "batch_0002.csv", "w") as f:
@@ -147,21 +158,17 @@ def generate(landing: Path, rows: int, seed: int = 7) -> tuple[Expected, float]:
             f.write(_line(r) + "\n")
     # the full snapshot: every key with its latest version, 1% of them changed to version 3
     snap_changed = set(rnd.sample(range(1, rows + n_new + 1), max(1, rows // 100)))
-    with open(folder / "batch_0003.csv", "w") as f:
-        f.write(HEADER)
-        chunk = []
+
+    def snapshot_lines():
         for i in range(1, rows + n_new + 1):
             if i in snap_changed:
                 r = _row(i, 3, rnd)
                 expected.put(r, 3)
-                chunk.append(_line(r))
+                yield _line(r)
             else:
-                chunk.append(expected.line(i))
-            if len(chunk) == 50_000:
-                f.write("\n".join(chunk) + "\n")
-                chunk = []
-        if chunk:
-            f.write("\n".join(chunk) + "\n")
+                yield expected.line(i)
+
+    write_lines(folder / "batch_0003.csv", snapshot_lines())
     return expected, time.perf_counter() - t0
 
 
