@@ -103,7 +103,7 @@ class PipelineRuntimeArgs:
     project: pulumi.Input[str]
     #: dataset id per layer (and ``quality``), e.g. ``Warehouse.dataset_ids``
     datasets: Mapping[str, pulumi.Input[str]]
-    #: landing bucket name the staging layer's LOAD DATA reads (None: no GCS sources)
+    #: landing bucket name the staging layer reads (None: no GCS sources)
     landing_bucket: Optional[pulumi.Input[str]] = None
     #: some table's staging is an ``amazon_s3`` transfer: the staging account may update the
     #: staging dataset (custom role with ``bigquery.datasets.update`` only)
@@ -325,7 +325,7 @@ class TablePipeline(pulumi.ComponentResource):
         self.tables = {}
         for td in pipeline_tables(spec, naming):
             if td.rebuilt_by_sql and not (from_s3 and td.layer == "staging"):
-                continue  # the layer's own CREATE OR REPLACE / LOAD DATA OVERWRITE makes it
+                continue  # the layer's own CREATE OR REPLACE makes it
             if td.view_query is not None:
                 self.tables[f"{td.layer}.{td.name}"] = self._view(td, naming, datasets, labels)
                 continue

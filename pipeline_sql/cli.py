@@ -80,7 +80,7 @@ class _Session:
                 raise CliError(f"cannot reach BigQuery project {self.args.project!r}: {e}") from e
             uri = str(self.landing) if self.landing is not None else "gs://landing"  # export loads nothing
             if not uri.startswith("gs://"):
-                raise CliError("--project needs --landing gs://<landing bucket> (staging runs LOAD DATA from it)")
+                raise CliError("--project needs --landing gs://<landing bucket> (staging reads the landed files from it)")
             return Runner(client, naming, landing_dir=None, landing_uri=uri.rstrip("/"), progress=progress, local=False)
         from .engine import EngineError, LocalEngine
 
@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("render", help="print a table's SQL (all layers and checks, or one)")
     sp.add_argument("table")
     sp.add_argument("--layer", choices=list(LAYERS) + ["checks"])
-    sp.add_argument("--landing-uri", default="gs://landing", help="landing bucket for the staging LOAD DATA (default: gs://landing)")
+    sp.add_argument("--landing-uri", default="gs://landing", help="landing bucket the staging layer reads (default: gs://landing)")
     common(sp)
     sp.set_defaults(func=cmd_render)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .naming import DATASETS, LAYERS, Naming
-from .render import RenderedTable, render_table
+from .render import RenderedTable, _quote, render_table
 from .checks import render_check_statements, run_id as checks_run_id
 from .schema import pipeline_tables, shared_tables
 from .spec import TableSpec
@@ -527,10 +527,6 @@ def _param_type(v) -> str:
     if isinstance(v, datetime):
         return "TIMESTAMP"
     return "STRING"
-
-
-def _quote(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _dataset(dataset_id: str, location: str):
