@@ -75,8 +75,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.rows < 200 or args.batches < 2:
         ap.error("--rows must be at least 200 and --batches at least 2")
-    if args.batches > 90:
-        ap.error("--batches at most 90 (versions are months of a generated timestamp)")
 
     from pipeline_sql.engine import LocalEngine
     from pipeline_sql.runner import Runner

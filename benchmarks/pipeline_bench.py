@@ -60,6 +60,13 @@ SPEC = {
 HEADER = "id,name,email,balance,score,active,opened,updated\n"
 
 
+def _updated(version: int) -> str:
+    """The last-modified time of a version: one day later per version (valid for any count)."""
+    import datetime as dt
+
+    return (dt.datetime(2024, 1, 1) + dt.timedelta(days=version)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _row(i: int, version: int, rnd: random.Random) -> tuple:
     return (
         i,
@@ -69,7 +76,7 @@ def _row(i: int, version: int, rnd: random.Random) -> tuple:
         f"{rnd.random() * 1000:.3f}",
         rnd.random() < 0.8,
         f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-        f"2024-{1 + version:02d}-01 00:00:00",
+        _updated(version),
     )
 
 
@@ -99,7 +106,7 @@ class Expected:
         """The CSV line of key ``i``'s latest version (as generated)."""
         v, cents = int(self.version[i]), int(self.cents[i])
         return _line((i, f"name {i} v{v}", f"user{i}@example{i % 97}.com", cents, f"{self.score[i]:.3f}", bool(self.active[i]),
-                      f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}", f"2024-{1 + v:02d}-01 00:00:00"))
+                      f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}", _updated(v)))
 
     def matches(self, row) -> bool:
         i = row[0]
@@ -113,7 +120,7 @@ class Expected:
             and abs(row[4] - self.score[i]) <= 1e-9
             and row[5] == bool(self.active[i])
             and row[6].isoformat() == f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}"
-            and row[7].strftime("%Y-%m-%d %H:%M:%S") == f"2024-{1 + v:02d}-01 00:00:00"
+            and row[7].strftime("%Y-%m-%d %H:%M:%S") == _updated(v)
         )
 
 
