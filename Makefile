@@ -11,12 +11,17 @@ STAMP  := $(VENV)/.installed
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_PY    := $(AIRFLOW_VENV)/bin/python
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# Amundsen's databuilder, the real consumer of the catalog job (numpy<2, pandas<=2.2.2): its
+# own venv from its own lock, the same way.
+DATABUILDER_VENV  := .venv-databuilder
+DATABUILDER_PY    := $(DATABUILDER_VENV)/bin/python
+DATABUILDER_STAMP := $(DATABUILDER_VENV)/.installed
 # the CrossGuard policy pack's own virtualenv (pulumi-policy's protobuf pin clashes with the
 # Google clients'); the Pulumi CLI uses the same folder (policy/PulumiPolicy.yaml: virtualenv: venv)
 POLICY_VENV  := policy/venv
 POLICY_STAMP := $(POLICY_VENV)/.installed
 
-.PHONY: setup airflow-setup airflow-lock demo test plan-dev plan-prod bench dag-bench clean
+.PHONY: setup airflow-setup airflow-lock databuilder-setup databuilder-lock demo test plan-dev plan-prod bench dag-bench clean
 
 setup: $(STAMP) $(POLICY_STAMP)
 
@@ -37,6 +42,23 @@ airflow-lock:
 	mv requirements-airflow.lock.new requirements-airflow.lock
 	rm -rf .venv-airflow-lock
 
+databuilder-setup: $(DATABUILDER_STAMP)
+
+$(DATABUILDER_STAMP): requirements-databuilder.txt requirements-databuilder.lock
+	rm -rf $(DATABUILDER_VENV)
+	$(PYTHON) -m venv $(DATABUILDER_VENV)
+	$(DATABUILDER_PY) -m pip install --quiet --disable-pip-version-check -r requirements-databuilder.txt -c requirements-databuilder.lock
+	touch $(DATABUILDER_STAMP)
+
+# After changing requirements-databuilder.txt: resolve once in a scratch venv and write the lock.
+databuilder-lock:
+	rm -rf .venv-databuilder-lock
+	$(PYTHON) -m venv .venv-databuilder-lock
+	.venv-databuilder-lock/bin/pip install --quiet --disable-pip-version-check -r requirements-databuilder.txt
+	{ echo '# Every package of .venv-databuilder, pinned (pip freeze). Regenerate with `make databuilder-lock`.'; .venv-databuilder-lock/bin/pip freeze --all | grep -v -E '^(pip|setuptools|wheel)=='; } > requirements-databuilder.lock.new
+	mv requirements-databuilder.lock.new requirements-databuilder.lock
+	rm -rf .venv-databuilder-lock
+
 $(STAMP): requirements.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
@@ -51,7 +73,7 @@ $(POLICY_STAMP): policy/requirements.txt policy/requirements.lock
 demo: setup
 	$(PY) -m pipeline_sql demo
 
-test: setup airflow-setup
+test: setup airflow-setup databuilder-setup
 	$(PY) -m pytest -q
 	$(AIRFLOW_PY) -m pytest -q tests/airflow_dags
 
@@ -71,4 +93,4 @@ dag-bench: setup airflow-setup
 	$(PY) benchmarks/dag_bench.py --tables 2000
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(POLICY_VENV) .flexyboots .pytest_cache .hypothesis
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DATABUILDER_VENV) $(POLICY_VENV) .flexyboots .pytest_cache .hypothesis

@@ -52,11 +52,26 @@ account are deleted.
 ``AmundsenArgs(ServiceVmArgs)``: ``service="amundsen"``, ``machine_type="e2-highmem-2"``,
 ``metadata_dataset_ids: Mapping[str, Input[str]]`` (layer -> dataset id, required, non-empty),
 ``es_heap_mb=1024``, ``neo4j_heap_mb=1024``. Needs at least 8 GB memory. Grants
-``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only).
+``roles/bigquery.metadataViewer`` on each of those datasets (dataset-level only). With
+``catalog_document`` (``components.catalog.encode_document``; the stack renders it from the
+specs) the VM also runs the catalog job on a systemd timer (``catalog_schedule="hourly"``):
+the document goes to the instance metadata key ``flexyboots-catalog`` (updated in place), and
+the account gets ``roles/bigquery.jobUser`` and ``roles/bigquery.dataViewer`` on the one table
+``check_results_table`` = (dataset id, table id).
+
+Images by digest: Metabase and Amundsen resolve their image set to content digests when the
+program runs (``components.image_digests``: pulumi-docker's ``get_registry_image`` through a
+child ``docker.Provider`` ``<prefix>-registry`` that needs no Docker daemon), and their compose
+files name every image ``repository:tag@sha256:...``. A tag that moves (or a changed
+``images``) changes the startup script, so the preview shows the old and the new digest and
+the VM is replaced (its data disk kept). Airbyte's ``abctl`` pulls Airbyte's images itself
+(inside its kind cluster, by its Helm chart's tags): nothing of ours to pin there.
 
 Outputs (all): ``service_account``, ``service_account_email``, ``instance``, ``instance_name``,
 ``internal_ip``, ``external_ip_enabled: bool``, ``data_disk``, ``data_disk_protected: bool``,
-``network_tags``, ``zone``, ``service_port``, ``startup_script: str``. Metabase adds
+``network_tags``, ``zone``, ``service_port``, ``startup_script`` (``str``, or an ``Output[str]``
+once images are pinned), ``images`` (``Output[ImageSet]``, pinned; None without images),
+``pinned_images`` (``Output``: role -> ``repository:tag@sha256:...``; None). Metabase adds
 ``health_check_path`` (``"/api/health"``), ``db_password_secret`` / ``db_password_secret_id``,
 and with ``bigquery_key`` ``bigquery_reader_email`` / ``bigquery_key_secret_id`` (None without);
 Airbyte adds ``low_resource_mode``. Amundsen takes ``images: ImageSet = components.images.AMUNDSEN``.
@@ -71,8 +86,8 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from components import image_digests, startup_scripts
 from components import images as image_sets
-from components import startup_scripts
 from components.common import PROJECT_ID, ComponentArgsError, labels, require_env, require_label_map
 from components.images import ImageSet
 from components.render import check_machine_minimum, machine_shape, prefixed, service_account_id
@@ -145,6 +160,11 @@ class AmundsenArgs(ServiceVmArgs):
     es_heap_mb: int = 1024
     neo4j_heap_mb: int = 1024
     images: ImageSet = image_sets.AMUNDSEN
+    #: the catalog job's document (components.catalog.encode_document), or None: no catalog job
+    catalog_document: Optional[str] = None
+    #: (dataset id, table id) of quality.check_results: the job reads the latest results
+    check_results_table: Optional[tuple] = None
+    catalog_schedule: str = "hourly"
 
 
 def _positive(component: str, fname: str, value: Any, minimum: int = 1) -> None:
@@ -167,8 +187,9 @@ class ServiceVm(pulumi.ComponentResource):
         self._validate(args)
         prefix = prefixed(args.env, name)
         account_id = service_account_id(args.env, args.service, self.COMPONENT)
-        try:
-            script = self._startup_script(prefix, args)
+        images = self._image_set(args)
+        try:  # rendered once with the tags now, so a bad argument fails before any resource
+            script = self._startup_script(prefix, args, images)
         except ComponentArgsError:
             raise
         except ValueError as exc:  # the pure renderer names the field
@@ -176,6 +197,14 @@ class ServiceVm(pulumi.ComponentResource):
         lbls = labels(args.env, args.service, args.extra_labels)
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        # every image the VM runs, by content digest (resolved now; the script names no tag alone)
+        self.images = self.pinned_images = self.registry = None
+        if images is not None:
+            self.registry = image_digests.registry_provider(f"{prefix}-registry", opts=pulumi.ResourceOptions(parent=self))
+            self.images = image_digests.resolve(images, provider=self.registry, parent=self)
+            self.pinned_images = self.images.apply(lambda pinned: dict(pinned.images))
+            script = self.images.apply(lambda pinned: self._startup_script(prefix, args, pinned))
 
         self.zone = args.zone
         self.service_port = args.service_port
@@ -233,7 +262,7 @@ class ServiceVm(pulumi.ComponentResource):
             network_interfaces=[{"subnetwork": args.subnetwork, "access_configs": access_configs}],
             service_account={"email": self.service_account.email, "scopes": [CLOUD_PLATFORM_SCOPE]},
             shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True, "enable_integrity_monitoring": True},
-            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE", **self._metadata(args)},
             metadata_startup_script=script,
             tags=list(args.network_tags),
             labels=lbls,
@@ -255,6 +284,7 @@ class ServiceVm(pulumi.ComponentResource):
                 "network_tags": self.network_tags,
                 "zone": self.zone,
                 "service_port": self.service_port,
+                **({"pinned_images": self.pinned_images} if self.pinned_images is not None else {}),
                 **self._extra_outputs,
             }
         )
@@ -308,8 +338,16 @@ class ServiceVm(pulumi.ComponentResource):
     def _project_roles(self, args: ServiceVmArgs) -> list[str]:
         return list(dict.fromkeys(args.project_roles))
 
-    def _startup_script(self, prefix: str, args: ServiceVmArgs) -> str:
+    def _image_set(self, args: ServiceVmArgs) -> Optional[ImageSet]:
+        """The container images the VM runs (resolved to digests), or None (none of ours)."""
+        return None
+
+    def _startup_script(self, prefix: str, args: ServiceVmArgs, images: Optional[ImageSet]) -> str:
         return args.startup_script
+
+    def _metadata(self, args: ServiceVmArgs) -> dict:
+        """Extra instance metadata (updated in place: no VM replacement when it changes)."""
+        return {}
 
     def _before_instance(self, prefix: str, args: ServiceVmArgs, lbls: dict, child: pulumi.ResourceOptions) -> list:
         return []
@@ -362,7 +400,8 @@ class Airbyte(ServiceVm):
     def _project_roles(self, args: AirbyteArgs) -> list[str]:
         return list(dict.fromkeys([*args.project_roles, "roles/bigquery.jobUser"]))
 
-    def _startup_script(self, prefix: str, args: AirbyteArgs) -> str:
+    def _startup_script(self, prefix: str, args: AirbyteArgs, images: Optional[ImageSet]) -> str:
+        # abctl pulls Airbyte's images itself, inside its kind cluster: none to pin here
         return startup_scripts.render_airbyte(
             device_name=DATA_DEVICE, low_resource_mode=args.low_resource_mode, port=args.service_port
         )
@@ -406,10 +445,13 @@ class Metabase(ServiceVm):
     def _key_secret_id(self, prefix: str) -> str:
         return f"{prefix}-bigquery-reader-key"
 
-    def _startup_script(self, prefix: str, args: MetabaseArgs) -> str:
+    def _image_set(self, args: MetabaseArgs) -> ImageSet:
+        return args.images
+
+    def _startup_script(self, prefix: str, args: MetabaseArgs, images: Optional[ImageSet]) -> str:
         return startup_scripts.render_metabase(
             secret_id=self._secret_id(prefix), project=args.project, device_name=DATA_DEVICE,
-            db_name=args.db_name, db_user=args.db_user, images=args.images, port=args.service_port,
+            db_name=args.db_name, db_user=args.db_user, images=images, port=args.service_port,
             bigquery_key_secret_id=self._key_secret_id(prefix) if args.bigquery_key else None,
         )
 
@@ -529,6 +571,8 @@ class Amundsen(ServiceVm):
         _, mem = machine_shape(args.machine_type, self.COMPONENT)
         for fname in ("es_heap_mb", "neo4j_heap_mb"):
             _positive(self.COMPONENT, fname, getattr(args, fname), 256)
+        if args.catalog_document is not None and not isinstance(args.catalog_document, str):
+            raise ComponentArgsError(self.COMPONENT, "catalog_document", "the encoded catalog document (components.catalog.encode_document)", args.catalog_document)
         if (args.es_heap_mb + args.neo4j_heap_mb) / 1024 > mem / 2:
             raise ComponentArgsError(
                 self.COMPONENT, "es_heap_mb", f"Elasticsearch + neo4j heaps of at most half the machine's {mem:g} GB",
@@ -538,14 +582,44 @@ class Amundsen(ServiceVm):
     def _minimum_hint(self, args: AmundsenArgs) -> str:
         return "neo4j and Elasticsearch need several GB"
 
-    def _startup_script(self, prefix: str, args: AmundsenArgs) -> str:
-        return startup_scripts.render_amundsen(
+    def _image_set(self, args: AmundsenArgs) -> ImageSet:
+        return args.images
+
+    def _startup_script(self, prefix: str, args: AmundsenArgs, images: Optional[ImageSet]) -> str:
+        script = startup_scripts.render_amundsen(
             device_name=DATA_DEVICE, port=args.service_port, es_heap_mb=args.es_heap_mb, neo4j_heap_mb=args.neo4j_heap_mb,
-            images=args.images,
+            images=images,
         )
+        if args.catalog_document is None:
+            return script
+        from components.catalog import render_catalog_setup
+
+        return script + render_catalog_setup(schedule=args.catalog_schedule)
+
+    def _metadata(self, args: AmundsenArgs) -> dict:
+        from components.catalog import METADATA_KEY
+
+        return {METADATA_KEY: args.catalog_document} if args.catalog_document is not None else {}
+
+    def _project_roles(self, args: AmundsenArgs) -> list[str]:
+        extra = ["roles/bigquery.jobUser"] if args.catalog_document is not None else []  # the check-results query
+        return list(dict.fromkeys([*args.project_roles, *extra]))
 
     def _after_instance(self, prefix: str, args: AmundsenArgs, child: pulumi.ResourceOptions) -> None:
         self.metadata_grants = {
             key: self._dataset_grant(f"{prefix}-{key.replace('_', '-')}-metadata-viewer", args, ds, "roles/bigquery.metadataViewer")
             for key, ds in args.metadata_dataset_ids.items()
         }
+        self.check_results_grant = None
+        if args.catalog_document is not None and args.check_results_table is not None:
+            dataset_id, table_id = args.check_results_table
+            # the catalog job reads the latest check results: that one table, read-only
+            self.check_results_grant = gcp.bigquery.IamMember(
+                f"{prefix}-check-results-data-viewer",
+                project=args.project,
+                dataset_id=dataset_id,
+                table_id=table_id,
+                role="roles/bigquery.dataViewer",
+                member=self.member,
+                opts=pulumi.ResourceOptions(parent=self),
+            )

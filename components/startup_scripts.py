@@ -31,14 +31,22 @@ db_user="metabase", images=images.METABASE, port=3000, bigquery_key_secret_id=No
 images=images.AMUNDSEN) -> str``
     neo4j, Elasticsearch, metadata, search and frontend (the amundsen repository's
     ``docker-amundsen.yml`` layout); sets and persists ``vm.max_map_count=262144``.
-``compose_metabase(...)`` / ``compose_amundsen(...)`` return the compose YAML alone.
+``compose_metabase(...)`` / ``compose_amundsen(...)`` return the compose YAML alone, rendered
+    from ``components.services``' definitions (``metabase_definition(...)`` /
+    ``amundsen_definition(...)``), the same ones the local stack's containers come from. Pass
+    a pinned set (``ImageSet.pinned``) and every image is ``repository:tag@sha256:...``: the
+    ``ServiceVm`` presets always do.
 ``apt_lock_wait(timeout_s=APT_LOCK_TIMEOUT_S) -> str``
     the bash functions ``apt_locks_held``, ``wait_for_apt_locks`` and ``apt_get`` (every script
     includes them before its first ``apt-get``).
 
 Images come whole from :mod:`components.images` (one image set per service, never mixed).
+``abctl`` pulls Airbyte's images itself; what it allows pinning: its own release (the
+installer's ``RELEASE_TAG``), the Helm chart (``--chart-version``) and chart values
+(``--values``, ``global.image.tag``: Airbyte's images, not temporal's or minio's), all tags,
+no digests; this script pins none of them (abctl installs its latest release and chart).
 Constants: ``DATA_MOUNT``, ``METABASE_HEALTH_PATH``, ``SERVICE_PORTS``, ``APT_LOCKS``,
-``APT_LOCK_TIMEOUT_S``.
+``APT_LOCK_TIMEOUT_S`` (``METABASE_HEALTH_PATH``/``SERVICE_PORTS`` live in ``components.services``).
 """
 
 from __future__ import annotations
@@ -48,18 +56,16 @@ import shlex
 from typing import Optional
 
 from components import images as image_sets
+from components import services
 from components.common import PROJECT_ID
-from components.images import ImageSet, check_image_set
+from components.images import ImageSet
+from components.services import MAX_MAP_COUNT, METABASE_HEALTH_PATH, SERVICE_PORTS  # noqa: F401 (part of this API)
 
 DATA_MOUNT = "/mnt/disks/data"
-METABASE_HEALTH_PATH = "/api/health"
 #: Where the BigQuery reader's key is written at boot (tmpfs, in a root-only directory) and
 #: where the Metabase container sees it (read-only).
 METABASE_BIGQUERY_KEY_HOST_PATH = "/run/flexyboots/metabase-bigquery-reader.json"
 METABASE_BIGQUERY_KEY_PATH = "/run/secrets/bigquery-reader.json"
-#: The TCP port each service listens on (what the IAP firewall must admit).
-SERVICE_PORTS = {"airbyte": 8000, "metabase": 3000, "amundsen": 5000}
-MAX_MAP_COUNT = 262144
 
 #: apt's lock files (apt-pkg: the dpkg frontend and admin locks in debsystem.cc, the lists
 #: lock in acquire.cc, the archives lock in private-download.cc). All are fcntl (POSIX)
@@ -70,7 +76,6 @@ APT_LOCK_TIMEOUT_S = 1200
 
 _DEVICE = re.compile(r"^[a-z][a-z0-9-]{0,61}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_PG_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(,[A-Za-z0-9.-]+)*$")
 
 
@@ -78,14 +83,6 @@ def _check(field: str, value, pattern: re.Pattern, expected: str) -> str:
     if not isinstance(value, str) or not pattern.match(value):
         raise ValueError(f"startup_scripts: {field}: {expected} (got {value!r})")
     return value
-
-
-def _image_set(value, expected: ImageSet) -> dict:
-    """The role -> reference mapping of a whole image set (never single images: no mixing)."""
-    try:
-        return dict(check_image_set(value, expected).images)
-    except ValueError as exc:
-        raise ValueError(f"startup_scripts: {exc}") from None
 
 
 def _check_port(port) -> int:
@@ -238,7 +235,41 @@ fi
 
 
 # ------------------------------------------------------------------------------------------
-# Metabase
+# Metabase and Amundsen: compose files rendered from components.services' definitions
+
+
+def _definition(build, **kwargs) -> services.ServiceDefinition:
+    try:
+        return build(**kwargs)
+    except services.DefinitionError as exc:
+        raise ValueError(f"startup_scripts: {exc}") from None
+
+
+def _compose(defn: services.ServiceDefinition, extra_volumes=None) -> str:
+    return services.compose_yaml(defn, data_root=DATA_MOUNT, extra_volumes=extra_volumes)
+
+
+def _data_dirs(defn: services.ServiceDefinition) -> str:
+    """mkdir the bind-mount directories on the data disk (and chown those that need it)."""
+    dirs = services.bind_dirs(defn, DATA_MOUNT)
+    lines = [f"mkdir -p {' '.join(d for d, _ in dirs)} /etc/flexyboots/{defn.name}"]
+    lines += [f"chown -R {owner} {d}" for d, owner in dirs if owner]
+    return "\n".join(lines) + "\n"
+
+
+def metabase_definition(
+    *, db_name: str = "metabase", db_user: str = "metabase", images: ImageSet = image_sets.METABASE,
+    port: int = SERVICE_PORTS["metabase"],
+) -> services.ServiceDefinition:
+    """``services.metabase(...)`` with this module's errors (``startup_scripts: <field>: ...``)."""
+    return _definition(services.metabase, db_name=db_name, db_user=db_user, images=images, port=port)
+
+
+def amundsen_definition(
+    *, port: int = SERVICE_PORTS["amundsen"], es_heap_mb: int = 1024, neo4j_heap_mb: int = 1024,
+    images: ImageSet = image_sets.AMUNDSEN,
+) -> services.ServiceDefinition:
+    return _definition(services.amundsen, port=port, es_heap_mb=es_heap_mb, neo4j_heap_mb=neo4j_heap_mb, images=images)
 
 
 def compose_metabase(
@@ -247,54 +278,12 @@ def compose_metabase(
 ) -> str:
     """The compose file. ``bigquery_key``: mount the BigQuery reader's key (read at boot into
     ``METABASE_BIGQUERY_KEY_HOST_PATH``) read-only at ``METABASE_BIGQUERY_KEY_PATH``."""
-    _check("db_name", db_name, _PG_IDENT, "a lower-case Postgres identifier")
-    _check("db_user", db_user, _PG_IDENT, "a lower-case Postgres identifier")
-    img = _image_set(images, image_sets.METABASE)
-    _check_port(port)
-    key_mount = (
-        f"""    volumes:
-      - {METABASE_BIGQUERY_KEY_HOST_PATH}:{METABASE_BIGQUERY_KEY_PATH}:ro
-"""
-        if bigquery_key
-        else ""
-    )
-    return f"""name: metabase
-services:
-  postgres:
-    image: {img['postgres']}
-    restart: unless-stopped
-    environment:
-      POSTGRES_DB: {db_name}
-      POSTGRES_USER: {db_user}
-      POSTGRES_PASSWORD: ${{MB_DB_PASS:?MB_DB_PASS is not set}}
-    volumes:
-      - {DATA_MOUNT}/metabase/postgres:/var/lib/postgresql/data
-    healthcheck:
-      test: ["CMD-SHELL", "pg_isready -U {db_user} -d {db_name}"]
-      interval: 10s
-      timeout: 5s
-      retries: 30
-  metabase:
-    image: {img['metabase']}
-    restart: unless-stopped
-    depends_on:
-      postgres:
-        condition: service_healthy
-    ports:
-      - "{port}:3000"
-    environment:
-      MB_DB_TYPE: postgres
-      MB_DB_DBNAME: {db_name}
-      MB_DB_PORT: "5432"
-      MB_DB_USER: {db_user}
-      MB_DB_PASS: ${{MB_DB_PASS:?MB_DB_PASS is not set}}
-      MB_DB_HOST: postgres
-{key_mount}    healthcheck:
-      test: ["CMD-SHELL", "curl -fsS http://localhost:3000{METABASE_HEALTH_PATH} || exit 1"]
-      interval: 30s
-      timeout: 5s
-      retries: 20
-"""
+    return _metabase_compose(metabase_definition(db_name=db_name, db_user=db_user, images=images, port=port), bigquery_key)
+
+
+def _metabase_compose(defn: services.ServiceDefinition, bigquery_key: bool) -> str:
+    key_mount = {"metabase": [f"{METABASE_BIGQUERY_KEY_HOST_PATH}:{METABASE_BIGQUERY_KEY_PATH}:ro"]} if bigquery_key else None
+    return _compose(defn, key_mount)
 
 
 def _read_secret(var: str, secret_id: str, project: str, what: str) -> str:
@@ -319,9 +308,9 @@ def render_metabase(
     _check("project", project, PROJECT_ID, "a GCP project id")
     if bigquery_key_secret_id is not None:
         _check("bigquery_key_secret_id", bigquery_key_secret_id, _SECRET_ID, "a Secret Manager secret id (letters, digits, '_' and '-')")
-    compose = compose_metabase(
-        db_name=db_name, db_user=db_user, images=images, port=port, bigquery_key=bigquery_key_secret_id is not None
-    )
+    defn = metabase_definition(db_name=db_name, db_user=db_user, images=images, port=port)
+    (secret_var,) = defn.secrets  # MB_DB_PASS: what the compose file interpolates
+    compose = _metabase_compose(defn, bigquery_key_secret_id is not None)
     key = ""
     if bigquery_key_secret_id is not None:
         key = (
@@ -339,18 +328,17 @@ def render_metabase(
         + install_docker()
         + f"""
 # --- Metabase on a Postgres application database (never H2) ----------------------------
-mkdir -p {DATA_MOUNT}/metabase/postgres /etc/flexyboots/metabase
-cat > /etc/flexyboots/metabase/compose.yaml <<'COMPOSE'
+{_data_dirs(defn)}cat > /etc/flexyboots/metabase/compose.yaml <<'COMPOSE'
 {compose}COMPOSE
 # the DB password comes from Secret Manager at boot, into tmpfs, root-only; never in metadata
 install -d -m 0700 /run/flexyboots
 umask 077
-{_read_secret("MB_DB_PASS", secret_id, project, "Metabase DB")}printf 'MB_DB_PASS=%s\\n' "$MB_DB_PASS" > /run/flexyboots/metabase.env
-unset MB_DB_PASS
+{_read_secret(secret_var, secret_id, project, "Metabase DB")}printf '{secret_var}=%s\\n' "${secret_var}" > /run/flexyboots/metabase.env
+unset {secret_var}
 {key}umask 022
 docker compose --env-file /run/flexyboots/metabase.env -f /etc/flexyboots/metabase/compose.yaml up -d
 """
-        + _wait_http(f"http://localhost:{port}{METABASE_HEALTH_PATH}", "Metabase")
+        + _wait_http(f"http://localhost:{defn.public_port}{defn.health_path}", "Metabase")
     )
 
 
@@ -362,105 +350,33 @@ def compose_amundsen(
     *, port: int = SERVICE_PORTS["amundsen"], es_heap_mb: int = 1024, neo4j_heap_mb: int = 1024,
     images: ImageSet = image_sets.AMUNDSEN,
 ) -> str:
-    _check_port(port)
-    for field, value in (("es_heap_mb", es_heap_mb), ("neo4j_heap_mb", neo4j_heap_mb)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 256 <= value <= 65536:
-            raise ValueError(f"startup_scripts: {field}: an integer number of MB between 256 and 65536 (got {value!r})")
-    img = _image_set(images, image_sets.AMUNDSEN)
-    d = DATA_MOUNT
-    # Layout of the amundsen repository's docker-amundsen.yml; neo4j and Elasticsearch are
-    # only published on 127.0.0.1, data lives on the data disk, heaps are bounded.
-    return f"""name: amundsen
-services:
-  neo4j:
-    image: {img['neo4j']}
-    container_name: neo4j_amundsen
-    restart: unless-stopped
-    environment:
-      - NEO4J_AUTH=neo4j/test
-      - NEO4J_dbms_memory_heap_max__size={neo4j_heap_mb}M
-      - NEO4J_dbms_memory_pagecache_size=512M
-    ulimits:
-      nofile: {{soft: 40000, hard: 40000}}
-    ports:
-      - "127.0.0.1:7474:7474"
-      - "127.0.0.1:7687:7687"
-    volumes:
-      - {d}/amundsen/neo4j:/data
-    networks: [amundsennet]
-  elasticsearch:
-    image: {img['elasticsearch']}
-    container_name: es_amundsen
-    restart: unless-stopped
-    environment:
-      - discovery.type=single-node
-      - xpack.security.enabled=false
-      - ES_JAVA_OPTS=-Xms{es_heap_mb}m -Xmx{es_heap_mb}m
-    ulimits:
-      nofile: {{soft: 65536, hard: 65536}}
-    ports:
-      - "127.0.0.1:9200:9200"
-    volumes:
-      - {d}/amundsen/es:/usr/share/elasticsearch/data
-    networks: [amundsennet]
-  amundsensearch:
-    image: {img['search']}
-    container_name: amundsensearch
-    restart: unless-stopped
-    depends_on: [elasticsearch]
-    environment:
-      - PROXY_ENDPOINT=es_amundsen
-    command: gunicorn -w 2 --bind :5000 search_service.search_wsgi
-    networks: [amundsennet]
-  amundsenmetadata:
-    image: {img['metadata']}
-    container_name: amundsenmetadata
-    restart: unless-stopped
-    depends_on: [neo4j]
-    environment:
-      - PROXY_HOST=bolt://neo4j_amundsen
-    command: gunicorn -w 2 --bind :5000 metadata_service.metadata_wsgi
-    networks: [amundsennet]
-  amundsenfrontend:
-    image: {img['frontend']}
-    container_name: amundsenfrontend
-    restart: unless-stopped
-    depends_on: [amundsenmetadata, amundsensearch]
-    ports:
-      - "{port}:5000"
-    environment:
-      - SEARCHSERVICE_BASE=http://amundsensearch:5000
-      - METADATASERVICE_BASE=http://amundsenmetadata:5000
-      - FRONTEND_SVC_CONFIG_MODULE_CLASS=amundsen_application.config.TestConfig
-    command: gunicorn -w 2 --bind :5000 amundsen_application.wsgi
-    networks: [amundsennet]
-networks:
-  amundsennet: {{}}
-"""
+    return _compose(amundsen_definition(port=port, es_heap_mb=es_heap_mb, neo4j_heap_mb=neo4j_heap_mb, images=images))
 
 
 def render_amundsen(
     *, device_name: str = "data", port: int = SERVICE_PORTS["amundsen"], es_heap_mb: int = 1024,
     neo4j_heap_mb: int = 1024, images: ImageSet = image_sets.AMUNDSEN,
 ) -> str:
-    compose = compose_amundsen(port=port, es_heap_mb=es_heap_mb, neo4j_heap_mb=neo4j_heap_mb, images=images)
+    defn = amundsen_definition(port=port, es_heap_mb=es_heap_mb, neo4j_heap_mb=neo4j_heap_mb, images=images)
+    sysctls = "".join(
+        f"""
+# --- Elasticsearch needs {key}={value}: set now and persist -------------
+echo '{key}={value}' > /etc/sysctl.d/99-flexyboots-amundsen.conf
+sysctl -w {key}={value}
+"""
+        for key, value in defn.host_sysctls.items()
+    )
     return (
         _header("amundsen")
         + apt_lock_wait()
-        + f"""
-# --- Elasticsearch needs vm.max_map_count={MAX_MAP_COUNT}: set now and persist -------------
-echo 'vm.max_map_count={MAX_MAP_COUNT}' > /etc/sysctl.d/99-flexyboots-amundsen.conf
-sysctl -w vm.max_map_count={MAX_MAP_COUNT}
-"""
+        + sysctls
         + mount_data_disk(device_name)
         + install_docker()
         + f"""
 # --- Amundsen: neo4j, Elasticsearch, metadata, search, frontend -------------------------
-mkdir -p {DATA_MOUNT}/amundsen/neo4j {DATA_MOUNT}/amundsen/es /etc/flexyboots/amundsen
-chown -R 1000:0 {DATA_MOUNT}/amundsen/es
-cat > /etc/flexyboots/amundsen/compose.yaml <<'COMPOSE'
-{compose}COMPOSE
+{_data_dirs(defn)}cat > /etc/flexyboots/amundsen/compose.yaml <<'COMPOSE'
+{_compose(defn)}COMPOSE
 docker compose -f /etc/flexyboots/amundsen/compose.yaml up -d
 """
-        + _wait_http(f"http://localhost:{port}", "Amundsen frontend")
+        + _wait_http(f"http://localhost:{defn.public_port}{defn.health_path}", "Amundsen frontend")
     )

@@ -46,7 +46,9 @@ aws_account_id="123456789012")``
     account ``email``/``member``/``uniqueId``, a service identity's agent ``email``/``member``
     (from ``components.service_agents``), a service account key's ``privateKey`` (base64 JSON),
     bucket ``url``, dataset ``datasetId``, secret ``name``, ``arn``s, random ``result``, access
-    key ``secret``). ``call``: answers
+    key ``secret``, docker ``RemoteImage`` ``imageId``/``repoDigest``, ``Volume``/``Network``
+    ``name``). ``call``: answers pulumi-docker's ``getRegistryImage`` (``sha256Digest`` from
+    ``registry_digest(name)``),
     ``gcp:organizations/getProject:getProject`` (number ``"123456789012"``),
     ``getClientConfig``, ``storage getProjectServiceAccount``, ``bigquery getDefaultServiceAccount``,
     ``aws getCallerIdentity`` / ``getRegion``; anything else echoes its args.
@@ -56,6 +58,8 @@ aws_account_id="123456789012")``
     ``RecordedResource`` (``monitor.records``) and, like the real engine, marks outputs named in
     ``additionalSecretOutputs`` as secret.
 
+``registry_digest(reference) -> str``: the digest the mocks' registry answers for a reference
+(the one it names, else ``sha256:`` + SHA-256 of the reference: deterministic, per tag).
 ``redact(value)``: replace every Pulumi-secret-wrapped value inside ``value`` with ``"[secret]"``.
 ``SECRET = "[secret]"``.
 
@@ -88,6 +92,7 @@ __all__ = [
     "Recording",
     "RecordingMonitor",
     "redact",
+    "registry_digest",
     "run_program",
     "dependency_closure",
 ]
@@ -259,6 +264,13 @@ def _digits(text: str, n: int) -> str:
     return str(int(hashlib.sha256(text.encode()).hexdigest(), 16))[:n].zfill(n)
 
 
+def registry_digest(reference: str) -> str:
+    """The digest the mocks' registry returns for ``reference``: the one it names when it has
+    one (as a registry does), else derived from the reference, so another tag, another digest."""
+    _, _, digest = reference.partition("@")
+    return digest or "sha256:" + hashlib.sha256(f"mock-registry:{reference}".encode()).hexdigest()
+
+
 def _gcp_project(inputs: dict, default: str) -> str:
     return inputs.get("project") or default
 
@@ -373,7 +385,30 @@ class Mocks(pulumi.runtime.Mocks):
         elif typ.startswith("aws:"):
             out.update(self._aws(typ, args.name, plain, out))
             rid = out.pop("__id", rid)
+        elif typ.startswith("docker:"):
+            out.update(self._docker(typ, args.name, plain))
+            rid = out.pop("__id", rid)
         return rid, out
+
+    def _docker(self, typ: str, name: str, plain: dict) -> dict:
+        if typ == "docker:index/remoteImage:RemoteImage":
+            ref = plain["name"]
+            repo, _, digest = ref.partition("@")
+            image_id = "sha256:" + hashlib.sha256(f"mock-image-id:{ref}".encode()).hexdigest()
+            out = {"imageId": image_id, "__id": f"{image_id}{ref}"}
+            if digest:  # what the local client reports once it pulled by digest
+                out["repoDigest"] = f"{repo.rsplit(':', 1)[0] if ':' in repo.rsplit('/', 1)[-1] else repo}@{digest}"
+            return out
+        if typ == "docker:index/container:Container":
+            cid = hashlib.sha256(f"mock-container:{plain.get('name') or name}".encode()).hexdigest()
+            return {"__id": cid, "name": plain.get("name") or name, "exitCode": None}
+        if typ == "docker:index/volume:Volume":
+            vol = plain.get("name") or name
+            return {"__id": vol, "name": vol, "driver": "local", "mountpoint": f"/var/lib/docker/volumes/{vol}/_data"}
+        if typ == "docker:index/network:Network":
+            net = plain.get("name") or name
+            return {"__id": hashlib.sha256(f"mock-network:{net}".encode()).hexdigest(), "name": net, "driver": "bridge"}
+        return {}
 
     def _aws(self, typ: str, name: str, plain: dict, out: dict) -> dict:
         acct = self.aws_account_id
@@ -414,6 +449,9 @@ class Mocks(pulumi.runtime.Mocks):
             return {"accountId": self.aws_account_id, "arn": f"arn:aws:iam::{self.aws_account_id}:user/mock", "userId": "AIDAMOCK", "id": self.aws_account_id}
         if token == "aws:index/getRegion:getRegion":
             return {"name": self.aws_region, "region": self.aws_region, "id": self.aws_region}
+        if token == "docker:index/getRegistryImage:getRegistryImage":
+            digest = registry_digest(a["name"])
+            return {"id": digest, "name": a["name"], "sha256Digest": digest, "insecureSkipVerify": False}
         return dict(a)
 
 

@@ -4,9 +4,11 @@ and a demo that lands the sample batches round by round.
     python -m pipeline_sql validate [--config-dir DIR]
     python -m pipeline_sql render TABLE [--layer L] [--project P] [--env E] [--landing-uri gs://B]
     python -m pipeline_sql run [--tables a,b] [--landing DIR] [--state DIR] [--project P]
+                               [--lineage-file F] [--lineage-url U] [--summary-mermaid F]
     python -m pipeline_sql export TABLE [--layer staging|archive|delta|transform|dwh|rejects] [--state DIR]
     python -m pipeline_sql checks [--tables a,b] [--history N] [--state DIR]
     python -m pipeline_sql demo [--landing DIR] [--state DIR]
+    python -m pipeline_sql lineage [TABLE] [--format mermaid|dot|json|openlineage] [--project P] [--env E]
 
 Locally everything runs on the embedded engine with its state in ``.flexyboots/`` (so runs
 accumulate history like a real warehouse); ``--project P`` runs the same SQL on real BigQuery
@@ -148,13 +150,67 @@ def cmd_run(args) -> int:
     where = f"BigQuery project {args.project}" if args.project else f"embedded engine, state in {state}"
     _print(f"flexyboots run: {len(specs)} tables ({', '.join(s.table for s in specs)}) from {landing} on {where}")
     t0 = time.perf_counter()
+    results: list[LayerResult] = []
     session = _Session(args, landing, state)
-    with session as session_runner:
-        if not args.project:
-            _print(f"engine started in {session.engine_seconds:.2f}s")
-        results = session_runner.run(specs)
+    try:
+        with session as runner:
+            if not args.project:
+                _print(f"engine started in {session.engine_seconds:.2f}s")
+            runner.run(specs, results)  # results grow as tables run: a failure keeps what ran
+    except LayerError as e:
+        _emit_lineage(args, specs, results, failed=(e.table, e.layer, str(e)))
+        raise
     _summary(results)
+    if args.summary_mermaid:
+        from .lineage import run_diagram
+
+        Path(args.summary_mermaid).write_text(run_diagram(results).to_mermaid(), encoding="utf-8")
+        _print(f"run summary (Mermaid) written to {args.summary_mermaid}")
+    _emit_lineage(args, specs, results)
     _print(f"\ndone in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _emit_lineage(args, specs: list[TableSpec], results: list[LayerResult], failed=None) -> None:
+    """``run --lineage-file F / --lineage-url U``: the run's OpenLineage events (see
+    :func:`pipeline_sql.openlineage.run_events`)."""
+    if not (args.lineage_file or args.lineage_url):
+        return
+    from .lineage import build_lineage
+    from .openlineage import EmitError, emit, run_events
+
+    landing = str(args.landing) if args.project else str(Path(args.landing).resolve())
+    all_specs = load_specs(args.config_dir)  # relationships may reference tables not run
+    lin = build_lineage(all_specs, _naming(args), landing, tables=[s.table for s in specs])
+    events = run_events(lin, all_specs, results, failed=failed)
+    try:
+        emit(events, file=args.lineage_file, url=args.lineage_url)
+    except EmitError as e:
+        raise CliError(str(e)) from e
+    _print(f"lineage: {len(events)} OpenLineage events sent to {' and '.join(x for x in (args.lineage_file, args.lineage_url) if x)}")
+
+
+LINEAGE_FORMATS = ("mermaid", "dot", "json", "openlineage")
+
+
+def cmd_lineage(args) -> int:
+    """The lineage of one table (column level) or of all (table level)."""
+    from .lineage import LineageError, build_lineage, table_diagram, tables_diagram
+    from .openlineage import lineage_events, to_json
+
+    specs = _specs(args)
+    try:
+        lin = build_lineage(specs, _naming(args), args.landing_uri, tables=[args.table] if args.table else None)
+    except LineageError as e:
+        raise CliError(str(e)) from e
+    if args.format == "json":
+        sys.stdout.write(json.dumps(lin.to_json(), indent=2) + "\n")
+    elif args.format == "openlineage":
+        for ev in lineage_events(lin, specs):
+            sys.stdout.write(to_json(ev) + "\n")
+    else:
+        diagram = table_diagram(lin, args.table) if args.table else tables_diagram(lin)
+        sys.stdout.write(diagram.to_mermaid() if args.format == "mermaid" else diagram.to_dot(f"lineage_{args.table or 'tables'}"))
     return 0
 
 
@@ -368,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
     sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="landing folder, or gs://bucket with --project (default: the sample landing/)")
     sp.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    sp.add_argument("--summary-mermaid", default=None, metavar="F", help="also write the run's summary as a Mermaid flowchart to F")
+    sp.add_argument("--lineage-file", default=None, metavar="F", help="append the run's OpenLineage events to this file (JSON lines)")
+    sp.add_argument("--lineage-url", default=None, metavar="U", help="POST the run's OpenLineage events to U/api/v1/lineage (Marquez or any OpenLineage consumer)")
     common(sp, state=True)
     sp.set_defaults(func=cmd_run)
 
@@ -382,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--history", type=int, default=1, metavar="N", help="also show the last N runs per table from quality.check_results")
     common(sp, state=True)
     sp.set_defaults(func=cmd_checks)
+
+    sp = sub.add_parser("lineage", help="the lineage of one table (column level) or all tables (table level)")
+    sp.add_argument("table", nargs="?", default=None, help="a table: its columns through every layer (default: all tables, table level)")
+    sp.add_argument("--format", default="mermaid", choices=LINEAGE_FORMATS, help="mermaid (default), dot (Graphviz), json, or openlineage (run events, one JSON per line)")
+    sp.add_argument("--landing-uri", default="gs://landing", help="landing bucket the files land in (default: gs://landing)")
+    common(sp)
+    sp.set_defaults(func=cmd_lineage)
 
     sp = sub.add_parser("demo", help="land the sample batches round by round, run all layers, show what changed")
     sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="folder with NNN_*.ext batches per table (default: landing/)")

@@ -507,11 +507,13 @@ class Runner:
             step(self.run_layer(spec, layer))
         return results
 
-    def run(self, specs: list[TableSpec]) -> list[LayerResult]:
-        """Bootstrap what is missing, read every table's state at once, run each table."""
+    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
+        """Bootstrap what is missing, read every table's state at once, run each table. The
+        results are appended to ``results`` (when given) table by table, so a caller still has
+        those of the tables that ran when a later one fails."""
         self.bootstrap(specs, rebuilt=False)
         states = self.table_states(specs) if self.local else {}
-        out: list[LayerResult] = []
+        out = results if results is not None else []
         for spec in specs:
             out += self.run_table(spec, states.get(spec.table))
         return out

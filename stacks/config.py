@@ -33,13 +33,34 @@ Reference (defaults in brackets; ``Pulumi.yaml`` declares the same keys as proje
                                  {cpu: 0.5, memory_gb: 1, count: 1}: the DAG tasks are
                                  deferrable), transfer_ids_in_env [true]};
                                  each table's DAG runs on its spec's schedule
+    flexyboots:lineage          {data_lineage_api [false]}: enable Google's Data Lineage API
+                                 (datalineage.googleapis.com) so BigQuery records the lineage
+                                 of every scheduled query natively (needs apis.enabled)
     flexyboots:alerts           {email [none]}: the address Cloud Monitoring e-mails about failed
                                  transfer runs, failed error-severity checks and failed Airflow
                                  tasks (no address: no alerting resources)
     flexyboots:services         {airbyte|metabase|amundsen: {enabled [false], machine_type,
                                  disk_size_gb}; airbyte also low_resource_mode [false];
                                  metabase also bigquery_key [false]: a read-only BigQuery
-                                 account + key (Secret Manager only) so Metabase can read dwh}
+                                 account + key (Secret Manager only) so Metabase can read dwh;
+                                 metabase and amundsen also images [components/images.py's
+                                 set]: role -> 'repository:tag', a whole set (every role, each
+                                 role's repository; resolved to digests at deploy time)}
+    flexyboots:composition      [platform] what the stack builds: platform (GCP, the keys
+                                 above) or local (Metabase and Amundsen on the workstation's
+                                 Docker; see "The local composition" below)
+
+The local composition (``flexyboots:composition: local``, ``stacks/Pulumi.local.yaml``) needs
+no GCP project and no cloud credentials: ``gcp:*`` and the platform's keys are not read (the
+project file may hand them to every stack as defaults). It reads::
+
+    flexyboots:env              [the stack name]
+    flexyboots:labels           [{}] extra labels on every Docker resource
+    flexyboots:services         {metabase|amundsen: {enabled [false], images [as above],
+                                 port [3000 | 5000]: the host port, on 127.0.0.1}}; airbyte
+                                 enabled is refused; the VM-only keys (machine_type,
+                                 disk_size_gb, bigquery_key, low_resource_mode) are not read
+    docker:host                 (the docker provider's own key) [DOCKER_HOST or the local socket]
 """
 
 from __future__ import annotations
@@ -53,10 +74,17 @@ from typing import Any, Mapping
 
 from components.dag import DEFAULT_TRIGGERER
 from components.common import BASE_LABEL_KEYS, ENV, LABEL_KEY, LABEL_VALUE, PROJECT_ID, REGION
+from components.images import IMAGE_SETS, ImageSet, image_set_from_tags
+from components.services import SERVICE_PORTS
 
 NS = "flexyboots"
 MODES = ("scheduled", "orchestrated")
 SERVICES = ("airbyte", "metabase", "amundsen")
+COMPOSITIONS = ("platform", "local")
+#: The services the local composition can run (Airbyte's abctl manages its own cluster).
+LOCAL_SERVICES = ("metabase", "amundsen")
+#: Service keys that only mean something on a VM.
+VM_ONLY_KEYS = ("machine_type", "disk_size_gb", "low_resource_mode", "bigquery_key")
 
 #: Keys of our namespace; any other ``flexyboots:*`` key is refused (typos fail loudly).
 TOP_KEYS = (
@@ -72,6 +100,8 @@ TOP_KEYS = (
     "composer",
     "services",
     "alerts",
+    "lineage",
+    "composition",
 )
 
 _LOCATION = re.compile(r"^(US|EU|[a-z]+-[a-z]+[0-9]+)$")
@@ -155,6 +185,12 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class LineageConfig:
+    #: enable datalineage.googleapis.com: BigQuery then records table-level lineage of every job
+    data_lineage_api: bool = False
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     enabled: bool = False
@@ -162,6 +198,8 @@ class ServiceConfig:
     disk_size_gb: int = 20
     low_resource_mode: bool = False  # airbyte only: abctl --low-resource-mode (2 vCPU / 8 GB)
     bigquery_key: bool = False  # metabase only: its read-only BigQuery account and key
+    #: metabase and amundsen: the whole image set (tags; digests are resolved at deploy time)
+    images: ImageSet | None = None
 
 
 @dataclass(frozen=True)
@@ -180,9 +218,33 @@ class StackConfig:
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     services: Mapping[str, ServiceConfig] = field(default_factory=dict)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
 
     def service(self, name: str) -> ServiceConfig:
-        return self.services.get(name) or ServiceConfig(name=name, **SERVICE_DEFAULTS[name])
+        return self.services.get(name) or ServiceConfig(name=name, images=IMAGE_SETS.get(name), **SERVICE_DEFAULTS[name])
+
+
+@dataclass(frozen=True)
+class LocalServiceConfig:
+    name: str
+    enabled: bool = False
+    images: ImageSet | None = None
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The ``local`` composition: services on the workstation's Docker (no GCP)."""
+
+    env: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    services: Mapping[str, LocalServiceConfig] = field(default_factory=dict)
+    composition: str = "local"
+    #: no GCP project: the local composition creates nothing in the cloud
+    project: str = ""
+
+    def service(self, name: str) -> LocalServiceConfig:
+        return self.services[name]
 
 
 # --------------------------------------------------------------------------- value readers
@@ -260,8 +322,7 @@ def _mapping(key: str, v: Any, allowed: tuple[str, ...]) -> dict:
 # --------------------------------------------------------------------------- the parser
 
 
-def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    """Validate a stack's config (``{"gcp:project": ..., "flexyboots:composer": {...}}``)."""
+def _check_keys(raw: Any) -> None:
     if not isinstance(raw, Mapping):
         raise StackConfigError("config", f"expected a mapping of keys to values, got {_show(raw)}")
     for key in raw:
@@ -271,9 +332,95 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         if ns == NS and name not in TOP_KEYS:
             raise StackConfigError(key, f"unknown key; expected one of {', '.join(f'{NS}:{k}' for k in TOP_KEYS)}")
 
+
+def _getter(raw: Mapping[str, Any]):
     def get(name: str, default: Any = None) -> Any:
         v = raw.get(f"{NS}:{name}")
         return default if v is None else v
+
+    return get
+
+
+def composition(raw: Mapping[str, Any]) -> str:
+    """Which composition a stack's config asks for (``platform`` unless it says ``local``)."""
+    _check_keys(raw)
+    return _choice(f"{NS}:composition", _getter(raw)("composition", "platform"), COMPOSITIONS)
+
+
+def parse_config(raw: Mapping[str, Any], stack: str) -> "StackConfig | LocalConfig":
+    """Validate a stack's config for the composition it names (what the program and the plan call)."""
+    if composition(raw) == "local":
+        return parse_local_config(raw, stack)
+    return parse_stack_config(raw, stack)
+
+
+def _labels(get) -> dict:
+    labels = _decode(get("labels", {}))
+    if not isinstance(labels, dict):
+        raise StackConfigError(f"{NS}:labels", f"expected a mapping of label key to value, got {_show(labels)}")
+    for k, v in labels.items():
+        if not LABEL_KEY.match(str(k)) or k in BASE_LABEL_KEYS:
+            raise StackConfigError(f"{NS}:labels.{k}", "expected a label key (lower-case, 1-63 chars) other than env, component, managed-by")
+        if not isinstance(v, str) or not LABEL_VALUE.match(v):
+            raise StackConfigError(f"{NS}:labels.{k}", f"expected a label value (0-63 lower-case letters, digits, _ or -), got {_show(v)}")
+    return dict(sorted(labels.items()))
+
+
+def _images(key: str, v: Any, name: str) -> ImageSet:
+    """A service's whole image set: components/images.py's, or the stack's tags for every role."""
+    default = IMAGE_SETS[name]
+    v = _decode(v)
+    if v is None or v == dict(default.images):  # components/images.py's own set, as read there
+        return default
+    if isinstance(v, dict):
+        for role in v:
+            if role not in default.roles:
+                raise StackConfigError(f"{key}.{role}", f"unknown key; expected one of {', '.join(default.roles)}")
+    try:
+        return image_set_from_tags(v, default, key)
+    except ValueError as exc:
+        field_name, _, reason = str(exc).partition(": ")
+        raise StackConfigError(field_name, f"expected {reason}") from None
+
+
+def parse_local_config(raw: Mapping[str, Any], stack: str) -> LocalConfig:
+    """Validate the config of a ``flexyboots:composition: local`` stack (no GCP keys needed)."""
+    _check_keys(raw)
+    get = _getter(raw)
+    env = _str(f"{NS}:env", get("env", stack), ENV, "1-16 lower-case letters and digits, starting with a letter")
+    s = _mapping(f"{NS}:services", get("services"), SERVICES)
+    services: dict[str, LocalServiceConfig] = {}
+    for name in SERVICES:
+        key = f"{NS}:services.{name}"
+        if name not in LOCAL_SERVICES:
+            spec = _mapping(key, s.get(name), ("enabled",) + VM_ONLY_KEYS)
+            if _bool(f"{key}.enabled", spec.get("enabled", False)):
+                raise StackConfigError(
+                    f"{key}.enabled",
+                    "the local composition runs Metabase and Amundsen only; Airbyte's abctl manages its own "
+                    "cluster on Docker: run `abctl local install` on the workstation instead",
+                )
+            continue
+        # the VM-only keys are accepted and not read: Pulumi hands every stack the project
+        # file's defaults for flexyboots:services, machine types included
+        spec = _mapping(key, s.get(name), ("enabled", "images", "port") + VM_ONLY_KEYS)
+        services[name] = LocalServiceConfig(
+            name=name,
+            enabled=_bool(f"{key}.enabled", spec.get("enabled", False)),
+            images=_images(f"{key}.images", spec.get("images"), name),
+            port=_int(f"{key}.port", spec.get("port", SERVICE_PORTS[name]), 1024, 65535),
+        )
+    ports = [(svc.port, name) for name, svc in services.items() if svc.enabled]
+    if len({p for p, _ in ports}) != len(ports):
+        raise StackConfigError(f"{NS}:services.amundsen.port", f"each service needs its own host port, got {ports}")
+    return LocalConfig(env=env, labels=_labels(get), services=services)
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate a stack's config (``{"gcp:project": ..., "flexyboots:composer": {...}}``)."""
+    if composition(raw) != "platform":
+        raise StackConfigError(f"{NS}:composition", "local: read it with parse_config (the local composition has no GCP platform)")
+    get = _getter(raw)
 
     project = raw.get("gcp:project")
     if project is None:
@@ -284,14 +431,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     location = _str(f"{NS}:location", get("location", "EU"), _LOCATION, "a BigQuery location: US, EU or a region such as 'europe-west1'")
     protect = _bool(f"{NS}:protect", get("protect", False))
 
-    labels = _decode(get("labels", {}))
-    if not isinstance(labels, dict):
-        raise StackConfigError(f"{NS}:labels", f"expected a mapping of label key to value, got {_show(labels)}")
-    for k, v in labels.items():
-        if not LABEL_KEY.match(str(k)) or k in BASE_LABEL_KEYS:
-            raise StackConfigError(f"{NS}:labels.{k}", "expected a label key (lower-case, 1-63 chars) other than env, component, managed-by")
-        if not isinstance(v, str) or not LABEL_VALUE.match(v):
-            raise StackConfigError(f"{NS}:labels.{k}", f"expected a label value (0-63 lower-case letters, digits, _ or -), got {_show(v)}")
+    labels = _labels(get)
 
     apis = _mapping(f"{NS}:apis", get("apis"), ("enabled",))
     apis_enabled = _bool(f"{NS}:apis.enabled", apis.get("enabled", True))
@@ -381,11 +521,20 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         email = _str(f"{NS}:alerts.email", email, _EMAIL, "an e-mail address such as 'data-team@example.com'")
     alerts = AlertsConfig(email=email)
 
+    ln = _mapping(f"{NS}:lineage", get("lineage"), ("data_lineage_api",))
+    lineage = LineageConfig(data_lineage_api=_bool(f"{NS}:lineage.data_lineage_api", ln.get("data_lineage_api", False)))
+
     s = _mapping(f"{NS}:services", get("services"), SERVICES)
     services: dict[str, ServiceConfig] = {}
     for name in SERVICES:
-        extra = {"airbyte": ("low_resource_mode",), "metabase": ("bigquery_key",)}.get(name, ())
+        extra = {"airbyte": ("low_resource_mode",), "metabase": ("bigquery_key", "images"), "amundsen": ("images",)}.get(name, ())
         allowed = ("enabled", "machine_type", "disk_size_gb") + extra
+        if name == "airbyte" and isinstance(_decode(s.get(name)), dict) and "images" in _decode(s.get(name)):
+            raise StackConfigError(
+                f"{NS}:services.airbyte.images",
+                "abctl pulls Airbyte's images itself (inside its kind cluster, by the tags of its Helm chart); "
+                "flexyboots cannot pin them (remove the key)",
+            )
         spec = _mapping(f"{NS}:services.{name}", s.get(name), allowed)
         dflt = SERVICE_DEFAULTS[name]
         services[name] = ServiceConfig(
@@ -395,6 +544,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
             disk_size_gb=_int(f"{NS}:services.{name}.disk_size_gb", spec.get("disk_size_gb", dflt["disk_size_gb"]), 10, 65536),
             low_resource_mode=_bool(f"{NS}:services.{name}.low_resource_mode", spec.get("low_resource_mode", False)),
             bigquery_key=_bool(f"{NS}:services.{name}.bigquery_key", spec.get("bigquery_key", False)),
+            images=_images(f"{NS}:services.{name}.images", spec.get("images"), name) if name in IMAGE_SETS else None,
         )
 
     cfg = StackConfig(
@@ -403,7 +553,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         region=region,
         location=location,
         protect=protect,
-        labels=dict(sorted(labels.items())),
+        labels=labels,
         apis_enabled=apis_enabled,
         network=network,
         datalake=datalake,
@@ -412,6 +562,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         composer=composer,
         services=services,
         alerts=alerts,
+        lineage=lineage,
     )
     _cross_check(cfg)
     return cfg
@@ -453,6 +604,8 @@ def _cross_check(cfg: StackConfig) -> None:
             f"{NS}:datalake.nearline_after_days",
             f"{dl.nearline_after_days} is not fewer than delete_after_days ({dl.delete_after_days}); set it lower or to null",
         )
+    if cfg.lineage.data_lineage_api and not cfg.apis_enabled:
+        raise StackConfigError(f"{NS}:lineage.data_lineage_api", "true needs flexyboots:apis.enabled: true (the stack enables the API)")
     if cfg.datalake.s3_enabled and not cfg.datalake.enabled:
         raise StackConfigError(f"{NS}:datalake.s3.enabled", "true needs flexyboots:datalake.enabled: true")
 

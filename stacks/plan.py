@@ -4,8 +4,14 @@ config and print what it would create. No CLI, plugins, network or credentials n
     python -m stacks plan --stack dev              resource tree + counts per type
     python -m stacks plan --stack dev --json       [{"type", "name", "parent", "inputs"[, "protect"]}, ...]
     python -m stacks plan --stack dev --inventory  expected-values YAML for tests/stacks/expected/
+    python -m stacks plan --stack dev --format mermaid   the components and their resources, and
+                                                   who may read or write each dataset and bucket
+    python -m stacks plan --stack local            the local composition: its Docker resources
     python -m stacks dags --stack prod --out DIR   the Airflow DAG files exactly as the stack uploads
                                                    them to Composer (the DAG file + manifests)
+
+Images by digest show whole (never cut): the tree's ``docker.RemoteImage`` names, and the
+``service_images`` output one image a line (``service_images.<service>.<role>: ref@sha256:...``).
 
 Deterministic: the same code and config print the same bytes (children sorted by type and
 name, keys sorted, no timestamps; secrets and ``secure:`` config print as ``[secret]``).
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from stacks.config import StackConfigError, parse_stack_config, read_stack_file
+from stacks.config import StackConfigError, parse_config, read_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS_DIR = ROOT / "stacks"
@@ -52,6 +58,10 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "gcp:secretmanager/secret:Secret": ("secretId",),
     "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels"),
     "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "conditions", "alertStrategy"),
+    "docker:index/remoteImage:RemoteImage": ("name", "keepLocally"),
+    "docker:index/container:Container": ("name", "ports", "volumes", "wait"),
+    "docker:index/volume:Volume": ("name",),
+    "docker:index/network:Network": ("name",),
 }
 _IAM_KEYS = ("role", "member", "datasetId", "bucket", "topic", "secretId", "serviceAccountId")
 
@@ -98,9 +108,9 @@ def run_stack(
             pipelines = json.loads(pipelines)
         path = Path(tables_dir)
         raw["flexyboots:pipelines"] = {**pipelines, "tables_dir": str(path if path.is_absolute() else Path.cwd() / path)}
-    cfg = parse_stack_config(raw, stack)  # fail fast, before any resource exists
+    cfg = parse_config(raw, stack)  # fail fast, before any resource exists
 
-    rec = run_program(platform.main, config=raw, stack=stack, secret_keys=secret_keys, mocks=_mocks(cfg.project))
+    rec = run_program(platform.main, config=raw, stack=stack, secret_keys=secret_keys, mocks=_mocks(cfg.project or "flexyboots-local"))
     addr = {r.urn: address(r) for r in rec.resources}
     addr[rec.stack_urn] = f"pulumi:pulumi:Stack::flexyboots-{stack}"
     ordered = _tree_order(rec.resources, rec.stack_urn)
@@ -160,7 +170,22 @@ def key_inputs(r) -> dict:
 
 def _short(v: Any, limit: int = 80) -> str:
     text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+    if isinstance(v, str) and "@sha256:" in v:  # an image by digest: a cut digest says nothing
+        return text
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _has_digest(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_digest(v) for v in value.values())
+    return isinstance(value, str) and "@sha256:" in value
+
+
+def _output_lines(key: str, value: Any) -> list[str]:
+    """``key: value``; a mapping holding images by digest (``service_images``) one leaf a line."""
+    if isinstance(value, dict) and value and _has_digest(value):
+        return [line for k in sorted(value) for line in _output_lines(f"{key}.{k}", value[k])]
+    return [f"  {key}: {_short(value, 120)}"]
 
 
 def counts(plan: Plan) -> dict[str, int]:
@@ -171,7 +196,8 @@ def counts(plan: Plan) -> dict[str, int]:
 
 
 def render_text(plan: Plan) -> str:
-    lines = [f"flexyboots plan: stack {plan.stack}, project {plan.project}: {len(plan.resources)} resources (offline, Pulumi mocks)"]
+    where = f"project {plan.project}" if plan.project else "no GCP project (the workstation's Docker)"
+    lines = [f"flexyboots plan: stack {plan.stack}, {where}: {len(plan.resources)} resources (offline, Pulumi mocks)"]
     depth = {plan.stack_urn: 0}
     lines.append(f"pulumi:pulumi:Stack flexyboots-{plan.stack}")
     for r in plan.resources:
@@ -192,7 +218,7 @@ def render_text(plan: Plan) -> str:
         lines.append("")
         lines.append("outputs:")
         for k in sorted(plan.exports):
-            lines.append(f"  {k}: {_short(plan.exports[k], 120)}")
+            lines += _output_lines(k, plan.exports[k])
     return "\n".join(lines) + "\n"
 
 
@@ -220,6 +246,86 @@ def inventory(plan: Plan) -> dict:
             ki["__protect"] = True
         values[address(r)] = ki
     return {"counts": counts(plan), "values": values}
+
+
+_ROLE_WORDS = {
+    "roles/bigquery.dataEditor": "edit",
+    "roles/bigquery.dataViewer": "read",
+    "roles/bigquery.metadataViewer": "metadata",
+    "roles/storage.objectAdmin": "write files",
+    "roles/storage.objectViewer": "read files",
+    "roles/storage.objectCreator": "add files",
+}
+
+
+def render_mermaid(plan: Plan) -> str:
+    """The platform as a Mermaid flowchart: one box per component (its resources counted by
+    type; the table pipelines together), then the access matrix: every service account's
+    dataset-, table- and bucket-level grants as labelled edges (edit, read, metadata, ...)."""
+    from pipeline_sql.diagram import Diagram
+
+    d = Diagram(direction="LR", classes={"account": "fill:#e8f4fd,stroke:#4a90d9", "data": "fill:#fff3cd,stroke:#b8860b"})
+    by_urn = {r.urn: r for r in plan.resources}
+    top: dict[str, str] = {}  # urn -> the top-level component's cluster id
+    for r in plan.resources:
+        parent = by_urn.get(r.parent)
+        if parent is None:
+            if r.type.startswith("flexyboots:"):
+                cid = "pipelines" if r.type.endswith(":TablePipeline") else f"{r.type.split(':')[-1]}::{r.name}"
+                title = "TablePipeline (one per table)" if cid == "pipelines" else f"{r.type.split(':')[-1]} {r.name}"
+                d.cluster(cid, title)
+                top[r.urn] = cid
+            else:
+                top[r.urn] = "stack"
+        else:
+            top[r.urn] = top[parent.urn]
+    counts_by: dict[tuple[str, str], int] = {}
+    tables = sorted(r.name for r in plan.resources if r.type.endswith(":TablePipeline") and r.parent not in by_urn)
+    for r in plan.resources:
+        if r.type.startswith("flexyboots:"):
+            continue
+        cid = top[r.urn]
+        counts_by[(cid, r.type)] = counts_by.get((cid, r.type), 0) + 1
+    if any(c == "stack" for c, _ in counts_by):
+        d.cluster("stack", "stack-level resources")
+    for (cid, typ), n in sorted(counts_by.items()):
+        d.node(f"{cid}/{typ}", f"{_short_type(typ)} ×{n}", "box", cid)
+    if tables:
+        d.node("pipelines/tables", "tables: " + ", ".join(tables), "stadium", "pipelines")
+
+    # the access matrix
+    accounts = {}
+    for r in plan.resources:
+        if r.type == "gcp:serviceaccount/account:Account":
+            accounts[str(r.inputs.get("accountId"))] = r
+    datasets = {str(r.inputs.get("datasetId")) for r in plan.resources if r.type == "gcp:bigquery/dataset:Dataset"}
+    d.cluster("access", "who may read or write what (dataset, table and bucket grants)")
+    for r in plan.resources:
+        i = r.inputs
+        member, role = str(i.get("member", "")), str(i.get("role", ""))
+        if not member.startswith("serviceAccount:") or role not in _ROLE_WORDS:
+            continue
+        if r.type == "gcp:bigquery/datasetIamMember:DatasetIamMember":
+            target = f"dataset {i.get('datasetId')}"
+        elif r.type == "gcp:bigquery/iamMember:IamMember":
+            target = f"table {i.get('datasetId')}.{i.get('tableId')}"
+        elif r.type == "gcp:storage/bucketIAMMember:BucketIAMMember":
+            target = f"bucket {i.get('bucket')}"
+        else:
+            continue
+        account = member.removeprefix("serviceAccount:").split("@")[0]
+        d.node(f"sa/{account}", f"{account}", "round", "access", "account")
+        d.node(f"data/{target}", target, "table" if not target.startswith("bucket") else "files", "access", "data")
+        d.edge(f"sa/{account}", f"data/{target}", _ROLE_WORDS[role])
+    for ds in sorted(datasets):
+        d.node(f"data/dataset {ds}", f"dataset {ds}", "table", "access", "data")
+    return d.to_mermaid()
+
+
+def _short_type(typ: str) -> str:
+    """``gcp:bigquery/dataTransferConfig:DataTransferConfig`` -> ``bigquery DataTransferConfig``."""
+    pkg, mod, name = (typ.split(":") + ["", ""])[:3]
+    return f"{mod.split('/')[0]} {name}" if pkg == "gcp" else f"{pkg} {name or mod}"
 
 
 def regenerate_command(stack: str, tables_dir: Optional[str] = None) -> str:
@@ -269,6 +375,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print a JSON list of {type, name, parent, inputs}")
     fmt.add_argument("--inventory", action="store_true", help="print the expected-values YAML for tests/stacks/expected/")
+    fmt.add_argument("--format", choices=("text", "json", "inventory", "mermaid"), default=None,
+                     help="text (default), json (= --json), inventory (= --inventory), or mermaid: the components and the access matrix")
     p.add_argument("--tables-dir", help="read the table specs from this folder instead of flexyboots:pipelines.tables_dir")
     p.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
     d = sub.add_parser("dags", help="write the Airflow DAG files the stack uploads to Composer")
@@ -296,11 +404,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (StackConfigError, SpecError, ComponentArgsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        out = render_json(plan)
-    elif args.inventory:
-        out = render_inventory(plan)
-    else:
-        out = render_text(plan)
+    fmt = args.format or ("json" if args.json else "inventory" if args.inventory else "text")
+    out = {"json": render_json, "inventory": render_inventory, "mermaid": render_mermaid, "text": render_text}[fmt](plan)
     sys.stdout.write(out)
     return 0

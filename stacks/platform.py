@@ -5,6 +5,9 @@ Order of construction (each component switchable per stack):
     ProjectApis -> Network -> DataLake -> Warehouse -> PipelineRuntime + one TablePipeline per
     spec in ``pipelines.tables_dir`` -> Orchestrator (Composer) -> Alerts -> ServiceVm presets
 
+``main`` (what ``__main__.py`` runs) builds this platform, or, for a stack whose config says
+``flexyboots:composition: local``, the workstation composition of ``stacks.local``.
+
 Every component gets the env, labels and ``depends_on`` the APIs it needs, so a first
 ``pulumi up`` on a fresh project enables the APIs before creating anything that uses them.
 The Google-managed service agents the program grants to (Data Transfer, Composer) are
@@ -27,13 +30,16 @@ from components.startup_scripts import SERVICE_PORTS
 from components.table_pipeline import PipelineRuntime, PipelineRuntimeArgs, TablePipeline, TablePipelineArgs
 from components.warehouse import Warehouse, WarehouseArgs
 from pipeline_sql.spec import TableSpec, load_specs
-from stacks.config import NS, TOP_KEYS, StackConfig, StackConfigError, parse_stack_config
+from stacks.config import NS, TOP_KEYS, LocalConfig, StackConfig, StackConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY_MS = 24 * 3600 * 1000
 EXTRA_APIS = ("pubsub.googleapis.com",)
 COMPOSER_API = "composer.googleapis.com"
 MONITORING_API = "monitoring.googleapis.com"
+#: Google's Data Lineage API: with it enabled, BigQuery records the lineage of every job
+#: (scheduled queries included) by itself (flexyboots:lineage.data_lineage_api)
+DATA_LINEAGE_API = "datalineage.googleapis.com"
 
 
 @dataclass
@@ -90,6 +96,8 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
             apis.append(COMPOSER_API)
         if cfg.alerts.email:
             apis.append(MONITORING_API)
+        if cfg.lineage.data_lineage_api:
+            apis.append(DATA_LINEAGE_API)
         plat.apis = ProjectApis("apis", ProjectApisArgs(env=env, apis=apis, project=project))
 
     # ---- network
@@ -257,10 +265,23 @@ def build_platform(cfg: StackConfig, specs: Optional[list[TableSpec]] = None) ->
                 )
             elif name == "metabase":
                 plat.services[name] = Metabase(
-                    "metabase", MetabaseArgs(**sized, dwh_dataset_id=ds.get("dwh"), bigquery_key=svc.bigquery_key)
+                    "metabase",
+                    MetabaseArgs(**sized, dwh_dataset_id=ds.get("dwh"), bigquery_key=svc.bigquery_key, images=svc.images),
                 )
             else:
-                plat.services[name] = Amundsen("amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds)))
+                catalog = {}
+                if plat.warehouse and plat.runtime and specs:
+                    from components.catalog import catalog_document, encode_document
+                    from pipeline_sql.checks import RESULTS_TABLE
+
+                    catalog = dict(
+                        catalog_document=encode_document(catalog_document(specs, plat.warehouse.naming, location=cfg.location)),
+                        # the table resource's outputs: the grant waits for the table
+                        check_results_table=(plat.runtime.shared_tables[RESULTS_TABLE].dataset_id, plat.runtime.shared_tables[RESULTS_TABLE].table_id),
+                    )
+                plat.services[name] = Amundsen(
+                    "amundsen", AmundsenArgs(**sized, metadata_dataset_ids=dict(ds), images=svc.images, **catalog)
+                )
 
     _exports(plat)
     return plat
@@ -278,6 +299,15 @@ def _exports(plat: Platform) -> None:
         pulumi.export("airflow_uri", plat.orchestrator.airflow_uri)
     for name, svc in sorted(plat.services.items()):
         pulumi.export(f"{name}_instance", svc.instance_name)
+    export_service_images(plat.services)
+
+
+def export_service_images(services: dict) -> None:
+    """``service_images``: service -> role -> ``repository:tag@sha256:...``, every image a
+    service runs as resolved at deploy time (a preview shows the old and the new digest)."""
+    pinned = {name: svc.pinned_images for name, svc in sorted(services.items()) if svc.pinned_images is not None}
+    if pinned:
+        pulumi.export("service_images", pinned)
 
 
 # --------------------------------------------------------------------------- program entry
@@ -303,7 +333,12 @@ def read_program_config() -> dict[str, Any]:
     return raw
 
 
-def main() -> Platform:
-    """What ``__main__.py`` runs: read, validate, build."""
-    cfg = parse_stack_config(read_program_config(), pulumi.get_stack())
+def main():
+    """What ``__main__.py`` runs: read, validate, build the composition the config names
+    (``flexyboots:composition``: the GCP platform, or ``local``: ``stacks.local``)."""
+    cfg = parse_config(read_program_config(), pulumi.get_stack())
+    if isinstance(cfg, LocalConfig):
+        from stacks.local import build_local
+
+        return build_local(cfg)
     return build_platform(cfg)

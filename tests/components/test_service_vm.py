@@ -301,3 +301,49 @@ def test_validation_names_the_field(cls, args_cls, over, field):
 def test_args_class_must_match_the_preset():
     with pytest.raises(ComponentArgsError, match=r"^Metabase: args: a MetabaseArgs"):
         Metabase("metabase", ServiceVmArgs(**COMMON))
+
+
+# -- images by digest ------------------------------------------------------------------------------
+
+def _compose_images(script):
+    import re
+
+    import yaml
+
+    (compose,) = re.findall(r"<<'COMPOSE'\n(.*?)COMPOSE\n", script, re.S)
+    return {name: svc["image"] for name, svc in yaml.safe_load(compose)["services"].items()}
+
+
+def test_vm_scripts_run_every_image_by_the_digest_resolved_at_deploy_time(platform):
+    from components import images
+    from components.testing import registry_digest
+
+    for vm, image_set in (("dev-metabase-vm", images.METABASE), ("dev-amundsen-vm", images.AMUNDSEN)):
+        script = platform.get(vm).inputs["metadataStartupScript"]
+        refs = set(_compose_images(script).values())
+        assert refs == {f"{ref}@{registry_digest(ref)}" for ref in image_set.references()}, vm
+        for ref in image_set.references():  # no image by its tag alone
+            assert f'image: "{ref}"' not in script
+    # Airbyte: abctl pulls its own images (none of ours in its script)
+    assert "image:" not in platform.get("dev-airbyte-vm").inputs["metadataStartupScript"]
+    # the lookups need no Docker daemon on the deployer's machine
+    registries = {p.name: p.inputs for p in platform.providers if p.type == "pulumi:providers:docker"}
+    assert registries == {f"dev-{s}-registry": {"disableDockerDaemonCheck": "true"} for s in ("metabase", "amundsen")}
+
+
+def test_moving_a_tag_is_a_new_digest_in_the_script():
+    """Upgrading is a change of tags; the preview then shows the old and the new digest."""
+    from components import images
+    from components.images import image_set_from_tags
+    from components.testing import registry_digest
+
+    moved = image_set_from_tags({"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16"}, images.METABASE)
+
+    def program():
+        Metabase("metabase", MetabaseArgs(**COMMON, dwh_dataset_id="d", images=moved))
+
+    rec = run_program(program, config={"gcp:project": PROJECT})
+    refs = _compose_images(rec.get("dev-metabase-vm").inputs["metadataStartupScript"])
+    assert refs["metabase"] == f"metabase/metabase:v0.51.1@{registry_digest('metabase/metabase:v0.51.1')}"
+    assert refs["postgres"] == f"postgres:16@{registry_digest('postgres:16')}"
+    assert registry_digest("metabase/metabase:v0.51.1") != registry_digest("metabase/metabase:v0.50.36")

@@ -5,7 +5,8 @@
   Composer and the DAG wait for those grants. "Waits for" follows the recorded dependencies
   transitively, parents included (``Recording.waits_for``).
 * No VM runs an image set that mixes versions: the images in each VM's compose file are
-  exactly one whole set from ``components.images``.
+  exactly one whole set from ``components.images``, each by the content digest the registry
+  returned for its tag (``image@sha256:...``), never by a tag alone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.images import IMAGE_SETS
+from components.images import IMAGE_SETS, split_reference
+from components.testing import registry_digest
 from components.service_agents import AGENT_EMAIL, SERVICE_AGENTS
 
 S3_TABLES = Path(__file__).resolve().parent / "tables_s3"
@@ -119,8 +121,12 @@ def test_no_vm_mixes_image_versions(plan, variant):
     for vm in vms:
         script = vm.inputs["metadataStartupScript"]
         for compose in _COMPOSE.findall(script):
-            images = frozenset(svc["image"] for svc in yaml.safe_load(compose)["services"].values())
-            assert images in sets, f"{vm.name} runs {sorted(images)}, not one whole image set from components.images"
-            seen.add(sets[images])
+            refs = [svc["image"] for svc in yaml.safe_load(compose)["services"].values()]
+            tags = frozenset(ref.partition("@")[0] for ref in refs)
+            assert tags in sets, f"{vm.name} runs {sorted(tags)}, not one whole image set from components.images"
+            for ref in refs:  # by digest: the one the registry answered for that tag
+                tag, _, digest = ref.partition("@")
+                assert split_reference(ref)[2] and digest == registry_digest(tag), f"{vm.name}: {ref} is not pinned by digest"
+            seen.add(sets[tags])
     expected = {"dev": {"metabase"}, "dev+s3": {"metabase"}, "prod": {"metabase", "amundsen"}, "dev+amundsen": {"amundsen"}}
     assert seen == expected[variant]

@@ -52,7 +52,7 @@ def check_inventory(plan, expected: dict) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
 def test_inventory_matches_the_plan(plans, stack):
     plan = plans(stack)
     expected = yaml.safe_load((EXPECTED / f"{stack}.yaml").read_text())

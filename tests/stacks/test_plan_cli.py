@@ -28,7 +28,7 @@ def test_json_is_byte_identical_in_another_process(plans):
 def test_unknown_stack_fails_clearly(capsys):
     assert main(["plan", "--stack", "staging"]) == 2
     err = capsys.readouterr().err
-    assert "unknown stack 'staging'" in err and "expected one of: dev, prod" in err
+    assert "unknown stack 'staging'" in err and "expected one of: dev, local, prod" in err
 
 
 def test_bad_config_fails_naming_the_key(tmp_path, capsys):

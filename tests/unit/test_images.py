@@ -62,3 +62,50 @@ def test_every_image_is_pinned_to_a_tag():
         images.ImageSet(name="bad", images={"x": "neo4j"}, upstream="u", release="r")
     # a digest (what a later pin by digest adds) is accepted
     images.ImageSet(name="ok", images={"x": "neo4j:3.5.26@sha256:" + "0" * 64}, upstream="u", release="r")
+
+
+# -- digests and the stack config's tags ------------------------------------------------------
+
+D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def test_a_set_is_pinned_whole_by_digest():
+    pinned = images.METABASE.pinned({"metabase": D1, "postgres": D2})
+    assert pinned.images == {"metabase": f"metabase/metabase:v0.50.36@{D1}", "postgres": f"postgres:16@{D2}"}
+    assert pinned.is_pinned and not images.METABASE.is_pinned
+    assert pinned.unpinned() == images.METABASE
+    assert (pinned.name, pinned.release, pinned.upstream) == (images.METABASE.name, "v0.50.36", images.METABASE.upstream)
+    # re-pinning replaces the digest (a moved tag), never appends a second one
+    assert pinned.pinned({"metabase": D2, "postgres": D2}).images["metabase"] == f"metabase/metabase:v0.50.36@{D2}"
+    with pytest.raises(ValueError, match=r"digests for exactly the roles metabase, postgres \(got metabase\)"):
+        images.METABASE.pinned({"metabase": D1})
+    with pytest.raises(ValueError, match=r"images\['postgres'\] digest: a content digest 'sha256:<64 hex digits>'"):
+        images.METABASE.pinned({"metabase": D1, "postgres": "sha256:abc"})
+
+
+def test_split_reference():
+    assert images.split_reference("amundsendev/amundsen-search:4.0.2") == ("amundsendev/amundsen-search", "4.0.2", "")
+    assert images.split_reference(f"postgres:16@{D1}") == ("postgres", "16", D1)
+    assert images.split_reference("localhost:5000/team/app") == ("localhost:5000/team/app", "", "")
+
+
+def test_a_stack_config_moves_tags_of_a_whole_set_only():
+    moved = images.image_set_from_tags({"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16.4"}, images.METABASE)
+    assert moved.images == {"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16.4"}
+    assert moved.release == "config" and moved.roles == images.METABASE.roles
+    frozen = images.image_set_from_tags({"metabase": f"metabase/metabase:v0.50.36@{D1}", "postgres": "postgres:16"}, images.METABASE)
+    assert frozen.images["metabase"].endswith(D1)
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"metabase": "metabase/metabase:v0.51.1"}, r"^images: a whole image set with exactly the roles metabase, postgres \(missing postgres\)"),
+    ({"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16", "redis": "redis:7"}, r"\(unknown redis\)"),
+    ({"metabase": "metabase/metabase:v0.51.1", "postgres": "mysql:8"}, r"^images\.postgres: an image of postgres \(only the tag changes"),
+    ({"metabase": "metabase/metabase", "postgres": "postgres:16"}, r"^images\.metabase: a tag, e\.g\. 'metabase/metabase:v0\.50\.36'"),
+    ({"metabase": "metabase/metabase:latest", "postgres": "postgres:16"}, r"^images\.metabase: a release tag, not 'latest'"),
+    ({"metabase": "Metabase/Metabase:v1", "postgres": "postgres:16"}, r"^images\.metabase: an image reference"),
+    ("metabase/metabase:v0.51.1", r"^images: a mapping of every role \(metabase, postgres\)"),
+])
+def test_bad_config_images_are_refused_naming_the_role(value, message):
+    with pytest.raises(ValueError, match=message):
+        images.image_set_from_tags(value, images.METABASE)

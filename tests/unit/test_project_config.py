@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DECLARATION_KEYS = {"type", "items", "description", "secret", "default", "value"}
 SIMPLE_TYPES = {"string", "integer", "boolean", "array"}
 #: the keys config.py reads as scalars: these must carry a Pulumi type
-SCALARS = {"env": "string", "location": "string", "protect": "boolean"}
+SCALARS = {"env": "string", "location": "string", "protect": "boolean", "composition": "string"}
 
 
 @pytest.fixture(scope="module")

@@ -164,3 +164,88 @@ def test_unknown_stack_lists_the_known_ones(tmp_path):
     assert available_stacks(str(tmp_path)) == ["dev"]
     with pytest.raises(StackConfigError, match="unknown stack 'nope'.*expected one of: dev"):
         read_stack_file("nope", str(tmp_path))
+
+
+# -- service images (tags in config; digests resolved at deploy time) --------------------------
+
+def test_service_images_default_to_components_images_and_move_as_whole_sets():
+    from components import images
+
+    cfg = parse({"flexyboots:services": {"metabase": {"enabled": True}}})
+    assert cfg.service("metabase").images == images.METABASE and cfg.service("amundsen").images == images.AMUNDSEN
+    assert cfg.service("airbyte").images is None  # abctl pulls Airbyte's own images
+    moved = {"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16.4"}
+    cfg = parse({"flexyboots:services": json.dumps({"metabase": {"enabled": True, "images": moved}})})
+    assert cfg.service("metabase").images.images == moved
+
+
+@pytest.mark.parametrize("images,message", [
+    ({"metabase": "metabase/metabase:v0.51.1"},
+     r"^flexyboots:services.metabase.images: expected a whole image set with exactly the roles metabase, postgres \(missing postgres\)"),
+    ({"metabase": "metabase/metabase:v0.51.1", "postgres": "postgres:16", "redis": "redis:7"},
+     r"^flexyboots:services.metabase.images.redis: unknown key; expected one of metabase, postgres"),
+    ({"metabase": "metabase/metabase:v0.51.1", "postgres": "mysql:8"},
+     r"^flexyboots:services.metabase.images.postgres: expected an image of postgres"),
+    ({"metabase": "metabase/metabase:latest", "postgres": "postgres:16"},
+     r"^flexyboots:services.metabase.images.metabase: expected a release tag, not 'latest'"),
+])
+def test_service_images_are_refused_naming_the_key(images, message):
+    with pytest.raises(StackConfigError, match=message):
+        parse({"flexyboots:services": {"metabase": {"images": images}}})
+
+
+def test_airbyte_images_cannot_be_set():
+    with pytest.raises(StackConfigError, match=r"^flexyboots:services.airbyte.images: abctl pulls Airbyte's images itself"):
+        parse({"flexyboots:services": {"airbyte": {"images": {"server": "airbyte/server:1.0.0"}}}})
+
+
+# -- the local composition ----------------------------------------------------------------------
+
+def test_the_local_composition_needs_no_gcp_project():
+    from stacks.config import LocalConfig, parse_config
+
+    cfg = parse_config({"flexyboots:composition": "local", "flexyboots:services": {"metabase": {"enabled": True}}}, "local")
+    assert isinstance(cfg, LocalConfig) and cfg.project == "" and cfg.env == "local"
+    assert cfg.service("metabase").enabled and cfg.service("metabase").port == 3000
+    assert not cfg.service("amundsen").enabled and cfg.service("amundsen").port == 5000
+    # the platform keys Pulumi's project file may hand every stack are not read (VM settings
+    # under services included: the project file's defaults carry machine types)
+    cfg = parse_config({"flexyboots:composition": "local", "flexyboots:composer": {"enabled": True}, "gcp:region": "x",
+                        "flexyboots:services": {"metabase": {"enabled": True, "machine_type": "e2-medium"}}}, "dev2")
+    assert cfg.env == "dev2" and cfg.service("metabase").enabled
+    # and the platform still needs its project
+    with pytest.raises(StackConfigError, match=r"^gcp:project: missing"):
+        parse_config({}, "dev")
+
+
+@pytest.mark.parametrize("services,message", [
+    ({"airbyte": {"enabled": True}}, r"^flexyboots:services.airbyte.enabled: the local composition runs Metabase and Amundsen only"),
+    ({"amundsen": {"port": 80}}, r"^flexyboots:services.amundsen.port: expected a whole number from 1024 to 65535"),
+    ({"metabase": {"enabled": True, "port": 5000}, "amundsen": {"enabled": True}}, r"each service needs its own host port"),
+    ({"amundsen": {"images": {"neo4j": "neo4j:4.4"}}}, r"^flexyboots:services.amundsen.images: expected a whole image set"),
+])
+def test_local_config_refusals_name_the_key(services, message):
+    from stacks.config import parse_config
+
+    with pytest.raises(StackConfigError, match=message):
+        parse_config({"flexyboots:composition": "local", "flexyboots:services": services}, "local")
+
+
+def test_composition_is_validated():
+    from stacks.config import parse_config
+
+    with pytest.raises(StackConfigError, match=r"^flexyboots:composition: expected one of platform, local, got 'laptop'"):
+        parse_config({**BASE, "flexyboots:composition": "laptop"}, "dev")
+    with pytest.raises(StackConfigError, match=r"^flexyboots:composition: local: read it with parse_config"):
+        parse_stack_config({"flexyboots:composition": "local"}, "local")
+
+
+def test_the_local_stack_file_holds_only_what_the_local_composition_reads():
+    from stacks.config import LocalConfig, parse_config
+
+    raw, secret_keys = read_stack_file("local")
+    assert secret_keys == [] and not [k for k in raw if k.startswith("gcp:")]
+    assert set(raw) == {"flexyboots:composition", "flexyboots:env", "flexyboots:services"}
+    cfg = parse_config(raw, "local")
+    assert isinstance(cfg, LocalConfig)
+    assert [n for n, s in cfg.services.items() if s.enabled] == ["metabase", "amundsen"]

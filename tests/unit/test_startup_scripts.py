@@ -104,7 +104,7 @@ def test_amundsen_compose_has_the_five_services():
     compose = yaml.safe_load(ss.compose_amundsen(es_heap_mb=2048))
     services = compose["services"]
     assert set(services) == {"neo4j", "elasticsearch", "amundsensearch", "amundsenmetadata", "amundsenfrontend"}
-    assert "ES_JAVA_OPTS=-Xms2048m -Xmx2048m" in services["elasticsearch"]["environment"]
+    assert services["elasticsearch"]["environment"]["ES_JAVA_OPTS"] == "-Xms2048m -Xmx2048m"
     # backing stores are only published on loopback; the frontend is the service port
     for name in ("neo4j", "elasticsearch"):
         assert all(str(p).startswith("127.0.0.1:") for p in services[name]["ports"])
