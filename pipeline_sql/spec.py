@@ -112,6 +112,18 @@ RESERVED_KEYWORDS = frozenset(
 RESERVED = ("_row_hash", "_ingested_at", "_batch_id", "_source_file", "_valid", "_through")
 
 
+def schedule_minutes(schedule: str) -> int:
+    """Nominal minutes between two runs of a schedule string (``every 2 hours`` -> 120,
+    ``every day 03:00`` -> 1440, ``every monday`` -> 10080); ValueError for anything else."""
+    m = re.match(r"^every (\d+) (minutes|hours)$", schedule)
+    if m:
+        return int(m.group(1)) * (60 if m.group(2) == "hours" else 1)
+    m = re.match(r"^every (day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)( \d\d:\d\d)?$", schedule)
+    if m:
+        return 24 * 60 if m.group(1) == "day" else 7 * 24 * 60
+    raise ValueError(f"schedule {schedule!r}: expected 'every N hours|minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'")
+
+
 class SpecError(ValueError):
     """A table spec that cannot be used: names the file, the field path and what was expected."""
 
@@ -448,8 +460,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     schedule = c.string(schedule, "schedule")
     if not _SCHEDULE.match(schedule):
         raise c.fail("schedule", f"{schedule!r} is not supported; expected 'every N hours', 'every N minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'")
-    m = re.match(r"^every (\d+) (minutes|hours)$", schedule)
-    if m and (int(m.group(1)) * (60 if m.group(2) == "hours" else 1)) < 15:
+    if schedule_minutes(schedule) < 15:
         raise c.fail("schedule", f"{schedule!r} is too frequent; expected at least 15 minutes between runs")
 
     return TableSpec(
