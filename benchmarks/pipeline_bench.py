@@ -1,13 +1,18 @@
 """Five-layer pipeline benchmark on the embedded engine.
 
-Generates a table of N rows (one CSV file) and a second batch holding only changed and new rows
-(1% of the keys changed, 0.5% new keys); runs the initial load (staging -> archive -> delta ->
-transform -> dwh) and then the incremental load through the same runner the CLI uses; in the
-same process measures the floor, a raw DuckDB ``read_csv`` of the same first file into a table;
-checks that the DWH is exact (equal to the latest version per key computed in Python from the
-generated rows); prints seconds and rows/s per layer and ends with one line::
+Generates a table of N rows (one CSV file), a second batch holding only changed and new rows
+(a CDC batch: 1% of the keys changed, 0.5% new keys) and a third, full-snapshot batch (the whole
+table again with 1% of the keys changed); runs the initial load (staging -> archive -> delta ->
+transform -> dwh -> checks), then the CDC and the snapshot loads, through the same runner the CLI
+uses; in the same process measures the floor, a raw DuckDB ``read_csv`` of the same first file
+into a table (with ``--persistent`` into an on-disk database, checkpointed, like the engine's
+state); checks that the DWH is exact (equal to the latest version per key computed in Python from
+the generated rows); prints seconds and rows/s per layer and ends with one line::
 
-    pipeline_bench rows=N initial_s=.. incremental_s=.. floor_s=.. initial_vs_floor=.. incremental_vs_initial=.. peak_rss_mb=..
+    pipeline_bench rows=N initial_s=.. incremental_s=.. snapshot_s=.. floor_s=.. initial_vs_floor=.. incremental_vs_initial=.. snapshot_vs_initial=.. peak_rss_mb=..
+
+With ``--persistent`` each load's time includes a checkpoint of the engine's database (what it
+wrote reaches the database file, not only its write-ahead log), so no cost is left for later.
 
 Usage: python benchmarks/pipeline_bench.py [--rows 1000000] [--persistent] [--workdir DIR]
 """
@@ -55,6 +60,13 @@ SPEC = {
 HEADER = "id,name,email,balance,score,active,opened,updated\n"
 
 
+def _updated(version: int) -> str:
+    """The last-modified time of a version: one day later per version (valid for any count)."""
+    import datetime as dt
+
+    return (dt.datetime(2024, 1, 1) + dt.timedelta(days=version)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _row(i: int, version: int, rnd: random.Random) -> tuple:
     return (
         i,
@@ -64,7 +76,7 @@ def _row(i: int, version: int, rnd: random.Random) -> tuple:
         f"{rnd.random() * 1000:.3f}",
         rnd.random() < 0.8,
         f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-        f"2024-{1 + version:02d}-01 00:00:00",
+        _updated(version),
     )
 
 
@@ -90,6 +102,12 @@ class Expected:
     def __len__(self) -> int:
         return int(np.count_nonzero(self.version))
 
+    def line(self, i: int) -> str:
+        """The CSV line of key ``i``'s latest version (as generated)."""
+        v, cents = int(self.version[i]), int(self.cents[i])
+        return _line((i, f"name {i} v{v}", f"user{i}@example{i % 97}.com", cents, f"{self.score[i]:.3f}", bool(self.active[i]),
+                      f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}", _updated(v)))
+
     def matches(self, row) -> bool:
         i = row[0]
         v = int(self.version[i]) if 0 < i < len(self.version) else 0
@@ -102,30 +120,41 @@ class Expected:
             and abs(row[4] - self.score[i]) <= 1e-9
             and row[5] == bool(self.active[i])
             and row[6].isoformat() == f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}"
-            and row[7].strftime("%Y-%m-%d %H:%M:%S") == f"2024-{1 + v:02d}-01 00:00:00"
+            and row[7].strftime("%Y-%m-%d %H:%M:%S") == _updated(v)
         )
 
 
+def write_lines(path: Path, lines) -> None:
+    """A CSV file: the header, then the lines, written in chunks."""
+    with open(path, "w") as f:
+        f.write(HEADER)
+        chunk = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == 50_000:
+                f.write("\n".join(chunk) + "\n")
+                chunk = []
+        if chunk:
+            f.write("\n".join(chunk) + "\n")
+
+
+def initial_lines(rows: int, rnd: random.Random, expected: Expected):
+    """Version 1 of keys 1..rows, recorded in ``expected``."""
+    for i in range(1, rows + 1):
+        r = _row(i, 1, rnd)
+        expected.put(r, 1)
+        yield _line(r)
+
+
 def generate(landing: Path, rows: int, seed: int = 7) -> tuple[Expected, float]:
-    """Write the two batches; return the expected DWH and the seconds taken."""
+    """Write the three batches; return the expected DWH and the seconds taken."""
     t0 = time.perf_counter()
     rnd = random.Random(seed)
     folder = landing / "bench_accounts"
     folder.mkdir(parents=True, exist_ok=True)
     n_new = max(1, rows // 200)
     expected = Expected(rows + n_new)
-    with open(folder / "batch_0001.csv", "w") as f:
-        f.write(HEADER)
-        chunk = []
-        for i in range(1, rows + 1):
-            r = _row(i, 1, rnd)
-            expected.put(r, 1)
-            chunk.append(_line(r))
-            if len(chunk) == 50_000:
-                f.write("\n".join(chunk) + "\n")
-                chunk = []
-        if chunk:
-            f.write("\n".join(chunk) + "\n")
+    write_lines(folder / "batch_0001.csv", initial_lines(rows, rnd, expected))
     changed = rnd.sample(range(1, rows + 1), max(1, rows // 100))
     new = range(rows + 1, rows + 1 + n_new)
     with open(folder / "batch_0002.csv", "w") as f:
@@ -134,6 +163,19 @@ def generate(landing: Path, rows: int, seed: int = 7) -> tuple[Expected, float]:
             r = _row(i, 2, rnd)
             expected.put(r, 2)
             f.write(_line(r) + "\n")
+    # the full snapshot: every key with its latest version, 1% of them changed to version 3
+    snap_changed = set(rnd.sample(range(1, rows + n_new + 1), max(1, rows // 100)))
+
+    def snapshot_lines():
+        for i in range(1, rows + n_new + 1):
+            if i in snap_changed:
+                r = _row(i, 3, rnd)
+                expected.put(r, 3)
+                yield _line(r)
+            else:
+                yield expected.line(i)
+
+    write_lines(folder / "batch_0003.csv", snapshot_lines())
     return expected, time.perf_counter() - t0
 
 
@@ -160,13 +202,17 @@ class PeakRss:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-def floor_seconds(path: Path) -> float:
+def floor_seconds(path: Path, on_disk: Path | None = None) -> float:
+    """A raw DuckDB load of the file into a table: in memory, or into a database file at
+    ``on_disk`` (checkpointed, as the engine's loads are measured)."""
     import duckdb
 
-    con = duckdb.connect()
+    con = duckdb.connect(str(on_disk) if on_disk else ":memory:")
     t0 = time.perf_counter()
     con.execute(f"CREATE TABLE floor AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)")
     n = con.execute("SELECT COUNT(*) FROM floor").fetchone()[0]
+    if on_disk:
+        con.execute("CHECKPOINT")
     s = time.perf_counter() - t0
     con.close()
     assert n > 0
@@ -185,9 +231,12 @@ def check_exact(runner, spec, expected: Expected) -> None:
         raise SystemExit(f"DWH not exact: {n} rows ({len(expected)} expected), {bad} differ from the latest version per key")
 
 
-def run_load(runner, spec, label: str) -> tuple[float, list]:
+def run_load(runner, spec, label: str, engine=None) -> tuple[float, list]:
+    """One load through the runner (and, given the on-disk ``engine``, its checkpoint)."""
     t0 = time.perf_counter()
     results = runner.run_table(spec)
+    if engine is not None:
+        engine.checkpoint()
     total = time.perf_counter() - t0
     for r in results:
         n = max(r.rows_in, r.rows_out)
@@ -211,32 +260,40 @@ def main(argv=None) -> int:
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="flexyboots-bench-"))
     landing = work / "landing"
-    if landing.exists():
-        shutil.rmtree(landing)
+    for old in (landing, work / "state", work / "floor.duckdb"):
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     spec = parse_spec(SPEC)
-    print(f"pipeline_bench: generating {args.rows:,} rows + {args.rows // 100 + args.rows // 200:,} changed/new rows in {landing}")
+    print(f"pipeline_bench: generating {args.rows:,} rows, a CDC batch of {args.rows // 100 + args.rows // 200:,} changed/new rows "
+          f"and a full snapshot (1% changed) in {landing}")
     expected, gen_s = generate(landing, args.rows)
     print(f"  generated in {gen_s:.1f}s")
-    first = landing / "bench_accounts" / "batch_0001.csv"
-    second = landing / "bench_accounts" / "batch_0002.csv"
-    floor = floor_seconds(first)
-    print(f"  floor: duckdb read_csv of {first.name} into a table: {floor:.2f}s")
+    folder = landing / "bench_accounts"
+    first = folder / "batch_0001.csv"
+    floor = floor_seconds(first, work / "floor.duckdb" if args.persistent else None)
+    where = "an on-disk database (checkpointed)" if args.persistent else "an in-memory database"
+    print(f"  floor: duckdb read_csv of {first.name} into a table of {where}: {floor:.2f}s")
 
     state = work / "state" if args.persistent else None
+    # land the later batches one by one, after the load before them
+    later = [folder / "batch_0002.csv", folder / "batch_0003.csv"]
+    hidden = [p.rename(p.with_suffix(".later")) for p in later]
     with PeakRss() as rss:
         with LocalEngine(state_dir=state, gcs_root=landing.parent) as eng:
             runner = Runner(eng.client, Naming(), landing_dir=landing, read_in_place=True)
             runner.bootstrap([spec])
-            hidden = second.rename(second.with_suffix(".later"))  # land batch 2 after the initial load
-            initial, _ = run_load(runner, spec, "initial")
-            hidden.rename(second)
-            incremental, _ = run_load(runner, spec, "incremental")
+            ckpt = eng if args.persistent else None
+            initial, _ = run_load(runner, spec, "initial", ckpt)
+            hidden[0].rename(later[0])
+            incremental, _ = run_load(runner, spec, "cdc", ckpt)
+            hidden[1].rename(later[1])
+            snapshot, _ = run_load(runner, spec, "snapshot", ckpt)
             check_exact(runner, spec, expected)
             print(f"  DWH exact: {len(expected):,} keys equal the latest version per key")
     shutil.rmtree(work, ignore_errors=True) if args.workdir is None else None
     print(
-        f"pipeline_bench rows={args.rows} initial_s={initial:.2f} incremental_s={incremental:.2f} floor_s={floor:.2f} "
-        f"initial_vs_floor={initial / floor:.2f} incremental_vs_initial={incremental / initial:.3f} peak_rss_mb={rss.peak / 2**20:.0f}"
+        f"pipeline_bench rows={args.rows} initial_s={initial:.2f} incremental_s={incremental:.2f} snapshot_s={snapshot:.2f} "
+        f"floor_s={floor:.2f} initial_vs_floor={initial / floor:.2f} incremental_vs_initial={incremental / initial:.3f} "
+        f"snapshot_vs_initial={snapshot / initial:.3f} peak_rss_mb={rss.peak / 2**20:.0f}"
     )
     return 0
 

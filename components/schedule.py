@@ -29,7 +29,8 @@ import math
 import re
 from dataclasses import dataclass
 
-_INTERVAL = re.compile(r"^every (\d+) (minutes|hours)$")
+from pipeline_sql.spec import schedule_minutes
+
 _DAILY = re.compile(r"^every (day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)(?: (\d\d):(\d\d))?$")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _START = "%Y-%m-%dT%H:%M:%SZ"
@@ -47,15 +48,11 @@ class LayerSchedule:
 
 
 def interval_minutes(schedule: str) -> int:
-    """Nominal minutes between runs of a schedule string."""
-    m = _INTERVAL.match(schedule)
-    if m:
-        n = int(m.group(1))
-        return n * 60 if m.group(2) == "hours" else n
-    m = _DAILY.match(schedule)
-    if m:
-        return 24 * 60 if m.group(1) == "day" else 7 * 24 * 60
-    raise ScheduleError(f"schedule {schedule!r}: expected 'every N hours|minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'")
+    """Nominal minutes between runs of a schedule string (the staging window uses the same)."""
+    try:
+        return schedule_minutes(schedule)
+    except ValueError as e:
+        raise ScheduleError(str(e)) from None
 
 
 def layer_schedules(schedule: str, start_time: str, offset_minutes: int, layers: int = 6) -> list[LayerSchedule]:

@@ -65,7 +65,7 @@ from components.schedule import ScheduleError, interval_minutes, layer_schedules
 from components.service_agents import service_agent
 from components.warehouse import Warehouse, bucket_location_compatible
 from pipeline_sql.naming import DATASETS, LAYERS, Naming
-from pipeline_sql.render import render_layer
+from pipeline_sql.render import render_layer, transfer_data_path
 from pipeline_sql.schema import TableDef, pipeline_tables, shared_tables
 from pipeline_sql.spec import TableSpec
 
@@ -103,7 +103,7 @@ class PipelineRuntimeArgs:
     project: pulumi.Input[str]
     #: dataset id per layer (and ``quality``), e.g. ``Warehouse.dataset_ids``
     datasets: Mapping[str, pulumi.Input[str]]
-    #: landing bucket name the staging layer's LOAD DATA reads (None: no GCS sources)
+    #: landing bucket name the staging layer reads (None: no GCS sources)
     landing_bucket: Optional[pulumi.Input[str]] = None
     #: some table's staging is an ``amazon_s3`` transfer: the staging account may update the
     #: staging dataset (custom role with ``bigquery.datasets.update`` only)
@@ -325,7 +325,7 @@ class TablePipeline(pulumi.ComponentResource):
         self.tables = {}
         for td in pipeline_tables(spec, naming):
             if td.rebuilt_by_sql and not (from_s3 and td.layer == "staging"):
-                continue  # the layer's own CREATE OR REPLACE / LOAD DATA OVERWRITE makes it
+                continue  # the layer's own CREATE OR REPLACE makes it
             if td.view_query is not None:
                 self.tables[f"{td.layer}.{td.name}"] = self._view(td, naming, datasets, labels)
                 continue
@@ -399,10 +399,11 @@ class TablePipeline(pulumi.ComponentResource):
     def _s3_source(spec: TableSpec, lake: DataLake, staging_dataset: pulumi.Input[str]) -> dict:
         params: dict[str, pulumi.Input[str]] = {
             "destination_table_name_template": spec.table,
-            "data_path": pulumi.Output.concat("s3://", lake.s3_bucket_name, "/", spec.source.path, "*"),
+            # the previous day's dt= folder for a daily schedule (see transfer_data_path)
+            "data_path": pulumi.Output.concat("s3://", lake.s3_bucket_name, "/", transfer_data_path(spec)),
             "access_key_id": lake.s3_access_key_id,
             "file_format": S3_FILE_FORMATS[spec.source.format],
-            # staging holds the current batch: replace it (this re-reads every matching file)
+            # staging holds the current batch: replace it with the files of the run's folder
             "write_disposition": "WRITE_TRUNCATE",
         }
         if spec.source.format == "csv":

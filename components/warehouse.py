@@ -32,10 +32,11 @@ Grants are ``gcp.bigquery.DatasetIamMember`` on one dataset each; nothing projec
 
 Why staging never expires: a dataset's default table expiration is stamped on a table when it
 is *created* (pulumi-gcp's ``default_table_expiration_ms``: "all newly-created tables ... have
-an expirationTime ... set to the creation time plus the value"). The staging layer reloads the
-same table with ``LOAD DATA OVERWRITE``, which keeps that first expiration: a table created by
-the staging run of day 1 expires N days later, right around the staging run of that day, and
-can vanish between that staging run and the archive run that reads it. Delta and transform are
+an expirationTime ... set to the creation time plus the value"). A table reloaded in place
+keeps that first expiration: created by the staging run of day 1, it would expire N days later,
+right around the staging run of that day, and could vanish between that staging run and the
+archive run that reads it (the S3 transfer reloads ``staging.<t>`` in place; the GCS staging
+script replaces its tables, and stays in the same non-expiring dataset). Delta and transform are
 rebuilt by ``CREATE OR REPLACE TABLE``, a new table (and a new expiration) every run, so the
 next layer always finds them; those two keep the expiration. Staging holds one batch per table
 (overwritten each run), so keeping it costs little. ``tests/components/test_warehouse.py``
@@ -238,7 +239,7 @@ class Warehouse(pulumi.ComponentResource):
                 friendly_name=f"{args.env} {layer}",
                 description=f"flexyboots {args.env}: {LAYER_DESCRIPTIONS[layer]}",
                 # dev: `pulumi destroy` also removes the tables the SQL created (delta,
-                # transform, the LOAD DATA staging tables), which Pulumi does not know
+                # transform, the staging tables), which Pulumi does not know
                 delete_contents_on_destroy=bool(delete_contents and not protected),
                 labels=labels(args.env, COMPONENT_LABEL, {**(args.extra_labels or {}), "layer": layer}),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=protected)),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .naming import LAYERS, LOCAL_PROJECT, Naming
 from .render import EXPORT_LAYERS, render_dwh_snapshot, render_export, render_layer, render_rejects_listing
-from .runner import LayerError, LayerResult, Runner, landed_files
+from .runner import UP_TO_DATE, LayerError, LayerResult, Runner, landed_files
 from .spec import SpecError, TableSpec, load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,7 @@ class _Session:
         self.args, self.state = args, state
         self.landing = landing if args.project or landing is None else Path(landing)
         self.engine = None
+        self.engine_seconds = 0.0
 
     def __enter__(self) -> Runner:
         naming = _naming(self.args)
@@ -80,7 +81,7 @@ class _Session:
                 raise CliError(f"cannot reach BigQuery project {self.args.project!r}: {e}") from e
             uri = str(self.landing) if self.landing is not None else "gs://landing"  # export loads nothing
             if not uri.startswith("gs://"):
-                raise CliError("--project needs --landing gs://<landing bucket> (staging runs LOAD DATA from it)")
+                raise CliError("--project needs --landing gs://<landing bucket> (staging reads the landed files from it)")
             return Runner(client, naming, landing_dir=None, landing_uri=uri.rstrip("/"), progress=progress, local=False)
         from .engine import EngineError, LocalEngine
 
@@ -88,10 +89,12 @@ class _Session:
             raise CliError(f"landing folder {self.landing} does not exist; expected a folder with <source.path>/ files")
         gcs_root = self.landing.resolve().parent if self.landing else None
         self.engine = LocalEngine(state_dir=self.state, gcs_root=gcs_root)
+        t0 = time.perf_counter()
         try:
             self.engine.start()
         except EngineError as e:
             raise CliError(str(e)) from e
+        self.engine_seconds = time.perf_counter() - t0
         return Runner(self.engine.client, naming, landing_dir=self.landing, progress=progress, read_in_place=True)
 
     def __exit__(self, *exc) -> None:
@@ -103,12 +106,17 @@ def _summary(results: list[LayerResult]) -> None:
     _print()
     _print(f"{'table':<14} {'layer':<9} {'rows in':>9} {'rows out':>9} {'inserted':>9} {'updated':>8} {'rejected':>9} {'null keys':>9} {'seconds':>8}")
     for r in results:
+        if r.layer == UP_TO_DATE:
+            continue
         d = r.detail
         rejected = d.get("rejected", "")
         _print(
             f"{r.table:<14} {r.layer:<9} {r.rows_in:>9} {r.rows_out:>9} {d.get('inserted', ''):>9} {d.get('updated', ''):>8} "
             f"{rejected:>9} {d.get('null_key_rows', ''):>9} {r.seconds:>8.2f}"
         )
+    idle = [r.table for r in results if r.layer == UP_TO_DATE]
+    if idle:
+        _print(f"{len(idle)} tables up to date (no new landed file, the DWH holds everything archived; nothing ran): {', '.join(idle)}")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -142,11 +150,12 @@ def cmd_run(args) -> int:
     _print(f"flexyboots run: {len(specs)} tables ({', '.join(s.table for s in specs)}) from {landing} on {where}")
     t0 = time.perf_counter()
     results: list[LayerResult] = []
+    session = _Session(args, landing, state)
     try:
-        with _Session(args, landing, state) as runner:
-            runner.bootstrap(specs)
-            for spec in specs:
-                results += runner.run_table(spec)
+        with session as runner:
+            if not args.project:
+                _print(f"engine started in {session.engine_seconds:.2f}s")
+            runner.run(specs, results)  # results grow as tables run: a failure keeps what ran
     except LayerError as e:
         _emit_lineage(args, specs, results, failed=(e.table, e.layer, str(e)))
         raise
@@ -388,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("render", help="print a table's SQL (all layers and checks, or one)")
     sp.add_argument("table")
     sp.add_argument("--layer", choices=list(LAYERS) + ["checks"])
-    sp.add_argument("--landing-uri", default="gs://landing", help="landing bucket for the staging LOAD DATA (default: gs://landing)")
+    sp.add_argument("--landing-uri", default="gs://landing", help="landing bucket the staging layer reads (default: gs://landing)")
     common(sp)
     sp.set_defaults(func=cmd_render)
 

@@ -32,8 +32,8 @@ What is analyzed, per :class:`~pipeline_sql.statements.Statement` (its SQL may b
   as a problem rather than skipped silently;
 * every CREATE TABLE, CREATE TABLE AS SELECT, CREATE VIEW and LOAD DATA of a table the catalog
   declares must produce exactly the declared columns (names, order, types); one the catalog does
-  not declare is a problem unless it is a TEMP table (which later statements of the same script
-  then see);
+  not declare is a problem unless it is a TEMP table or an external table (CREATE EXTERNAL TABLE
+  over files, with its partition columns), which later statements of the same script then see;
 * the engine rules of :func:`engine_rule_problems` on every such statement.
 
 A back-quoted ```project.dataset.table``` is read as BigQuery reads it, as a path whose implicit
@@ -270,7 +270,8 @@ CLUSTER_TYPES = ("BIGNUMERIC", "BOOL", "DATE", "DATETIME", "GEOGRAPHY", "INT64",
 #: https://cloud.google.com/bigquery/docs/schemas#column_names
 RESERVED_COLUMN_PREFIXES = ("_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER")
 MAX_COLUMN_NAME = 300
-#: LOAD DATA ... FROM FILES options this project may use, with their types; ``format`` values.
+#: LOAD DATA ... FROM FILES and CREATE EXTERNAL TABLE options this project may use, with their
+#: types; ``format`` values.
 #: https://cloud.google.com/bigquery/docs/reference/standard-sql/load-statements (load_option_list
 #: takes the external-table options of
 #: https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language#external_table_option_list)
@@ -287,6 +288,7 @@ LOAD_OPTIONS = {
     "null_marker": "STRING",
     "preserve_ascii_control_characters": "BOOL",
     "quote": "STRING",
+    "require_hive_partition_filter": "BOOL",
     "skip_leading_rows": "INT64",
     "uris": "ARRAY<STRING>",
 }
@@ -934,12 +936,14 @@ class _Run:
         created = _created_table(self.g, kind, node)
         if created is None:
             return
-        name, columns, is_temp, partition, cluster, load_options = created
+        name, columns, is_temp, partition, cluster, load_options, is_external = created
         for msg in engine_rule_problems(self.g, columns, partition, cluster, load_options):
             self.problem(ctx, f"{name}: {msg}", start)
         declared = self.catalog.table(name)
         if declared is None:
-            if is_temp:
+            if is_temp or is_external:
+                # a TEMP table, or an external table the script declares over files (the staging
+                # layer's reader of the landing prefix): the script's later statements see it
                 ctx.temp = ctx.temp + (CatalogTable(name, tuple(columns)),)
             else:
                 self.problem(ctx, f"creates {name}, which pipeline_sql.schema does not declare", start)
@@ -954,15 +958,15 @@ class _Run:
             )
 
 
-def split_table_paths(sql: str, tables: frozenset[str]) -> str:
-    """```p.d.t``` -> ```p`.`d`.`t```` for every table of the catalog: BigQuery reads a
+def split_table_paths(sql: str, tables: frozenset[str] = frozenset()) -> str:
+    """```p.d.t``` -> ```p`.`d`.`t```` for every back-quoted dotted name: BigQuery reads a
     back-quoted dotted name as a path, so its implicit alias is the table's own name (``t``), and
     an unqualified ``t`` in the query is then the table's row, not a column ``t``. Lines keep their
     numbers (a column in a message may be off by the added quotes)."""
 
     def repl(m: re.Match) -> str:
         name = m.group(1)
-        return "`" + "`.`".join(name.split(".")) + "`" if name in tables else m.group(0)
+        return "`" + "`.`".join(name.split(".")) + "`" if "." in name else m.group(0)
 
     return re.sub(r"`([^`\n]+)`", repl, sql)
 
@@ -997,22 +1001,29 @@ _CREATE_TEMP = 3
 
 def _created_table(g: GoogleSQL, kind: str | None, node):
     """For a statement that creates or replaces a table or view: (full name, [(column, type)],
-    is_temp, partition exprs, cluster exprs, LOAD DATA options); else None."""
+    is_temp, partition exprs, cluster exprs, file options (LOAD DATA, external table), is_external);
+    else None."""
     if node is None:
         return None
     if kind in ("resolved_create_table_as_select_stmt_node", "resolved_create_table_stmt_node"):
         create = node.parent.parent
         cols = [(c.name, g.type_name(c.type)) for c in node.parent.column_definition_list]
         temp = create.create_scope == _CREATE_TEMP
-        return ".".join(create.name_path), cols, temp, list(node.partition_by_list), list(node.cluster_by_list), None
+        return ".".join(create.name_path), cols, temp, list(node.partition_by_list), list(node.cluster_by_list), None, False
     if kind in ("resolved_create_view_stmt_node",):
         base = node.parent
         create = base.parent
         cols = [(c.name, g.type_name(c.column.type)) for c in base.output_column_list]
-        return ".".join(create.name_path), cols, create.create_scope == _CREATE_TEMP, [], [], None
+        return ".".join(create.name_path), cols, create.create_scope == _CREATE_TEMP, [], [], None, False
+    if kind == "resolved_create_external_table_stmt_node":
+        base = node.parent
+        create = base.parent
+        cols = [(c.name, g.type_name(c.type)) for c in base.column_definition_list]
+        cols += [(c.name, g.type_name(c.type)) for c in node.with_partition_columns.column_definition_list]
+        return ".".join(create.name_path), cols, create.create_scope == _CREATE_TEMP, [], [], list(base.option_list), True
     if kind == "resolved_aux_load_data_stmt_node":
         cols = [(c.name, g.type_name(c.type)) for c in node.column_definition_list]
-        return ".".join(node.name_path), cols, node.is_temp_table, list(node.partition_by_list), list(node.cluster_by_list), list(node.from_files_option_list)
+        return ".".join(node.name_path), cols, node.is_temp_table, list(node.partition_by_list), list(node.cluster_by_list), list(node.from_files_option_list), False
     return None
 
 

@@ -7,6 +7,8 @@ Every layer has its own dataset (``<env>_<layer>``, or ``<layer>`` with no env),
 ======================  ==========================================================
 staging.<t>             the landed rows of the current batch, all STRING
 staging.<t>__batch      one row describing that batch (id, file, content hash)
+staging.<t>__landed     on BigQuery only: an external table over the landing prefix,
+                        partitioned by landing date (dt=), created by the staging script
 archive.<t>             full history, renames only, + _row_hash/_ingested_at/...
 archive.<t>__batches    the runner's record of archived batches (file, content hash, rows
                         in, NULL-key rows, versions archived)

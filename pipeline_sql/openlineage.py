@@ -234,6 +234,8 @@ def run_events(lin: Lineage, specs: Iterable, results: Sequence, failed: tuple[s
     by_name = {s.table: s for s in specs}
     events = []
     for r in results:
+        if r.layer not in STEPS:  # the runner's line for a table that was up to date: nothing ran
+            continue
         if r.layer == "staging" and not r.detail.get("file"):
             continue  # nothing new was landed: no staging run happened
         step = lin.step(r.table, r.layer)

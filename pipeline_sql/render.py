@@ -23,7 +23,7 @@ from .checks import render_checks
 from .naming import DATASETS, LAYERS, Naming
 from .schema import pipeline_tables, render_ddl, shared_tables, sql_type
 from .sqltext import string_literal
-from .spec import TableSpec
+from .spec import TableSpec, schedule_minutes
 
 TEMPLATES = Path(__file__).with_name("templates")
 _FORMAT_OPTIONS = {
@@ -124,26 +124,50 @@ def _cast(c, prefix: str = "d.") -> str:
 
 
 def render_staging(spec: TableSpec, naming: Naming, landing_uri: str) -> str:
-    uri = f"{landing_uri.rstrip('/')}/{spec.source.path}*"
-    opts = [_FORMAT_OPTIONS[spec.source.format], f"uris = [{string_literal(uri)}]"]
+    """The deployed staging: an external table over the landing prefix, hive-partitioned by the
+    landing date (``dt=YYYY-MM-DD/``, a partition filter required), read for the run's window
+    only (see the template)."""
+    prefix = f"{landing_uri.rstrip('/')}/{spec.source.path.rstrip('/')}"
+    opts = [
+        _FORMAT_OPTIONS[spec.source.format],
+        f"uris = [{string_literal(prefix + '/*')}]",
+        f"hive_partition_uri_prefix = {string_literal(prefix)}",
+        "require_hive_partition_filter = true",
+    ]
     if spec.source.format == "csv":
         opts += ["skip_leading_rows = 1", f"field_delimiter = {string_literal(spec.source.delimiter)}", "allow_quoted_newlines = true"]
     cols = ",\n".join(f"  {c.source} STRING" for c in spec.columns)
     batch = _template("staging_batch").substitute(
         staging_batch=naming.ref("staging", spec.table, "__batch"),
         batch_id="CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%S', @run_time))",
-        source_file=string_literal(uri),
+        source_file=f"CONCAT({string_literal(prefix + '/dt=')}, CAST(_window_start AS STRING), '..', CAST(_window_end AS STRING))",
         content_sha256="CAST(NULL AS STRING)",
         landed_at="@run_time",
     )
     return _template("staging").substitute(
         table=spec.table,
-        uri=uri,
+        prefix=prefix,
+        window_start=f"DATE(TIMESTAMP_SUB(@run_time, INTERVAL {schedule_minutes(spec.schedule)} MINUTE))",
+        window_end="DATE(@run_time)",
+        landed=naming.ref("staging", spec.table, "__landed"),
         staging=naming.ref("staging", spec.table),
         staging_columns=cols,
+        source_columns=",\n".join(f"  {c.source}" for c in spec.columns),
         load_options=",\n".join("  " + o for o in opts),
         batch_descriptor=batch,
     )
+
+
+def transfer_data_path(spec: TableSpec) -> str:
+    """The path under the bucket that a Data Transfer Service file transfer (amazon_s3) of this
+    table reads, with its runtime parameters: for a daily schedule only the previous day's
+    landing folder (``dt={run_time-24h|"%Y-%m-%d"}/``, complete when the run starts), so each
+    run reads one day of files; for another interval the whole prefix (every run re-reads every
+    file: the transfer service offers no window over several folders)."""
+    path = spec.source.path
+    if schedule_minutes(spec.schedule) == 24 * 60:
+        return path + 'dt={run_time-24h|"%Y-%m-%d"}/*'
+    return path + "*"
 
 
 def render_staging_batch(spec: TableSpec, naming: Naming) -> str:
@@ -158,9 +182,15 @@ def render_staging_batch(spec: TableSpec, naming: Naming) -> str:
     )
 
 
+#: A batch with at most this many distinct keys bounds the archive comparison by its keys
+#: (a script variable: BigQuery allows 1 MB per variable, ~10 000 keys of up to ~100 bytes).
+MAX_BOUND_KEYS = 10_000
+
+
 def render_archive(spec: TableSpec, naming: Naming) -> str:
     names = list(spec.column_names)
     key = list(spec.key)
+    non_key = [n for n in names if n not in key]
     return _template("archive").substitute(
         table=spec.table,
         archive=naming.ref("archive", spec.table),
@@ -176,6 +206,9 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
             "    ANY_VALUE(content_sha256) AS content_sha256\n"
             f"  FROM {naming.ref('staging', spec.table, '__batch')}"
         ),
+        max_keys=MAX_BOUND_KEYS,
+        first_key=key[0],
+        first_key_source=spec.column(key[0]).source,
         # back-quoted: GoogleSQL cannot parse a column named `table` unquoted in an INSERT column
         # list (found by the spec strategy: "Syntax error: Unexpected ','"), though it can elsewhere
         archive_columns=", ".join(f"`{n}`" for n in names + ["_row_hash", "_ingested_at", "_batch_id", "_source_file"]),
@@ -183,6 +216,7 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
         row_hash=row_hash(names),
         key_not_null=" AND ".join(f"{k} IS NOT NULL" for k in key),
         key_and_hash=", ".join(key + ["_row_hash"]),
+        fresh_select=",\n".join([f"    {k}" for k in key] + ["    _row_hash"] + [f"    ANY_VALUE({n}) AS {n}" for n in non_key]),
         fresh_columns=",\n".join(f"  _fresh.{n}" for n in names),
         archive_match=" AND ".join([f"a.{k} = _fresh.{k}" for k in key] + ["a._row_hash = _fresh._row_hash"]),
         source_key_null=" OR ".join(f"{spec.column(k).source} IS NULL" for k in key),
@@ -226,19 +260,25 @@ def render_transform(spec: TableSpec, naming: Naming) -> str:
 def render_dwh(spec: TableSpec, naming: Naming) -> str:
     cols = [n for n, _ in spec.dwh_columns]
     key = list(spec.key)
-    non_key = [c for c in cols if c not in key]
     return _template("dwh").substitute(
         table=spec.table,
         dwh=naming.ref("dwh", spec.table),
         transform=naming.ref("transform", spec.table),
         key_list=", ".join(key),
         order_text=_order_text(spec),
-        merge_match=" AND ".join(f"_T.{k} = _S.{k}" for k in key),
-        newer_than_target=_newer(spec, "_S", "_T", new_is_raw=False),
-        update_set=",\n".join(f"  {c} = _S.{c}" for c in non_key) if non_key else f"  {key[0]} = _S.{key[0]}",
+        first_key=key[0],
+        source_match=" AND ".join(f"_D.{k} = _S.{k}" for k in key),
+        newer_than_target=_newer(spec, "_S", "_D", new_is_raw=False),
+        match_keys=", ".join(f"{k} AS _merge_{k}" for k in key),
+        no_match_keys=", ".join(f"{_null_of(spec.column(k).type)} AS _merge_{k}" for k in key),
+        merge_match=" AND ".join(f"_T.{k} = _S._merge_{k}" for k in key),
         insert_columns=", ".join(cols),
         insert_values=", ".join(f"_S.{c}" for c in cols),
     )
+
+
+def _null_of(typ: str) -> str:
+    return f"CAST(NULL AS {sql_type(typ)})"
 
 
 def render_rejects_view(spec: TableSpec, naming: Naming) -> str:
@@ -262,10 +302,13 @@ def render_rejects_view(spec: TableSpec, naming: Naming) -> str:
 
 def render_batch_log(spec: TableSpec, naming: Naming) -> str:
     """The runner's record of an archived batch (with @batch_id, @source_file, @content_sha256,
-    @rows_in, @null_key_rows, @rows_archived): written after the archive statement, so a file
-    counts as done only once archived; if the runner stops in between, the file is staged and
-    archived again, which adds nothing."""
-    return _template("batch_log").substitute(batches=naming.ref("archive", spec.table, "__batches"))
+    @rows_in, @null_key_rows; rows_archived counts every archived version of the batch, whichever
+    run archived it): written after the archive statement, so a file counts as done only once
+    archived; if the runner stops in between, the file is staged and archived again, which adds
+    nothing."""
+    return _template("batch_log").substitute(
+        batches=naming.ref("archive", spec.table, "__batches"), archive=naming.ref("archive", spec.table)
+    )
 
 
 def render_layer(spec: TableSpec, naming: Naming, layer: str, landing_uri: str = "gs://landing") -> str:
@@ -299,14 +342,28 @@ def render_table(spec: TableSpec, naming: Naming, landing_uri: str = "gs://landi
 EXPORT_LAYERS = LAYERS + ("rejects",)
 
 
-def render_bootstrap(specs, naming: Naming) -> str:
-    """One script creating every dataset, the tables all specs share (``quality.check_results``)
-    and every table and view the layers need (idempotent)."""
+def render_declared_ddl(specs, naming: Naming) -> str:
+    """Every dataset and every table :mod:`pipeline_sql.schema` declares (the shared
+    ``quality.check_results`` and each spec's) as one DDL script (idempotent). The runner and
+    Pulumi create them through the tables API from the same declarations; this text states
+    them in SQL, so their partitioning and clustering are analyzed as BigQuery would take them."""
     stmts = [f"CREATE SCHEMA IF NOT EXISTS {naming.dataset_ref(d)}" for d in DATASETS]
     stmts += [render_ddl(t) for t in shared_tables(naming)]
     for spec in specs:
         stmts += [render_ddl(t) for t in pipeline_tables(spec, naming)]
     return ";\n".join(stmts) + ";"
+
+
+def render_table_states(specs, naming: Naming) -> str:
+    """What the runner plans a run from, per table (one query for several): the archived file
+    contents, the archive's and the DWH's high-water marks."""
+    return "\nUNION ALL\n".join(
+        f"SELECT {string_literal(s.table)} AS table_name,\n"
+        f"  ARRAY(SELECT content_sha256 FROM {naming.ref('archive', s.table, '__batches')} WHERE content_sha256 IS NOT NULL) AS archived,\n"
+        f"  (SELECT MAX(_ingested_at) FROM {naming.ref('archive', s.table)}) AS archived_through,\n"
+        f"  (SELECT MAX(_through) FROM {naming.ref('dwh', s.table)}) AS applied_through"
+        for s in specs
+    )
 
 
 def render_truncate_staging_batch(spec: TableSpec, naming: Naming) -> str:

@@ -2,12 +2,22 @@
 
 The runner executes the very SQL that :mod:`pipeline_sql.render` produces. Locally (the
 embedded engine) the staging layer loads landed files one batch at a time: the first file under
-``<landing>/<source.path>`` whose content (SHA-256) is not archived yet is loaded into staging
-with a load job, then archived; re-landing the same content changes nothing. Against a real
-project (``--project``) the staging layer runs its rendered ``LOAD DATA`` script instead.
+``<landing>/<source.path>`` (in name order, sub-folders such as ``dt=YYYY-MM-DD/`` included)
+whose content (SHA-256) is not archived yet is loaded into staging with a load job, then
+archived; re-landing the same content changes nothing. Against a real project (``--project``)
+the staging layer runs its rendered script instead (the files that landed in the run's window).
 
 Each layer writes with one statement; a failure raises :class:`LayerError` naming the
 table and layer and leaves the previous state intact, so a re-run finishes the job.
+
+A whole run (:meth:`Runner.run`) is planned before anything is written, with few requests:
+
+1. :meth:`Runner.bootstrap` lists the datasets' tables and creates only what is missing;
+2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes and the
+   two high-water marks (what the archive holds, what the DWH has applied);
+3. per table (:meth:`Runner.run_table`): stage and archive each pending file, then delta,
+   transform, dwh and checks, unless the table is up to date (no pending file, the DWH applied
+   everything archived), in which case nothing runs for it: those layers would change nothing.
 """
 
 from __future__ import annotations
@@ -19,16 +29,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .naming import DATASETS, LAYERS, Naming
 from .checks import render_check_results, render_check_statements, run_id as checks_run_id
-from .naming import LAYERS, Naming
 from .render import (
     RenderedTable,
     render_archived_hashes,
-    render_bootstrap,
     render_staging_rows,
     render_table,
+    render_table_states,
     render_truncate_staging_batch,
 )
+from .schema import pipeline_tables, shared_tables
 from .spec import TableSpec
 
 _EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet",)}
@@ -72,7 +83,29 @@ class LayerResult:
             if d.get("failed"):
                 text += f", {d['failed']} FAILED"
             return text
+        if self.layer == UP_TO_DATE:
+            return "up to date: no new landed file, the DWH holds everything archived (nothing to run)"
         return ""
+
+
+#: The pseudo-layer a run reports for a table it skipped because nothing was new.
+UP_TO_DATE = "-"
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What a table's persistent state says before a run (one row of :meth:`Runner.table_states`)."""
+
+    archived: frozenset  # content SHA-256 of every archived landed file
+    archived_through: datetime | None  # the newest _ingested_at in the archive
+    applied_through: datetime | None  # the newest _through in the DWH: what it has applied
+
+    @property
+    def dwh_behind(self) -> bool:
+        """True when the archive holds versions after the DWH's mark (delta..dwh have work)."""
+        if self.archived_through is None:
+            return False
+        return self.applied_through is None or self.applied_through < self.archived_through
 
 
 def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
@@ -80,7 +113,11 @@ def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
     if not folder.is_dir():
         return []
     exts = _EXTENSIONS[spec.source.format]
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
+    # the deployed layout lands files under dt=YYYY-MM-DD/ sub-folders: read those too
+    return sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
 
 
 def check_csv_header(spec: TableSpec, path: Path) -> None:
@@ -168,9 +205,60 @@ class Runner:
         rows = self.query(sql, table=table, layer=layer)
         return dict(rows[0].items()) if rows else {}
 
-    def bootstrap(self, specs: Iterable[TableSpec]) -> None:
-        """Create every dataset and table the layers need (idempotent): one script."""
-        self.query(render_bootstrap(specs, self.naming), table="(all)", layer="bootstrap", rows=False)
+    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True) -> None:
+        """Create every dataset, table and view the layers need that does not exist yet, so that
+        layers can run in any order from the start (idempotent). One listing request per dataset;
+        creations go through the tables API (the same :func:`~pipeline_sql.schema.pipeline_tables`
+        declarations the Pulumi component deploys), a view is replaced when its SQL changed.
+        ``rebuilt=False`` skips the tables a layer rebuilds itself (staging, delta, transform):
+        only a layer run out of order reads one before its first run, a whole run never does."""
+        from google.api_core import retry as api_retry
+        from google.api_core.exceptions import Conflict
+
+        retry = api_retry.Retry(deadline=30)
+        specs = list(specs)
+        try:
+            datasets = {d.dataset_id for d in self.client.list_datasets(self.naming.project, retry=retry)}
+            existing: dict[str, set[str]] = {}
+            for layer in DATASETS:
+                name = self.naming.dataset(layer)
+                dataset = f"{self.naming.project}.{name}"
+                if name not in datasets:
+                    self.client.create_dataset(_dataset(dataset, self.naming.location), exists_ok=True, retry=retry)
+                existing[layer] = {t.table_id for t in self.client.list_tables(dataset, retry=retry)}
+            wanted = [
+                td
+                for spec in specs
+                for td in pipeline_tables(spec, self.naming)
+                if rebuilt or not (td.rebuilt_by_sql and td.name == spec.table)
+            ]
+            for td in shared_tables(self.naming) + wanted:
+                table = _table(td)
+                if td.name not in existing[td.layer]:
+                    try:
+                        self.client.create_table(table, retry=retry)
+                    except Conflict:  # created meanwhile: compare it like an existing one
+                        existing[td.layer].add(td.name)
+                if td.view_query is not None and td.name in existing[td.layer]:
+                    if self.client.get_table(td.table_id, retry=retry).description != table.description:
+                        self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
+                        self.client.create_table(table, retry=retry)
+        except LayerError:
+            raise
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError("(all)", "bootstrap", _clean(e)) from e
+
+    def table_states(self, specs: Iterable[TableSpec], chunk: int = 25) -> dict[str, TableState]:
+        """Every table's :class:`TableState`, read with one query per ``chunk`` tables."""
+        specs = list(specs)
+        out: dict[str, TableState] = {}
+        for i in range(0, len(specs), chunk):
+            part = specs[i : i + chunk]
+            sql = render_table_states(part, self.naming)
+            table = part[0].table if len(part) == 1 else "(all)"
+            for row in self.query(sql, table=table, layer="plan"):
+                out[row["table_name"]] = TableState(frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"])
+        return out
 
     # ------------------------------------------------------------------ layers
 
@@ -185,11 +273,12 @@ class Runner:
             self._hash_cache[k] = file_sha256(path)
         return self._hash_cache[k]
 
-    def pending_files(self, spec: TableSpec) -> list[tuple[Path, str]]:
-        """Landed files whose content is not archived yet, in name order (one per content)."""
+    def pending_files(self, spec: TableSpec, archived: Iterable[str] | None = None) -> list[tuple[Path, str]]:
+        """Landed files whose content is not archived yet, in name order (one per content);
+        ``archived``: the archived content hashes when already known (else they are read)."""
         if self.landing_dir is None:
             return []
-        done = self.archived_hashes(spec)
+        done = set(archived) if archived is not None else self.archived_hashes(spec)
         out, seen = [], set()
         for p in landed_files(self.landing_dir, spec):
             h = self._sha(p)
@@ -294,7 +383,6 @@ class Runner:
                 "content_sha256": row.get("content_sha256") or "",
                 "rows_in": int(row.get("rows_in") or 0),
                 "null_key_rows": int(row.get("null_key_rows") or 0),
-                "rows_archived": int(row.get("rows_archived") or 0),
             },
             spec.table,
             "archive",
@@ -377,8 +465,11 @@ class Runner:
 
     # ------------------------------------------------------------------ whole runs
 
-    def run_table(self, spec: TableSpec) -> list[LayerResult]:
-        """Stage and archive every pending batch, then delta, transform, dwh and checks once."""
+    def run_table(self, spec: TableSpec, state: TableState | None = None) -> list[LayerResult]:
+        """Stage and archive every pending batch, then delta, transform, dwh and checks once.
+        Locally a table that is up to date (no pending file, and the DWH has applied everything
+        archived) runs nothing: ``state`` is its :class:`TableState` when the caller read it
+        already (:meth:`run` reads all tables' at once)."""
         results: list[LayerResult] = []
 
         def step(res: LayerResult) -> LayerResult:
@@ -387,7 +478,13 @@ class Runner:
             return res
 
         if self.local:
-            pending = self.pending_files(spec)
+            t0 = time.perf_counter()
+            if state is None:
+                state = self.table_states([spec])[spec.table]
+            pending = self.pending_files(spec, state.archived)
+            if not pending and not state.dwh_behind:
+                step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
+                return results
             if not pending:
                 step(LayerResult(spec.table, "staging"))
             for f in pending:
@@ -400,11 +497,15 @@ class Runner:
             step(self.run_layer(spec, layer))
         return results
 
-    def run(self, specs: list[TableSpec]) -> list[LayerResult]:
-        self.bootstrap(specs)
-        out: list[LayerResult] = []
+    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
+        """Bootstrap what is missing, read every table's state at once, run each table. The
+        results are appended to ``results`` (when given) table by table, so a caller still has
+        those of the tables that ran when a later one fails."""
+        self.bootstrap(specs, rebuilt=False)
+        states = self.table_states(specs) if self.local else {}
+        out = results if results is not None else []
         for spec in specs:
-            out += self.run_table(spec)
+            out += self.run_table(spec, states.get(spec.table))
         return out
 
 
@@ -418,6 +519,41 @@ def _param_type(v) -> str:
     if isinstance(v, datetime):
         return "TIMESTAMP"
     return "STRING"
+
+
+def _dataset(dataset_id: str, location: str):
+    from google.cloud import bigquery
+
+    ds = bigquery.Dataset(dataset_id)
+    ds.location = location
+    return ds
+
+
+def _field(f: dict):
+    from google.cloud import bigquery
+
+    kw = {"precision": 38, "scale": 9} if f["type"] == "NUMERIC" else {}
+    sub = tuple(_field(x) for x in f.get("fields", ()))
+    return bigquery.SchemaField(f["name"], f["type"], mode=f.get("mode", "NULLABLE"), description=f.get("description"), fields=sub, **kw)
+
+
+def _table(td):
+    """A :class:`~pipeline_sql.schema.TableDef` as a ``bigquery.Table`` to create. A view's
+    description carries a digest of its SQL, so a changed spec replaces the view."""
+    from google.cloud import bigquery
+
+    t = bigquery.Table(td.table_id)
+    t.description = td.description or None
+    if td.view_query is not None:
+        t.view_query = td.view_query
+        t.description = f"{td.description} [sql {hashlib.sha256(td.view_query.encode()).hexdigest()[:16]}]"
+        return t
+    t.schema = [_field(f) for f in td.fields]
+    if td.partition:
+        t.time_partitioning = bigquery.TimePartitioning(type_=td.partition["type"], field=td.partition["field"])
+    if td.clustering:
+        t.clustering_fields = list(td.clustering)
+    return t
 
 
 def _clean(e: Exception) -> str:

@@ -63,7 +63,7 @@ class TableDef:
     fields: tuple[dict, ...]  # BigQuery schema JSON: {"name", "type", "mode"[, "fields"]}
     partition: dict | None = None  # {"field": ..., "type": "DAY"|...} (time partitioning)
     clustering: tuple[str, ...] = ()
-    #: True for tables the layer SQL rebuilds itself (CREATE OR REPLACE / LOAD DATA
+    #: True for tables the layer SQL rebuilds itself (CREATE OR REPLACE
     #: OVERWRITE): Pulumi must not manage them; the local runner creates them once.
     rebuilt_by_sql: bool = False
     #: True for the permanent history / target tables that a prod stack protects.

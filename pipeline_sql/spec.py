@@ -132,12 +132,29 @@ FUNCTION_NAMES = ("current_date", "current_datetime", "current_time", "current_t
 #: Column-name prefixes BigQuery reserves (any case): it can neither load nor create such a
 #: column. https://cloud.google.com/bigquery/docs/schemas#column_names
 RESERVED_PREFIXES = ("_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER")
+#: The landing layout's hive partition key (``<prefix>/dt=YYYY-MM-DD/``): the staging layer's
+#: external table has it as a column after the source columns, and BigQuery refuses two columns
+#: of one name (https://cloud.google.com/bigquery/docs/hive-partitioned-queries: "Hive partition
+#: keys appear as normal columns"; https://cloud.google.com/bigquery/docs/schemas#column_names).
+LANDING_PARTITION_KEY = "dt"
 #: Values a check may compare an INT64 / NUMERIC column with (BigQuery's type ranges).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NUMERIC_LIMIT = 10**29
 #: Columns of the ``quality.<t>__rejects`` view after the key columns: a key of the same name
 #: would make the view's columns collide ("Duplicate column").
 REJECT_COLUMNS = ("column_name", "value", "reason")
+
+
+def schedule_minutes(schedule: str) -> int:
+    """Nominal minutes between two runs of a schedule string (``every 2 hours`` -> 120,
+    ``every day 03:00`` -> 1440, ``every monday`` -> 10080); ValueError for anything else."""
+    m = re.match(r"^every (\d+) (minutes|hours)$", schedule)
+    if m:
+        return int(m.group(1)) * (60 if m.group(2) == "hours" else 1)
+    m = re.match(r"^every (day|monday|tuesday|wednesday|thursday|friday|saturday|sunday)( \d\d:\d\d)?$", schedule)
+    if m:
+        return 24 * 60 if m.group(1) == "day" else 7 * 24 * 60
+    raise ValueError(f"schedule {schedule!r}: expected 'every N hours|minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'")
 
 
 class SpecError(ValueError):
@@ -423,6 +440,12 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
                 f"{s!r} starts with {reserved_prefix}, a column-name prefix BigQuery reserves (it cannot load such a column); "
                 "expected the file's column under another name",
             )
+        if s.lower() == LANDING_PARTITION_KEY:
+            raise c.fail(
+                f"{p}.source",
+                f"{s!r} is the landing layout's partition key (<path>/dt=YYYY-MM-DD/), which BigQuery reads as a column "
+                "of its own; expected the file's column under another name",
+            )
         n = c.column_name(m["name"], f"{p}.name", table)
         t = c.choice(m["type"], f"{p}.type", TYPES, upper=True)
         if n.lower() in RESERVED or n.startswith("_"):
@@ -532,8 +555,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
     schedule = c.string(schedule, "schedule")
     if not _SCHEDULE.match(schedule):
         raise c.fail("schedule", f"{schedule!r} is not supported; expected 'every N hours', 'every N minutes', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'")
-    m = re.match(r"^every (\d+) (minutes|hours)$", schedule)
-    if m and (int(m.group(1)) * (60 if m.group(2) == "hours" else 1)) < 15:
+    if schedule_minutes(schedule) < 15:
         raise c.fail("schedule", f"{schedule!r} is too frequent; expected at least 15 minutes between runs")
 
     return TableSpec(

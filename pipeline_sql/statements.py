@@ -9,15 +9,19 @@ statement of every shipped spec, of the test specs and of generated specs to ana
 kind                   what runs it
 =====================  =====================================================================
 layer:<layer>          the five layers (scheduled queries on BigQuery; the runner locally;
-                       ``layer:staging`` is the LOAD DATA script run with ``@run_time``)
+                       ``layer:staging``, the external table over the landing prefix and the
+                       copy of the run's window, runs on BigQuery with ``@run_time``)
 checks                 the quality checks script (sixth scheduled query and runner, ``@run_time``)
 check_results:<of>     the runner's reads of ``quality.check_results`` (one run's, or history)
 staging_batch          the runner's batch descriptor (``@batch_id``, ``@source_file``, ...)
 truncate_batch         the runner's TRUNCATE of the batch descriptor before a load
 batch_log              the runner's record of an archived batch (``@rows_in``, ...)
+table_states           the runner's plan query (archived contents and high-water marks)
 archived_hashes        the runner's query of archived file contents
 staging_rows           the runner's row count of staging (real project)
-bootstrap              the runner's CREATE SCHEMA / CREATE TABLE / CREATE VIEW script
+ddl                    every dataset and declared table as DDL: the runner and Pulumi create
+                       them through the tables API from the same declarations (schema.py); the
+                       DDL states their partitioning, clustering and views as BigQuery takes them
 export:<layer>         ``python -m pipeline_sql export`` (every layer and the rejects)
 demo_snapshot          the demo's DWH snapshot query
 demo_rejects           the demo's rejects listing
@@ -43,7 +47,8 @@ from .naming import LAYERS, Naming
 from .render import (
     EXPORT_LAYERS,
     render_archived_hashes,
-    render_bootstrap,
+    render_declared_ddl,
+    render_table_states,
     render_dwh_snapshot,
     render_export,
     render_rejects_listing,
@@ -68,7 +73,6 @@ BATCH_LOG_PARAMS = (
     ("content_sha256", "STRING"),
     ("rows_in", "INT64"),
     ("null_key_rows", "INT64"),
-    ("rows_archived", "INT64"),
 )
 
 
@@ -105,6 +109,7 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
         s("truncate_batch", render_truncate_staging_batch(spec, naming)),
         s("batch_log", r.batch_log, BATCH_LOG_PARAMS),
         s("archived_hashes", render_archived_hashes(spec, naming)),
+        s("table_states", render_table_states([spec], naming)),
         s("staging_rows", render_staging_rows(spec, naming)),
         s("demo_snapshot", render_dwh_snapshot(spec, naming)),
         s("demo_rejects", render_rejects_listing(spec, naming)),
@@ -115,9 +120,12 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
 
 
 def project_statements(specs: Iterable[TableSpec], naming: Naming, landing_uri: str = "gs://landing") -> list[Statement]:
-    """Every statement for a set of specs: the bootstrap script, then each table's statements."""
+    """Every statement for a set of specs: the DDL of every declared table, the runner's plan
+    query over all of them, then each table's statements."""
     specs = list(specs)
-    out = [Statement("bootstrap", render_bootstrap(specs, naming), "", (), _where(naming))]
+    out = [Statement("ddl", render_declared_ddl(specs, naming), "", (), _where(naming))]
+    if len(specs) > 1:
+        out.append(Statement("table_states", render_table_states(specs, naming), "", (), _where(naming)))
     for spec in specs:
         out += table_statements(spec, naming, landing_uri)
     return out

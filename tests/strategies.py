@@ -61,7 +61,7 @@ def _sql_internal_names() -> tuple[str, ...]:
 
 
 #: Names the rendered SQL uses itself, plus single letters a template might use as aliases.
-SQL_INTERNAL_NAMES = tuple(sorted(set(_sql_internal_names()) | {"a", "d", "l", "t", "s", "T", "S", "run_at", "batch", "typed"}))
+SQL_INTERNAL_NAMES = tuple(sorted(set(_sql_internal_names()) | {"a", "d", "l", "t", "s", "T", "S", "D", "run_at", "batch", "typed", "dt"}))
 #: Names GoogleSQL may read as something other than a column.
 SQL_AMBIGUOUS_NAMES = (
     "current_date", "CURRENT_TIMESTAMP", "current_time", "current_datetime", "date", "timestamp",

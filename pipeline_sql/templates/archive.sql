@@ -4,6 +4,15 @@
 -- yet, so loading the same file twice adds nothing. Rows with a NULL key are not archived; the
 -- SELECT at the end reports them with the batch. One statement: the INSERT.
 DECLARE _run_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
+-- The archived rows a new row can match are those of its key. For a batch of at most
+-- $max_keys keys their values bound the comparison below, so BigQuery reads only the
+-- archive's blocks holding them (the archive is clustered by key); a bigger batch (an initial
+-- load, a full snapshot) compares with the key and hash columns of the whole archive.
+DECLARE _batch_keys ARRAY<STRING> DEFAULT (
+  SELECT IF(COUNT(DISTINCT $first_key_source) <= $max_keys, ARRAY_AGG(DISTINCT $first_key_source), NULL)
+  FROM $staging
+  WHERE $first_key_source IS NOT NULL
+);
 
 INSERT INTO $archive ($archive_columns)
 WITH _batch AS (
@@ -20,8 +29,11 @@ _keyed AS (
   WHERE $key_not_null
 ),
 _fresh AS (
-  -- rows with the same key and hash are the same version: keep one
-  SELECT DISTINCT * FROM _keyed
+  -- rows with the same key and hash are the same version (the hash covers every column): one each
+  SELECT
+$fresh_select
+  FROM _keyed
+  GROUP BY $key_and_hash
 )
 SELECT
 $fresh_columns,
@@ -32,17 +44,19 @@ $fresh_columns,
 FROM _fresh CROSS JOIN _batch
 WHERE NOT EXISTS (
   SELECT 1 FROM $archive AS a
-  WHERE $archive_match
+  WHERE (_batch_keys IS NULL OR a.$first_key IN UNNEST(_batch_keys))
+    AND $archive_match
 );
 
--- what this batch did (the runner prints it and keeps it in $batches)
+-- what this run did (the runner prints it; its record in $batches counts every version of the
+-- batch); rows_archived reads only this run's partition
 SELECT
   _batch.batch_id,
   _batch.source_file,
   _batch.content_sha256,
   (SELECT COUNT(*) FROM $staging) AS rows_in,
   (SELECT COUNT(*) FROM $staging WHERE $source_key_null) AS null_key_rows,
-  (SELECT COUNT(*) FROM $archive WHERE _batch_id = _batch.batch_id) AS rows_archived
+  (SELECT COUNT(*) FROM $archive WHERE _ingested_at = _run_at) AS rows_archived
 FROM (
 $batch_select
 ) AS _batch;

@@ -1,4 +1,5 @@
 INSERT INTO $batches (batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at)
-SELECT @batch_id, @source_file, @content_sha256, @rows_in, @null_key_rows, @rows_archived, CURRENT_TIMESTAMP()
+SELECT @batch_id, @source_file, @content_sha256, @rows_in, @null_key_rows,
+  (SELECT COUNT(*) FROM $archive WHERE _batch_id = @batch_id), CURRENT_TIMESTAMP()
 FROM (SELECT 1)
 WHERE NOT EXISTS (SELECT 1 FROM $batches WHERE batch_id = @batch_id);

@@ -299,7 +299,7 @@ def test_the_transfer_agent_is_created_before_anything_is_granted_to_it():
 
 
 _REF = re.compile(r"`" + re.escape(PROJECT) + r"\.([a-z_]+)\.[a-z0-9_]+`")
-_WRITE = re.compile(r"(?:INSERT INTO|MERGE|CREATE OR REPLACE TABLE|LOAD DATA OVERWRITE)\s+`" + re.escape(PROJECT) + r"\.([a-z_]+)\.")
+_WRITE = re.compile(r"(?:INSERT INTO|MERGE|CREATE OR REPLACE (?:EXTERNAL )?TABLE|LOAD DATA OVERWRITE)\s+`" + re.escape(PROJECT) + r"\.([a-z_]+)\.")
 
 
 def test_layer_access_covers_exactly_what_the_rendered_sql_touches():
@@ -348,7 +348,8 @@ def test_s3_source_loads_staging_with_an_amazon_s3_transfer():
     assert staging.inputs["destinationDatasetId"] == "dev_staging"
     assert staging.inputs["params"] == {
         "destination_table_name_template": "customers",
-        "data_path": f"s3://{S3_BUCKET}/crm/customers/*",
+        # a daily schedule: only the previous day's landing folder (dt=..., a runtime parameter)
+        "data_path": f"s3://{S3_BUCKET}/crm/customers/" + 'dt={run_time-24h|"%Y-%m-%d"}/*',
         "access_key_id": staging.inputs["params"]["access_key_id"],
         "file_format": "CSV",
         "write_disposition": "WRITE_TRUNCATE",

@@ -1,6 +1,6 @@
 """Dry-run every rendered layer of every shipped spec against a real BigQuery project.
 
-This checks what only real BigQuery can confirm: the ``LOAD DATA`` staging script, the
+This checks what only real BigQuery can confirm: the staging script (an external table over the landing prefix), the
 GoogleSQL accepted by BigQuery itself (not by the embedded engine's translator), and the bytes
 each layer would process. Nothing is executed: every job is ``dry_run=True`` with
 ``use_query_cache=False``. For each table and layer it prints the bytes processed (run with
@@ -16,7 +16,7 @@ It runs only when you ask for it. Otherwise it skips at once, without touching t
   for ``dev_staging``. The SQL is rendered with ``Naming(project=P, env=E)``.
 * ``FLEXYBOOTS_BQ_LOCATION`` (optional, default ``US``): the datasets' location.
 * ``FLEXYBOOTS_BQ_LANDING_URI`` (optional): the landing bucket, for example
-  ``gs://acme-dev-landing``. The staging layer's ``LOAD DATA`` is dry-run against it. Without it,
+  ``gs://acme-dev-landing``. The staging script is dry-run against it. Without it,
   only the staging case is skipped.
 
 A dry run resolves every table it references, so the datasets and tables must already exist
@@ -114,7 +114,7 @@ def _dry_run(client, sql: str, params: dict | None = None) -> int:
 def test_dry_run_layer(client, naming, table, layer):
     spec = next(s for s in SPECS if s.table == table)
     if layer == "staging" and not LANDING_URI:
-        pytest.skip("staging dry run needs FLEXYBOOTS_BQ_LANDING_URI=gs://<landing bucket> (LOAD DATA reads it)")
+        pytest.skip("staging dry run needs FLEXYBOOTS_BQ_LANDING_URI=gs://<landing bucket> (the staging script reads it)")
     rendered = render_table(spec, naming, LANDING_URI or "gs://landing")
     sql = rendered.checks if layer == "checks" else rendered.layers[layer]
     params = {"run_time": ("TIMESTAMP", dt.datetime.now(dt.timezone.utc))} if layer == "staging" else None

@@ -39,6 +39,12 @@ def test_run_accumulates_state_and_export_sorts_by_key(capsys, tmp_path):
     assert "customers/003_late_and_fixes.csv: 6 rows loaded" in second
     assert "customers/001_initial.csv" not in second  # loaded by the first run, kept in the state
 
+    # nothing new: the table is up to date and nothing runs for it (no layer, no check)
+    assert main(["run", "--tables", "customers", "--landing", str(landing), "--state", str(state)]) == 0
+    third = capsys.readouterr().out
+    assert "1 tables up to date" in third and "engine started in" in third
+    assert not any(f"customers      {layer}" in third for layer in ("staging", "archive", "delta", "transform", "dwh", "checks"))
+
     assert main(["export", "customers", "--state", str(state)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in rows) and len(rows) == 14

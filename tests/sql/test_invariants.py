@@ -5,6 +5,7 @@ Tables are compared in full (every column, every row, order-free), not by counts
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -240,15 +241,14 @@ def _archive_insert_fails(sql: str) -> str:
 
 
 def _merge_source_fails(sql: str) -> str:
-    """The MERGE's source (the transform) fails on one of its rows."""
+    """The MERGE's source (the transform, as its USING clause reads it) fails on one of its rows."""
     assert sql.count("\nMERGE ") == 1
-    i = sql.index("\nMERGE ")
-    j = sql.index("USING ", i) + len("USING ")
-    k = sql.index(" AS _S", j)
-    src = sql[j:k]
-    assert src.startswith("`")
+    i = sql.index("USING ", sql.index("\nMERGE "))
+    m = re.compile(r"(`[^`]+`) AS _S\b").search(sql, i)  # the first table read as _S: the transform
+    src = m.group(1)
+    assert ".transform." in src or "_transform." in src, src
     cond = FAIL_ON_ONE_ROW.format(hash="_row_hash", src=src)
-    return sql[:j] + f"(SELECT * FROM {src} WHERE {cond})" + sql[k:]
+    return sql[: m.start()] + f"(SELECT * FROM {src} WHERE {cond})" + sql[m.end(1) :]
 
 
 def _ctas_fails(sql: str) -> str:

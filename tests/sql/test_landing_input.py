@@ -68,3 +68,18 @@ def test_a_staging_stopped_before_its_description_never_files_rows_under_the_pre
     rows = {r["parcel_id"]: r["_batch_id"] for r in runner.query("SELECT parcel_id, _batch_id FROM `flexyboots-local.descgap_archive.parcels`")}
     assert rows.keys() == {"1", "2"} and rows["2"] != first  # never filed under batch 001
     assert not runner.pending_files(SPEC)  # and 002 is recorded as done in the end
+
+
+def test_files_in_dated_landing_folders_load_in_path_order(engine, tmp_path):
+    """The deployed layout (<path>dt=YYYY-MM-DD/<file>) works locally as is: every file under
+    the table's folder, sub-folders included, in path order."""
+    landing = tmp_path / "landing"
+    for day, rows in (("2024-01-02", "id,status\n1,shipped\n"), ("2024-01-01", "id,status\n1,placed\n2,placed\n")):
+        (landing / "parcels" / f"dt={day}").mkdir(parents=True)
+        (landing / "parcels" / f"dt={day}" / "export.csv").write_text(rows)
+    runner = Runner(engine.client, Naming(env="dated"), landing_dir=landing)
+    runner.bootstrap([SPEC])
+    res = runner.run_table(SPEC)
+    assert [r.detail["file"] for r in res if r.layer == "staging"] == ["parcels/dt=2024-01-01/export.csv", "parcels/dt=2024-01-02/export.csv"]
+    rows = runner.query("SELECT parcel_id, status FROM `flexyboots-local.dated_dwh.parcels` ORDER BY parcel_id")
+    assert [(r["parcel_id"], r["status"]) for r in rows] == [(1, "shipped"), (2, "placed")]

@@ -391,7 +391,7 @@ def test_s3_transfer_key_is_secret(plans):
     (staging,) = [r for r in plan.resources if r.type == "gcp:bigquery/dataTransferConfig:DataTransferConfig" and r.inputs["dataSourceId"] == "amazon_s3"]
     assert staging.has_secret("sensitiveParams")
     assert "secret_access_key" not in staging.inputs["params"]
-    assert staging.inputs["params"]["data_path"].startswith("s3://") and staging.inputs["params"]["data_path"].endswith("/crm/contacts/*")
+    assert staging.inputs["params"]["data_path"].startswith("s3://") and staging.inputs["params"]["data_path"].endswith('/crm/contacts/dt={run_time-24h|"%Y-%m-%d"}/*')
 
 
 def test_protection_layout(plans):

@@ -86,7 +86,9 @@ PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
     "rows_in", "null_key_rows", "rows_archived", "archived_at",  # archive.<t>__batches
     "versions", "inserted", "updated", "rejected", "dwh_rows",  # the layers' report SELECTs
     "column_name", "value", "reason",  # quality.<t>__rejects (a view)
-    "_run_at", "mark",  # script variables (underscored: no spec column can shadow them)
+    "_run_at", "_mark", "_through_mark", "_batch_keys", "_window_start", "_window_end",  # script variables (underscored: no spec column can shadow them)
+    "dt",  # the landing date, the hive partition of staging.<t>__landed
+    "_first_inserted_at", "_replaces",  # the dwh MERGE's source
     # quality.check_results and the checks script's own names
     "run_id", "table_name", "check_name", "rule", "columns", "severity", "passed", "failing_rows", "sample_keys",
     "observed_value", "message", "referenced_table", "checked_at", "n",
@@ -109,6 +111,18 @@ def parse(sql: str) -> list:
     assert stmts, "nothing parsed"
     for s in stmts:
         assert not isinstance(s, exp.Command), f"sqlglot did not understand: {s.sql()[:120]}"
+    return stmts
+
+
+def staging_statements(sql: str) -> list:
+    """The staging script's statements; only its CREATE EXTERNAL TABLE may be a raw Command."""
+    import logging
+
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warning
+    stmts = [x for x in sqlglot.parse(sql, read="bigquery", error_level=sqlglot.ErrorLevel.RAISE) if x is not None]
+    for x in stmts:
+        if isinstance(x, exp.Command):
+            assert x.sql().startswith("CREATE OR REPLACE EXTERNAL TABLE"), x.sql()[:120]
     return stmts
 
 
@@ -141,14 +155,11 @@ def test_rendering_is_deterministic(spec):
 def test_every_statement_parses_as_bigquery(spec, naming):
     for layer, sql in all_sql(render_table(spec, naming, "gs://acme-landing")).items():
         if layer == "staging":
-            # LOAD DATA is BigQuery-only syntax; sqlglot >= 25 parses it. If it ever stops,
-            # check the rest of the script and rely on the text assertions of the staging tests.
-            head, _, rest = sql.partition(");\n")
-            try:
-                parse(sql)
-            except sqlglot.errors.ParseError:
-                assert "LOAD DATA OVERWRITE" in head
-                parse(rest)
+            # sqlglot does not know CREATE EXTERNAL TABLE ... WITH PARTITION COLUMNS (BigQuery
+            # DDL): every other statement of the script must parse; the staging tests pin its text
+            stmts = staging_statements(sql)
+            assert [type(x).__name__ for x in stmts] == ["Declare", "Declare", "Command", "Create", "Create"]
+            assert stmts[2].sql().startswith("CREATE OR REPLACE EXTERNAL TABLE")
             continue
         try:
             parse(sql)
@@ -195,9 +206,11 @@ def test_layer_statement_shapes(spec):
 def test_every_column_identifier_comes_from_the_spec_or_the_pipeline():
     allowed = set(ODD.column_names) | {c.source for c in ODD.columns} | {d.name for d in ODD.transform} | PIPELINE_NAMES | {"*"}
     for layer, sql in all_sql(render_table(ODD, PROD)).items():
-        names = {c.name for s in parse(sql) for c in s.find_all(exp.Column)}
+        stmts = staging_statements(sql) if layer == "staging" else parse(sql)
+        names = {c.name for s in stmts for c in s.find_all(exp.Column)}
         names -= set(re.findall(r"^DECLARE (\w+)", sql, re.M))  # the script's own variables
-        if layer == "staging":  # LOAD DATA's column list is a schema, not column references
+        names -= {n for n in names if n.startswith("_merge_") and n[len("_merge_") :] in ODD.key}  # MERGE match keys
+        if layer == "staging":  # the external table's column list is a schema, not column references
             names |= set(re.findall(r"^  (\w+) STRING,?$", sql, re.M))
         assert names <= allowed, f"{layer}: unexpected identifiers {sorted(names - allowed)}"
 
@@ -210,12 +223,16 @@ def test_no_name_of_another_table_leaks_into_the_sql():
 
 def test_two_column_key_in_merge_partition_and_dedupe():
     r = render_table(ODD, PROD)
-    assert "ON _T.ka = _S.ka AND _T.kb = _S.kb" in r.layers["dwh"]
+    assert "ON _T.ka = _S._merge_ka AND _T.kb = _S._merge_kb" in r.layers["dwh"]
+    assert "LEFT JOIN `acme-data-prod.prod_dwh.zq_items` AS _D ON _D.ka = _S.ka AND _D.kb = _S.kb" in r.layers["dwh"]
     # latest version per key: both key columns (raw, or cast to their type so '1' and '01' are one key)
     assert re.search(r"PARTITION BY (_valid, )?(ka|SAFE_CAST\(ka AS INT64\)), kb ORDER BY", r.layers["delta"])
     # one row per (key, hash) in a batch: identical rows (the hash covers every business column)
-    assert re.search(r"PARTITION BY ka, kb, _row_hash ORDER BY _row_hash|SELECT DISTINCT \* FROM _keyed", r.layers["archive"])
-    assert "WHERE a.ka = _fresh.ka AND a.kb = _fresh.kb AND a._row_hash = _fresh._row_hash" in r.layers["archive"]
+    assert "  FROM _keyed\n  GROUP BY ka, kb, _row_hash\n" in r.layers["archive"]
+    assert "    AND a.ka = _fresh.ka AND a.kb = _fresh.kb AND a._row_hash = _fresh._row_hash" in r.layers["archive"]
+    # the comparison is bounded by the first key column's values in the batch
+    assert "WHERE (_batch_keys IS NULL OR a.ka IN UNNEST(_batch_keys))" in r.layers["archive"]
+    assert "COUNT(DISTINCT SrcKeyA) <= 10000, ARRAY_AGG(DISTINCT SrcKeyA), NULL)" in r.layers["archive"]
     assert "WHERE ka IS NOT NULL AND kb IS NOT NULL" in r.layers["archive"]
     # NULL keys are counted on the source names
     assert "WHERE SrcKeyA IS NULL OR src_kb IS NULL" in r.layers["archive"]
@@ -257,20 +274,24 @@ def test_prod_naming_everywhere(spec):
 def test_each_layer_reads_and_writes_the_expected_tables():
     t = "`acme-data-prod.prod_{}.customers{}`"
     r = render_table(make_spec(), PROD)
-    assert f"LOAD DATA OVERWRITE {t.format('staging', '')}" in r.layers["staging"]
+    assert f"CREATE OR REPLACE EXTERNAL TABLE {t.format('staging', '__landed')}" in r.layers["staging"]
+    assert f"CREATE OR REPLACE TABLE {t.format('staging', '')} AS\nSELECT" in r.layers["staging"]
+    assert f"FROM {t.format('staging', '__landed')}\nWHERE dt BETWEEN DATE(TIMESTAMP_SUB(@run_time, INTERVAL 1440 MINUTE)) AND DATE(@run_time)" in r.layers["staging"]
     assert f"CREATE OR REPLACE TABLE {t.format('staging', '__batch')}" in r.layers["staging"]
+    assert "LOAD DATA" not in strip_literals_and_comments(r.layers["staging"])
     assert f"INSERT INTO {t.format('archive', '')}" in r.layers["archive"]
     assert f"FROM {t.format('staging', '')}" in r.layers["archive"]
     assert f"FROM {t.format('staging', '__batch')}" in r.layers["archive"]
     assert "__batches`" not in strip_literals_and_comments(r.layers["archive"])  # the runner writes it
     assert r.batch_log.startswith(f"INSERT INTO {t.format('archive', '__batches')}")
+    assert f"FROM {t.format('archive', '')} WHERE _batch_id = @batch_id" in r.batch_log  # every version of the batch
     assert f"CREATE OR REPLACE TABLE {t.format('delta', '')}" in r.layers["delta"]
     assert f"FROM {t.format('archive', '')}" in r.layers["delta"]
     assert f"FROM {t.format('dwh', '')}" in r.layers["delta"]  # the mark and the comparison
     assert f"CREATE OR REPLACE TABLE {t.format('transform', '')}" in r.layers["transform"]
     assert f"FROM {t.format('delta', '')}" in r.layers["transform"]
     assert f"MERGE {t.format('dwh', '')} AS _T" in r.layers["dwh"]
-    assert f"USING {t.format('transform', '')} AS _S" in r.layers["dwh"]
+    assert f"FROM {t.format('transform', '')} AS _S\n" in r.layers["dwh"]
     assert {ref for ref in refs(r.layers["dwh"])} == {f"acme-data-prod.prod_{x}.customers" for x in ("dwh", "transform")}
     assert refs(r.rejects_view) == {"acme-data-prod.prod_archive.customers"}
     for layer in LAYERS:  # nothing writes the rejects (a view) or a dwh.__applied any more
@@ -289,18 +310,42 @@ def test_local_naming_has_no_env_prefix():
 
 def test_staging_csv():
     sql = render_staging(make_spec(), PROD, "gs://acme-landing")
-    assert "LOAD DATA OVERWRITE `acme-data-prod.prod_staging.customers` (" in sql
-    assert "  id STRING,\n  email STRING,\n  balance STRING,\n  updated STRING\n)" in sql
-    assert "FROM FILES (" in sql
-    for opt in ("format = 'CSV'", "uris = ['gs://acme-landing/customers/*']", "skip_leading_rows = 1", "field_delimiter = ','", "allow_quoted_newlines = true"):
+    assert "LOAD DATA" not in strip_literals_and_comments(sql)
+    # an external table over the landing prefix, hive-partitioned by the landing date
+    assert "CREATE OR REPLACE EXTERNAL TABLE `acme-data-prod.prod_staging.customers__landed` (" in sql
+    assert "  id STRING,\n  email STRING,\n  balance STRING,\n  updated STRING\n)\nWITH PARTITION COLUMNS (dt DATE)\nOPTIONS (" in sql
+    for opt in (
+        "format = 'CSV'",
+        "uris = ['gs://acme-landing/customers/*']",
+        "hive_partition_uri_prefix = 'gs://acme-landing/customers'",
+        "require_hive_partition_filter = true",  # a query without a dt filter is refused: never the whole history
+        "skip_leading_rows = 1",
+        "field_delimiter = ','",
+        "allow_quoted_newlines = true",
+    ):
         assert f"  {opt}" in sql
-    # the batch descriptor of a scheduled run is derived from @run_time
-    assert "@run_time" in sql and "'gs://acme-landing/customers/*' AS source_file" in sql
+    # staging holds the files of the run's window only: the landing dates from one schedule
+    # interval before @run_time to @run_time's date
+    assert "DECLARE _window_start DATE DEFAULT DATE(TIMESTAMP_SUB(@run_time, INTERVAL 1440 MINUTE));" in sql
+    assert "DECLARE _window_end DATE DEFAULT DATE(@run_time);" in sql
+    assert (
+        "CREATE OR REPLACE TABLE `acme-data-prod.prod_staging.customers` AS\nSELECT\n  id,\n  email,\n  balance,\n  updated\n"
+        "FROM `acme-data-prod.prod_staging.customers__landed`\nWHERE dt BETWEEN DATE(TIMESTAMP_SUB(@run_time, INTERVAL 1440 MINUTE)) AND DATE(@run_time);"
+    ) in sql
+    # the batch descriptor of a scheduled run is derived from @run_time and names the window
+    assert "CONCAT('run-', FORMAT_TIMESTAMP('%Y%m%dT%H%M%S', @run_time)) AS batch_id" in sql
+    assert "CONCAT('gs://acme-landing/customers/dt=', CAST(_window_start AS STRING), '..', CAST(_window_end AS STRING)) AS source_file" in sql
+
+
+@pytest.mark.parametrize("schedule, minutes", [("every 24 hours", 1440), ("every 2 hours", 120), ("every 30 minutes", 30), ("every day 03:00", 1440), ("every monday", 10080)])
+def test_staging_window_follows_the_schedule(schedule, minutes):
+    sql = render_staging(make_spec(schedule=schedule), PROD, "gs://b")
+    assert f"DATE(TIMESTAMP_SUB(@run_time, INTERVAL {minutes} MINUTE))" in sql
 
 
 def test_staging_csv_delimiter():
     sql = render_staging(ODD, PROD, "gs://b")
-    assert "field_delimiter = ';'" in sql and "uris = ['gs://b/zq/*']" in sql
+    assert "field_delimiter = ';'" in sql and "uris = ['gs://b/zq/*']" in sql and "hive_partition_uri_prefix = 'gs://b/zq'" in sql
 
 
 @pytest.mark.parametrize("fmt, option", [("json", "format = 'JSON'"), ("parquet", "format = 'PARQUET'")])
@@ -308,6 +353,7 @@ def test_staging_json_and_parquet(fmt, option):
     sql = render_staging(make_spec(source={"format": fmt, "path": "crm/customers/"}), PROD, "gs://acme-landing/")
     assert option in sql
     assert "uris = ['gs://acme-landing/crm/customers/*']" in sql  # trailing '/' of the bucket uri tolerated
+    assert "hive_partition_uri_prefix = 'gs://acme-landing/crm/customers'" in sql
     for csv_only in ("skip_leading_rows", "field_delimiter", "allow_quoted_newlines", "'CSV'"):
         assert csv_only not in sql
 
@@ -315,7 +361,17 @@ def test_staging_json_and_parquet(fmt, option):
 def test_staging_landing_uri_cannot_break_out_of_its_literal():
     sql = render_staging(make_spec(), PROD, "gs://it's")
     assert "uris = ['gs://it\\'s/customers/*']" in sql
-    parse(sql.split(");\n", 1)[1])
+    assert "hive_partition_uri_prefix = 'gs://it\\'s/customers'" in sql
+    staging_statements(sql)
+
+
+def test_s3_transfer_reads_the_previous_days_folder_on_a_daily_schedule():
+    from pipeline_sql.render import transfer_data_path
+
+    assert transfer_data_path(make_spec(source={"format": "csv", "path": "crm/", "location": "s3"})) == 'crm/dt={run_time-24h|"%Y-%m-%d"}/*'
+    assert transfer_data_path(make_spec(source={"format": "csv", "path": "crm/", "location": "s3"}, schedule="every day 04:00")).startswith("crm/dt=")
+    # no folder window for other intervals: the whole prefix (the transfer service re-reads it)
+    assert transfer_data_path(make_spec(source={"format": "csv", "path": "crm/", "location": "s3"}, schedule="every monday")) == "crm/*"
 
 
 def test_staging_batch_uses_query_parameters():
@@ -337,7 +393,12 @@ def test_archive_is_one_insert_with_not_exists_dedupe():
     assert isinstance(report, exp.Select)
     assert report.named_selects == ["batch_id", "source_file", "content_sha256", "rows_in", "null_key_rows", "rows_archived"]
     assert "WHERE NOT EXISTS (\n  SELECT 1 FROM `acme-data-prod.prod_archive.customers` AS a" in sql
-    assert "WHERE a.customer_id = _fresh.customer_id AND a._row_hash = _fresh._row_hash" in sql
+    assert (
+        "  WHERE (_batch_keys IS NULL OR a.customer_id IN UNNEST(_batch_keys))\n"
+        "    AND a.customer_id = _fresh.customer_id AND a._row_hash = _fresh._row_hash"
+    ) in sql
+    # rows_archived: this run's versions, read from this run's partition only
+    assert "(SELECT COUNT(*) FROM `acme-data-prod.prod_archive.customers` WHERE _ingested_at = _run_at) AS rows_archived" in sql
     assert "WHERE customer_id IS NOT NULL" in sql
     assert "WHERE id IS NULL) AS null_key_rows" in sql  # NULL-key rows counted per batch (source names)
     assert "INSERT INTO `acme-data-prod.prod_archive.customers` (`customer_id`, `email`, `balance`, `updated_at`, `_row_hash`, `_ingested_at`, `_batch_id`, `_source_file`)" in sql
@@ -355,23 +416,26 @@ def test_row_hash_is_md5_of_a_json_array_of_the_values():
 
 def test_dwh_merge_has_version_guard_with_version_by():
     sql = render_table(make_spec(), PROD).layers["dwh"]
-    assert "USING `acme-data-prod.prod_transform.customers` AS _S" in sql  # the transform holds valid rows only
-    assert "WHEN MATCHED AND _T._row_hash != _S._row_hash AND ((_S.updated_at > _T.updated_at) OR (_S.updated_at IS NOT NULL AND _T.updated_at IS NULL) OR" in sql
-    assert "_S._ingested_at > _T._ingested_at" in sql  # tie-break on equal versions
+    assert "FROM `acme-data-prod.prod_transform.customers` AS _S\n" in sql  # the transform holds valid rows only
+    # a key changes only to a newer version with another hash
+    assert "WHERE _D.customer_id IS NULL OR (_D._row_hash != _S._row_hash AND ((_S.updated_at > _D.updated_at) OR (_S.updated_at IS NOT NULL AND _D.updated_at IS NULL) OR" in sql
+    assert "_S._ingested_at > _D._ingested_at" in sql  # tie-break on equal versions
+    # the changed key's row is replaced: deleted (matching on the key) and inserted (never matching)
+    assert "SELECT *, customer_id AS _merge_customer_id FROM _changed WHERE _replaces\n  UNION ALL\n  SELECT *, CAST(NULL AS INT64) AS _merge_customer_id FROM _changed" in sql
+    assert "ON _T.customer_id = _S._merge_customer_id\nWHEN MATCHED THEN DELETE\n" in sql
     assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _through, _inserted_at, _updated_at)" in sql
-    assert "VALUES (_S.customer_id, _S.email, _S.balance, _S.updated_at, _S.email_domain, _S._row_hash, _S._ingested_at, _S._batch_id, _S._through, _run_at, _run_at)" in sql
-    assert "  email = _S.email,\n  balance = _S.balance,\n  updated_at = _S.updated_at,\n  email_domain = _S.email_domain," in sql
-    assert "  _through = _S._through,\n" in sql  # an updated row records the high-water mark it came from
-    assert "  customer_id = _S.customer_id" not in sql  # the key is never updated
+    # the replacing row records the high-water mark it came from and keeps the key's first insertion time
+    assert "VALUES (_S.customer_id, _S.email, _S.balance, _S.updated_at, _S.email_domain, _S._row_hash, _S._ingested_at, _S._batch_id, _S._through, IFNULL(_S._first_inserted_at, _run_at), _run_at)" in sql
+    assert "UPDATE SET" not in sql
 
 
 def test_dwh_merge_without_version_by_has_no_version_guard():
     spec = make_spec(version_by=None)
     sql = render_table(spec, PROD).layers["dwh"]
-    assert "updated_at >" not in sql and "_T.updated_at" not in sql
+    assert "updated_at >" not in sql and "_D.updated_at" not in sql
     assert (
-        "WHEN MATCHED AND _T._row_hash != _S._row_hash AND (_S._ingested_at > _T._ingested_at OR "
-        "(_S._ingested_at = _T._ingested_at AND _S._row_hash > _T._row_hash)) THEN UPDATE SET"
+        "WHERE _D.customer_id IS NULL OR (_D._row_hash != _S._row_hash AND (_S._ingested_at > _D._ingested_at OR "
+        "(_S._ingested_at = _D._ingested_at AND _S._row_hash > _D._row_hash)))"
     ) in sql
     delta = render_table(spec, PROD).layers["delta"]
     assert "ORDER BY _ingested_at DESC, _row_hash DESC" in delta
@@ -395,14 +459,20 @@ def test_delta_orders_by_typed_version_then_ingestion():
 
 def test_delta_picks_valid_versions_after_the_dwh_high_water_mark():
     delta = render_table(make_spec(), PROD).layers["delta"]
-    # the mark: the highest _through on the DWH's rows (1970 for an empty DWH)
-    assert re.search(
-        r"SELECT IFNULL\(MAX\(_through\), TIMESTAMP '1970-01-01 00:00:00\+00'\)( AS mark)? FROM `acme-data-prod.prod_dwh.customers`",
-        delta,
-    )
-    assert re.search(r"_ingested_at > (\w+\.)?mark\b", delta)
-    # _through: the archive's high-water mark at the time the delta was built
-    assert "(SELECT MAX(_ingested_at) FROM `acme-data-prod.prod_archive.customers`) AS _through" in delta
+    # the mark: the highest _through on the DWH's rows (1970 for an empty DWH), and the newest
+    # archived version after it; both script variables, so BigQuery prunes the archive's
+    # partitions (partitioned by DATE(_ingested_at)) to those after the mark
+    assert (
+        "DECLARE _mark TIMESTAMP DEFAULT (SELECT IFNULL(MAX(_through), TIMESTAMP '1970-01-01 00:00:00+00') "
+        "FROM `acme-data-prod.prod_dwh.customers`);"
+    ) in delta
+    assert (
+        "DECLARE _through_mark TIMESTAMP DEFAULT (SELECT MAX(_ingested_at) FROM `acme-data-prod.prod_archive.customers` "
+        "WHERE _ingested_at > _mark);"
+    ) in delta
+    assert "WHERE a._ingested_at > _mark AND a._ingested_at <= _through_mark" in delta
+    # _through: the archive's high-water mark this delta covers
+    assert "SELECT l.*, _through_mark AS _through" in delta
     # only versions whose values cast can be picked
     assert "(a.customer_id IS NULL OR SAFE_CAST(a.customer_id AS INT64) IS NOT NULL)" in delta
     assert "a.email IS NULL" not in delta  # STRING columns cannot fail a cast
@@ -482,8 +552,10 @@ def test_batch_log_uses_query_parameters_and_never_logs_a_batch_twice():
         "INSERT INTO `acme-data-prod.prod_archive.customers__batches` "
         "(batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at)"
     )
-    for p in ("@batch_id", "@source_file", "@content_sha256", "@rows_in", "@null_key_rows", "@rows_archived"):
+    for p in ("@batch_id", "@source_file", "@content_sha256", "@rows_in", "@null_key_rows"):
         assert p in sql, p
+    # every archived version of the batch, whichever run archived it
+    assert "(SELECT COUNT(*) FROM `acme-data-prod.prod_archive.customers` WHERE _batch_id = @batch_id)" in sql
     assert "WHERE NOT EXISTS (SELECT 1 FROM `acme-data-prod.prod_archive.customers__batches` WHERE batch_id = @batch_id)" in sql
 
 

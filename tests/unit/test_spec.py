@@ -1013,3 +1013,17 @@ def test_timestamp_check_value_before_year_1000_keeps_four_digits(tmp_path):
     d = base()
     d["checks"] = [{"range": {"column": "updated_at", "min": "0669-06-07 16:06:20"}}]
     assert load_spec(write(tmp_path, d)).checks[0].param("min") == "0669-06-07 16:06:20.000000"
+
+
+@pytest.mark.parametrize("source", ["dt", "DT"])
+def test_source_named_like_the_landing_partition_key_is_refused(tmp_path, source):
+    """Files land under <path>/dt=YYYY-MM-DD/: the staging's external table has a column dt."""
+    d = base()
+    d["columns"][1]["source"] = source
+    refused(tmp_path, d, "columns[1].source", f"{source!r} is the landing layout's partition key (<path>/dt=YYYY-MM-DD/)")
+
+
+def test_target_named_dt_is_fine(tmp_path):
+    d = base()
+    d["columns"][1]["name"] = "dt"
+    assert "dt" in load_spec(write(tmp_path, d)).column_names

@@ -1,0 +1,77 @@
+"""The embedded engine's tuning (``LocalEngine._tune``) and its durability.
+
+The tuning removes three emulator costs without changing results: the time-travel copy after
+every write, the per-job record written to the database, repeated sqlglot parses. These tests
+fail if a bqemulator upgrade moves what it relies on, and prove that a run killed mid-way loses
+nothing it had stored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from pipeline_sql.engine import LocalEngine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _duckdb(engine: LocalEngine):
+    return engine._emu.server._engine.connection
+
+
+def test_writes_leave_no_time_travel_copy_and_no_job_record(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f.csv").write_text("a\nx\ny\n")
+    with LocalEngine(state_dir=tmp_path / "state", gcs_root=tmp_path) as eng:
+        from google.cloud import bigquery
+
+        c = eng.client
+        c.query("CREATE SCHEMA ds").result()
+        cfg = bigquery.LoadJobConfig(schema=[bigquery.SchemaField("a", "STRING")], skip_leading_rows=1, source_format="CSV")
+        c.load_table_from_uri("gs://b/f.csv", "flexyboots-local.ds.t", job_config=cfg).result()
+        job = c.query("INSERT INTO ds.t (a) VALUES ('z')")
+        job.result()
+        assert [r["n"] for r in c.query("SELECT COUNT(*) AS n FROM ds.t").result()] == [3]
+        con = _duckdb(eng)
+        snaps = con.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '_bqemulator_snapshots'").fetchone()[0]
+        assert snaps == 0, "a write left a time-travel copy of its table"
+        assert con.execute('SELECT COUNT(*) FROM "_bqemulator_catalog"."jobs"').fetchone()[0] == 0
+        assert c.get_job(job.job_id).state == "DONE"  # the job is still known to this process
+
+
+def test_parses_are_memoized_and_each_caller_gets_its_own_tree(engine):
+    import sqlglot
+
+    a = sqlglot.parse_one("SELECT x FROM t WHERE y = 1", read="bigquery")
+    b = sqlglot.parse_one("SELECT x FROM t WHERE y = 1", read="bigquery")
+    assert a == b and a is not b
+    a.set("where", None)  # a caller rewriting its tree in place
+    assert "WHERE" in b.sql() and "WHERE" in sqlglot.parse_one("SELECT x FROM t WHERE y = 1", read="bigquery").sql()
+    from sqlglot.dialects.dialect import Dialect
+
+    assert getattr(Dialect.parse, "_flexyboots_cached", False)
+
+
+def test_a_killed_run_loses_nothing_it_had_stored(tmp_path):
+    """A process killed right after its statements (no engine stop, no checkpoint) leaves
+    every committed write in the database: the next engine finds it."""
+    state = tmp_path / "state"
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pipeline_sql.engine import LocalEngine
+        eng = LocalEngine(state_dir={str(state)!r}, gcs_root=None).start()
+        eng.client.query("CREATE SCHEMA ds").result()
+        eng.client.query("CREATE TABLE ds.t AS SELECT x FROM UNNEST(GENERATE_ARRAY(1, 1000)) AS x").result()
+        eng.client.query("INSERT INTO ds.t (x) VALUES (1001)").result()
+        os._exit(9)  # killed: no stop, no checkpoint
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    with LocalEngine(state_dir=state, gcs_root=None) as eng:
+        rows = list(eng.client.query("SELECT COUNT(*) AS n, MAX(x) AS m FROM ds.t").result())
+    assert (rows[0]["n"], rows[0]["m"]) == (1001, 1001)
