@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .naming import LAYERS, LOCAL_PROJECT, Naming
 from .render import EXPORT_LAYERS, render_dwh_snapshot, render_export, render_layer, render_rejects_listing
-from .runner import UP_TO_DATE, LayerError, LayerResult, Runner, landed_files
+from .runner import UP_TO_DATE, LayerError, LayerResult, RunFailed, Runner, landed_files
 from .spec import SpecError, TableSpec, load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,21 +151,35 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     results: list[LayerResult] = []
     session = _Session(args, landing, state)
+    failed: RunFailed | None = None
+    warnings: list[str] = []
     try:
         with session as runner:
             if not args.project:
                 _print(f"engine started in {session.engine_seconds:.2f}s")
-            runner.run(specs, results)  # results grow as tables run: a failure keeps what ran
-    except LayerError as e:
-        _emit_lineage(args, specs, results, failed=(e.table, e.layer, str(e)))
+            try:
+                runner.run(specs, results)  # results grow as tables run: a failure keeps what ran
+            except RunFailed as e:  # every table ran; some failed or refused a file
+                failed = e
+            warnings = list(runner.warnings)
+    except LayerError as e:  # the run could not start (bootstrap, plan)
+        _emit_lineage(args, specs, results, failed=[(e.table, e.layer, str(e))])
         raise
     _summary(results)
+    if warnings:
+        _print(f"\n{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:")
+        for line in warnings:
+            _print(f"  {line}")
     if args.summary_mermaid:
         from .lineage import run_diagram
 
         Path(args.summary_mermaid).write_text(run_diagram(results).to_mermaid(), encoding="utf-8")
         _print(f"run summary (Mermaid) written to {args.summary_mermaid}")
-    _emit_lineage(args, specs, results)
+    _emit_lineage(args, specs, results, failed=[(e.table, e.layer, str(e)) for e in failed.failures] if failed else None)
+    if failed is not None:
+        _print(f"\nfailed in {time.perf_counter() - t0:.1f}s")
+        print(f"error: {failed}", file=sys.stderr, flush=True)
+        return 1
     _print(f"\ndone in {time.perf_counter() - t0:.1f}s")
     return 0
 

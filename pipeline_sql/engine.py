@@ -25,6 +25,40 @@ class EngineError(RuntimeError):
     pass
 
 
+#: The database file the engine keeps in its state folder (bqemulator's persistent mode).
+STATE_DB = "bqemulator.duckdb"
+#: What a state folder may hold besides the database (its write-ahead log, the demo's folder).
+_STATE_EXTRAS = ("bqemulator.duckdb.wal", "demo")
+#: How to restore a state folder (bqemulator's own commands; ``bqemulator backup`` makes one).
+RESTORE_HINT = (
+    "restore it from a backup (`.venv/bin/bqemulator restore --data-dir {d} --input-dir BACKUP --force`; "
+    "backups are made with `.venv/bin/bqemulator backup --data-dir {d} --output-dir BACKUP`), or move the "
+    "folder away to start a new state (the next run loads every landed file again)"
+)
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Refuse a state folder that is not one: an existing path that is not a folder, or a
+    non-empty folder without the engine's database (someone else's folder: the engine would
+    write its database into it)."""
+    d = Path(state_dir)
+    if not d.exists():
+        return
+    if not d.is_dir():
+        raise EngineError(f"state folder {d} is not a folder; expected a flexyboots state folder (pass --state DIR)")
+    if (d / STATE_DB).exists():
+        if not (d / STATE_DB).is_file():
+            raise EngineError(f"state folder {d} is damaged: {STATE_DB} is not a file; " + RESTORE_HINT.format(d=d))
+        return
+    foreign = sorted(p.name for p in d.iterdir() if p.name not in _STATE_EXTRAS and not p.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise EngineError(
+            f"{d} is not a flexyboots state folder: it has no {STATE_DB} and holds {shown}; "
+            "pass --state with a new or empty folder (or the folder of an earlier run)"
+        )
+
+
 def spatial_extension_file() -> str:
     try:
         import duckdb_extension_spatial
@@ -98,6 +132,7 @@ class LocalEngine:
         if self.gcs_root is not None:
             kwargs["gcs_local_root"] = Path(self.gcs_root).resolve()
         if self.state_dir is not None:
+            check_state_dir(Path(self.state_dir))
             Path(self.state_dir).mkdir(parents=True, exist_ok=True)
             kwargs.update(persistence_mode=PersistenceMode.PERSISTENT, data_dir=Path(self.state_dir).resolve())
         else:
@@ -111,6 +146,11 @@ class LocalEngine:
                 msg += " (run `make setup` once: it installs DuckDB's spatial extension offline)"
             elif "lock" in msg.lower() and self.state_dir is not None:
                 msg += f" (is another flexyboots run using {self.state_dir}?)"
+            elif self.state_dir is not None and (Path(self.state_dir) / STATE_DB).exists():
+                raise EngineError(
+                    f"state folder {self.state_dir} is damaged: the engine cannot open {STATE_DB} ({msg}); "
+                    + RESTORE_HINT.format(d=self.state_dir)
+                ) from e
             raise EngineError(f"the embedded engine did not start: {msg}") from e
         _quiet_logs()
         self._tune()

@@ -223,13 +223,13 @@ def lineage_events(lin: Lineage, specs: Iterable, when: dt.datetime | None = Non
     return [e for s in lin.steps if s.table in lin.tables for e in _run(lin, s, when, when, step_sql(lin, s, by_name))]
 
 
-def run_events(lin: Lineage, specs: Iterable, results: Sequence, failed: tuple[str, str, str] | None = None,
+def run_events(lin: Lineage, specs: Iterable, results: Sequence, failed=None,
                when: dt.datetime | None = None) -> list:
     """Events for what a run did, from the runner's :class:`~pipeline_sql.runner.LayerResult`
     list: per layer result (a staging + archive pair per loaded batch) a START and a COMPLETE
     event (started ``seconds`` before ``when``), with the rows each wrote and the checks'
-    results; ``failed`` = (table, layer, message) adds a START and a FAIL event for the layer
-    that stopped the run."""
+    results; ``failed`` = (table, layer, message), or a list of them, adds a START and a FAIL
+    event for each layer that stopped its table."""
     when = when or dt.datetime.now(dt.timezone.utc)
     by_name = {s.table: s for s in specs}
     events = []
@@ -245,8 +245,7 @@ def run_events(lin: Lineage, specs: Iterable, results: Sequence, failed: tuple[s
         assertions = r.detail.get("results") if step.layer == "checks" else None
         start = when - dt.timedelta(seconds=r.seconds)
         events += _run(lin, step, start, when, step_sql(lin, step, by_name), rows=rows, assertions=assertions)
-    if failed:
-        table, layer, message = failed
+    for table, layer, message in [failed] if isinstance(failed, tuple) else (failed or []):
         if layer in STEPS and table in lin.tables:
             step = lin.step(table, layer)
             events += _run(lin, step, when, when, step_sql(lin, step, by_name), "FAIL", error=message)

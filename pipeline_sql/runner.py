@@ -40,9 +40,11 @@ from .render import (
     render_truncate_staging_batch,
 )
 from .schema import pipeline_tables, shared_tables
+from .landed import REFUSED_TABLE, FileRefused, LandedFile, check_landed_file, landed_files, refused_files_table, unknown_files
 from .spec import TableSpec
+from .sqltext import string_literal
 
-_EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet",)}
+__all__ = ["FileQuarantined", "FileRefused", "LayerError", "LayerResult", "RunFailed", "Runner", "StateError", "landed_files", "unknown_files"]
 
 
 class LayerError(RuntimeError):
@@ -51,6 +53,37 @@ class LayerError(RuntimeError):
         #: the checks layer's LayerResult (its results are written before it fails)
         self.result: "LayerResult | None" = None
         super().__init__(f"{table}: {layer} layer failed: {message}")
+
+
+class StateError(LayerError):
+    """The engine's state does not hold what its batch log says (a table missing or of
+    another schema): the run refuses to touch the table rather than recreate it empty."""
+
+    def __init__(self, table: str, message: str):
+        super().__init__(table, "state", message)
+
+
+class FileQuarantined(LayerError):
+    """A landed file refused by :func:`~pipeline_sql.landed.check_landed_file` and recorded in
+    ``quality.refused_files``: nothing of it was loaded; the table's next file is loaded next."""
+
+    def __init__(self, table: str, refusal: FileRefused):
+        self.refusal = refusal
+        super().__init__(table, "staging", f"refused {refusal} (quarantined in quality.{REFUSED_TABLE}; fix the file and land it again)")
+
+
+class RunFailed(RuntimeError):
+    """A run in which some tables failed or some landed files were refused. The other tables
+    ran to the end; ``failures`` holds every table's :class:`LayerError`, ``refused`` every
+    file refused (and quarantined) in this run."""
+
+    def __init__(self, failures: list[LayerError], refused: list[FileRefused]):
+        self.failures, self.refused = failures, refused
+        parts = [f"{len(failures)} table{'s' if len(failures) != 1 else ''} failed"] if failures else []
+        if refused:
+            parts.append(f"{len(refused)} landed file{'s' if len(refused) != 1 else ''} refused (quarantined)")
+        lines = [f"  {e}" for e in failures] + [f"  refused {r}" for r in refused]
+        super().__init__(f"run finished with errors: {', '.join(parts)}:\n" + "\n".join(lines))
 
 
 @dataclass
@@ -108,36 +141,6 @@ class TableState:
         return self.applied_through is None or self.applied_through < self.archived_through
 
 
-def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
-    folder = landing_dir / spec.source.path
-    if not folder.is_dir():
-        return []
-    exts = _EXTENSIONS[spec.source.format]
-    # the deployed layout lands files under dt=YYYY-MM-DD/ sub-folders: read those too
-    return sorted(
-        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts),
-        key=lambda p: p.relative_to(folder).as_posix(),
-    )
-
-
-def check_csv_header(spec: TableSpec, path: Path) -> None:
-    """CSV columns load by position: refuse a file whose header is not the spec's source
-    columns in the spec's order, before anything is loaded."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = next(csv.reader(f, delimiter=spec.source.delimiter), [])
-    found = [h.strip() for h in header]
-    expected = [c.source for c in spec.columns]
-    if [h.lower() for h in found] != [e.lower() for e in expected]:
-        raise LayerError(
-            spec.table,
-            "staging",
-            f"{path}: header {','.join(found) or '(empty)'} does not match the spec's source columns; "
-            f"expected {','.join(expected)} (CSV columns load by position)",
-        )
-
-
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -171,6 +174,13 @@ class Runner:
         self.local = local
         self._rendered: dict[str, RenderedTable] = {}
         self._hash_cache: dict[tuple[str, float, int], str] = {}
+        #: table -> {content SHA-256: (file, reason)} of quarantined files (read once per run)
+        self._quarantine: dict[str, dict[str, tuple[str, str]]] | None = None
+        #: the files refused in this run (:meth:`run` resets it)
+        self.refused: list[FileRefused] = []
+        #: warning lines of this run (unknown files, quarantined files skipped); the CLI's
+        #: summary repeats them
+        self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ plumbing
 
@@ -205,13 +215,18 @@ class Runner:
         rows = self.query(sql, table=table, layer=layer)
         return dict(rows[0].items()) if rows else {}
 
-    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True) -> None:
+    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True, damaged: dict | None = None) -> None:
         """Create every dataset, table and view the layers need that does not exist yet, so that
         layers can run in any order from the start (idempotent). One listing request per dataset;
         creations go through the tables API (the same :func:`~pipeline_sql.schema.pipeline_tables`
         declarations the Pulumi component deploys), a view is replaced when its SQL changed.
         ``rebuilt=False`` skips the tables a layer rebuilds itself (staging, delta, transform):
-        only a layer run out of order reads one before its first run, a whole run never does."""
+        only a layer run out of order reads one before its first run, a whole run never does.
+
+        Before creating anything it verifies the state (:meth:`verify_state`): a table whose
+        archive its batch log refers to is missing, or whose tables have another schema, is
+        never recreated empty: :class:`StateError` (recorded in ``damaged``, when given, and
+        that table left alone; else raised)."""
         from google.api_core import retry as api_retry
         from google.api_core.exceptions import Conflict
 
@@ -226,13 +241,20 @@ class Runner:
                 if name not in datasets:
                     self.client.create_dataset(_dataset(dataset, self.naming.location), exists_ok=True, retry=retry)
                 existing[layer] = {t.table_id for t in self.client.list_tables(dataset, retry=retry)}
+            bad = self.verify_state(specs, existing)
+            if bad and damaged is None:
+                raise next(iter(bad.values()))
+            if damaged is not None:
+                damaged.update(bad)
             wanted = [
                 td
                 for spec in specs
+                if spec.table not in bad
                 for td in pipeline_tables(spec, self.naming)
                 if rebuilt or not (td.rebuilt_by_sql and td.name == spec.table)
             ]
-            for td in shared_tables(self.naming) + wanted:
+            local = [refused_files_table(self.naming)] if self.local else []
+            for td in shared_tables(self.naming) + local + wanted:
                 table = _table(td)
                 if td.name not in existing[td.layer]:
                     try:
@@ -247,6 +269,69 @@ class Runner:
             raise
         except Exception as e:  # the client raises many types; keep the message
             raise LayerError("(all)", "bootstrap", _clean(e)) from e
+
+    def verify_state(self, specs: list[TableSpec], existing: dict[str, set[str]]) -> dict[str, StateError]:
+        """Tables whose persistent state does not hold what its batch log says: the archive
+        missing while ``archive.<t>__batches`` lists loaded files, or an archive, batch log or
+        DWH table whose key, bookkeeping or existing columns have another type or are missing
+        (the spec's new business columns may be missing: they are added). One
+        ``INFORMATION_SCHEMA.COLUMNS`` query per dataset that holds such tables."""
+        bad: dict[str, StateError] = {}
+        restore = (
+            "restore it from a backup of the state folder (locally) or with BigQuery time travel / "
+            "a table snapshot (deployed); or, to rebuild the table from the landed files, delete the "
+            "state folder (locally) when every file is still landed"
+        )
+        check: dict[str, list[tuple[TableSpec, object]]] = {"archive": [], "dwh": []}
+        for spec in specs:
+            batches, archive = f"{spec.table}__batches", spec.table
+            if batches in existing["archive"] and archive not in existing["archive"]:
+                n = self.scalar_row(f"SELECT COUNT(*) AS n FROM {self.naming.ref('archive', spec.table, '__batches')}", spec.table, "state").get("n", 0)
+                if n:
+                    bad[spec.table] = StateError(
+                        spec.table,
+                        f"{self.naming.table_id('archive', spec.table)} is missing, but its batch log "
+                        f"{self.naming.table_id('archive', spec.table, '__batches')} lists {n} loaded file(s): "
+                        f"it is not recreated empty (their rows would be lost); {restore}",
+                    )
+                    continue
+            for td in pipeline_tables(spec, self.naming):
+                if td.layer in check and td.view_query is None and not td.rebuilt_by_sql and td.name in existing[td.layer]:
+                    check[td.layer].append((spec, td))
+        for layer, tds in check.items():
+            if not tds:
+                continue
+            names = sorted({td.name for _, td in tds})
+            rows = self.query(
+                f"SELECT table_name, column_name, data_type FROM {self.naming.dataset_ref(layer)}.INFORMATION_SCHEMA.COLUMNS "
+                f"WHERE table_name IN ({', '.join(string_literal(n) for n in names)})",
+                table="(all)",
+                layer="state",
+            )
+            actual: dict[str, dict[str, str]] = {}
+            for r in rows:
+                actual.setdefault(r["table_name"], {})[r["column_name"].lower()] = str(r["data_type"]).split("(")[0].split("<")[0].strip().upper()
+            for spec, td in tds:
+                if spec.table in bad:
+                    continue
+                cols = actual.get(td.name, {})
+                keys = {k.lower() for k in spec.key}
+                problems = []
+                for f in td.fields:
+                    name, want = f["name"], f["type"].upper()
+                    got = cols.get(name.lower())
+                    if got is None:
+                        if name.startswith("_") or name.lower() in keys or td.name.endswith("__batches"):
+                            problems.append(f"column {name} ({want}) is missing")
+                    elif got != want and not (want == "RECORD" and got == "STRUCT") and not (want == "INTEGER" and got == "INT64"):
+                        problems.append(f"column {name} is {got}, expected {want}")
+                if problems:
+                    bad[spec.table] = StateError(
+                        spec.table,
+                        f"{td.table_id} does not have the schema the pipeline expects: {'; '.join(problems)}; "
+                        f"it is not recreated (its rows would be lost); {restore}",
+                    )
+        return bad
 
     def table_states(self, specs: Iterable[TableSpec], chunk: int = 25) -> dict[str, TableState]:
         """Every table's :class:`TableState`, read with one query per ``chunk`` tables."""
@@ -279,6 +364,7 @@ class Runner:
         if self.landing_dir is None:
             return []
         done = set(archived) if archived is not None else self.archived_hashes(spec)
+        done |= set(self.quarantined(spec))
         out, seen = [], set()
         for p in landed_files(self.landing_dir, spec):
             h = self._sha(p)
@@ -286,6 +372,66 @@ class Runner:
                 seen.add(h)
                 out.append((p, h))
         return out
+
+    # ------------------------------------------------------------------ quarantine
+
+    def quarantined(self, spec: TableSpec) -> dict[str, tuple[str, str]]:
+        """The table's quarantined file contents: {SHA-256: (file, reason)} (local runs; the
+        whole ``quality.refused_files`` table is read once per runner and kept up to date)."""
+        if not self.local:
+            return {}
+        if self._quarantine is None:
+            from google.api_core.exceptions import NotFound
+
+            self._quarantine = {}
+            td = refused_files_table(self.naming)
+            try:
+                rows = self.client.query(
+                    f"SELECT table_name, source_file, content_sha256, reason FROM `{td.table_id}`"
+                ).result()
+                for r in rows:
+                    self._quarantine.setdefault(r["table_name"], {})[r["content_sha256"]] = (r["source_file"], r["reason"])
+            except NotFound:
+                pass  # not bootstrapped yet: nothing quarantined
+            except Exception as e:  # the client raises many types; keep the message
+                raise LayerError("(all)", "plan", f"reading {td.table_id}: {_clean(e)}") from e
+        return self._quarantine.get(spec.table, {})
+
+    def quarantine(self, spec: TableSpec, path: Path, sha: str, refusal: FileRefused) -> None:
+        """Record a refused file (its content hash) in ``quality.refused_files``: later runs
+        skip that content; a corrected file (another content) is checked and loaded again."""
+        rel = path.relative_to(self.landing_dir).as_posix()
+        td = refused_files_table(self.naming)
+        self.query(
+            f"INSERT INTO `{td.table_id}` (table_name, source_file, content_sha256, reason, refused_at) "
+            "VALUES (@table_name, @source_file, @sha, @reason, CURRENT_TIMESTAMP())",
+            {"table_name": spec.table, "source_file": rel, "sha": sha, "reason": str(refusal)},
+            spec.table,
+            "staging",
+            rows=False,
+        )
+        self.quarantined(spec)  # loaded
+        self._quarantine.setdefault(spec.table, {})[sha] = (rel, str(refusal))
+        self.refused.append(refusal)
+
+    def _warn_landing(self, spec: TableSpec) -> None:
+        """Warning lines for the table's folder: files of no known extension, and quarantined
+        files still lying there (skipped)."""
+        if self.landing_dir is None:
+            return
+        for p in unknown_files(self.landing_dir, spec):
+            self._warning(spec, f"{p.relative_to(self.landing_dir).as_posix()}: not a {spec.source.format} file (extension {p.suffix or '(none)'}); not loaded")
+        q = self.quarantined(spec)
+        if q:
+            for p in landed_files(self.landing_dir, spec):
+                hit = q.get(self._sha(p))
+                if hit:
+                    self._warning(spec, f"{p.relative_to(self.landing_dir).as_posix()}: quarantined, skipped (refused: {hit[1]}); fix it and land it again")
+
+    def _warning(self, spec: TableSpec, text: str) -> None:
+        line = f"{spec.table:<14} warning   {text}"
+        self.warnings.append(line)
+        self.progress(line)
 
     def run_staging(self, spec: TableSpec, file: tuple[Path, str] | None = None) -> LayerResult:
         """Load the next pending file (or ``file``) into staging and describe the batch."""
@@ -302,11 +448,16 @@ class Runner:
                 file = pending[0] if pending else None
             if file is not None:
                 path, sha = file
+                try:
+                    landed = check_landed_file(spec, path)
+                except FileRefused as refusal:
+                    self.quarantine(spec, path, sha, refusal)
+                    raise FileQuarantined(spec.table, refusal) from None
                 # forget the previous batch's description first: should the load succeed and
                 # the new description fail, the archive must not file the new rows under the
                 # old batch (it then names the batch after its run; the file stays pending)
                 self.query(render_truncate_staging_batch(spec, self.naming), table=spec.table, layer="staging", rows=False)
-                res.rows_in = res.rows_out = self._load_file(spec, path)
+                res.rows_in = res.rows_out = self._load_file(spec, path, landed)
                 rel = path.relative_to(self.landing_dir).as_posix()
                 self.query(
                     self.sql(spec).staging_batch,
@@ -324,16 +475,20 @@ class Runner:
         res.seconds = time.perf_counter() - t0
         return res
 
-    def _load_file(self, spec: TableSpec, path: Path) -> int:
+    def _load_file(self, spec: TableSpec, path: Path, landed: LandedFile | None = None) -> int:
+        """Load one checked file into staging (WRITE_TRUNCATE). A CSV loads by position with
+        its own header's columns; the spec's columns it leaves out (NULL-able ones only, see
+        :func:`~pipeline_sql.landed.check_landed_file`) are added to staging as NULL."""
         from google.cloud import bigquery
 
+        fmt = spec.source.format
+        landed = landed or check_landed_file(spec, path)
+        columns = landed.columns if fmt == "csv" else tuple(c.source for c in spec.columns)
         cfg = bigquery.LoadJobConfig(
-            schema=[bigquery.SchemaField(c.source, "STRING") for c in spec.columns],
+            schema=[bigquery.SchemaField(c, "STRING") for c in columns],
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         )
-        fmt = spec.source.format
         if fmt == "csv":
-            check_csv_header(spec, path)
             cfg.source_format = bigquery.SourceFormat.CSV
             cfg.skip_leading_rows = 1
             cfg.field_delimiter = spec.source.delimiter
@@ -343,6 +498,10 @@ class Runner:
         else:
             cfg.source_format = bigquery.SourceFormat.PARQUET
         table_id = self.naming.table_id("staging", spec.table)
+        if fmt == "csv" and landed.missing:
+            # the load job takes an existing table's schema: start this batch's staging table
+            # from the file's columns, then add the missing ones (NULL)
+            self.client.delete_table(table_id, not_found_ok=True)
         try:
             if self.read_in_place:
                 uri = f"{self.landing_uri}/{path.relative_to(self.landing_dir).as_posix()}"
@@ -353,6 +512,14 @@ class Runner:
             job.result()
         except Exception as e:
             raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
+        if fmt == "csv" and landed.missing:
+            self.query(
+                f"ALTER TABLE {self.naming.ref('staging', spec.table)} "
+                + ", ".join(f"ADD COLUMN `{c}` STRING" for c in landed.missing),
+                table=spec.table,
+                layer="staging",
+                rows=False,
+            )
         return int(job.output_rows or 0)
 
     def _run_script(self, spec: TableSpec, layer: str) -> dict:
@@ -465,12 +632,14 @@ class Runner:
 
     # ------------------------------------------------------------------ whole runs
 
-    def run_table(self, spec: TableSpec, state: TableState | None = None) -> list[LayerResult]:
+    def run_table(self, spec: TableSpec, state: TableState | None = None, results: list[LayerResult] | None = None) -> list[LayerResult]:
         """Stage and archive every pending batch, then delta, transform, dwh and checks once.
         Locally a table that is up to date (no pending file, and the DWH has applied everything
         archived) runs nothing: ``state`` is its :class:`TableState` when the caller read it
-        already (:meth:`run` reads all tables' at once)."""
-        results: list[LayerResult] = []
+        already (:meth:`run` reads all tables' at once). A refused landed file is quarantined
+        (:meth:`quarantine`) and the next one loaded. Results are appended to ``results`` as
+        the layers run, so a caller keeps them when a later layer fails."""
+        results = results if results is not None else []
 
         def step(res: LayerResult) -> LayerResult:
             self.progress(f"{spec.table:<14} {res.layer:<9} {res.describe():<78} {res.seconds:7.2f}s")
@@ -481,31 +650,76 @@ class Runner:
             t0 = time.perf_counter()
             if state is None:
                 state = self.table_states([spec])[spec.table]
+            self._warn_landing(spec)
             pending = self.pending_files(spec, state.archived)
             if not pending and not state.dwh_behind:
                 step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
                 return results
             if not pending:
                 step(LayerResult(spec.table, "staging"))
+            loaded = 0
             for f in pending:
-                step(self.run_staging(spec, f))
+                try:
+                    staged = self.run_staging(spec, f)
+                except FileQuarantined as e:
+                    self._warning(spec, f"{e.refusal}: refused, quarantined in quality.{REFUSED_TABLE}; the next file is loaded")
+                    continue
+                step(staged)
                 step(self.run_archive(spec))
+                loaded += 1
+            if not loaded and not state.dwh_behind:
+                return results  # every new file was refused: nothing changed
         else:
             step(self.run_staging(spec))
             step(self.run_archive(spec))
         for layer in ("delta", "transform", "dwh", "checks"):
-            step(self.run_layer(spec, layer))
+            try:
+                step(self.run_layer(spec, layer))
+            except LayerError as e:
+                if e.result is not None:  # failed checks: their results were written
+                    step(e.result)
+                raise
         return results
 
     def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
-        """Bootstrap what is missing, read every table's state at once, run each table. The
-        results are appended to ``results`` (when given) table by table, so a caller still has
-        those of the tables that ran when a later one fails."""
-        self.bootstrap(specs, rebuilt=False)
-        states = self.table_states(specs) if self.local else {}
+        """Bootstrap what is missing, read every table's state at once, run each table. A
+        failure in one table never stops the others: every table runs, then :class:`RunFailed`
+        lists every table that failed and every landed file refused in this run. The results
+        are appended to ``results`` (when given) as they come."""
+        self.refused, self.warnings = [], []
+        failures: dict[str, LayerError] = {}
+        self.bootstrap(specs, rebuilt=False, damaged=failures)
+        todo = [s for s in specs if s.table not in failures]
+        states = self._states_isolated(todo, failures) if self.local else {}
         out = results if results is not None else []
+        for spec in todo:
+            if spec.table in failures:
+                continue
+            try:
+                self.run_table(spec, states.get(spec.table), out)
+            except LayerError as e:
+                failures[spec.table] = e
+            except Exception as e:  # a bug or an unexpected client error: still isolated
+                failures[spec.table] = LayerError(spec.table, "run", f"{type(e).__name__}: {_clean(e)}")
+            if spec.table in failures:
+                self.progress(f"{spec.table:<14} FAILED    {failures[spec.table]}")
+        if failures or self.refused:
+            raise RunFailed([failures[s.table] for s in specs if s.table in failures], list(self.refused))
+        return out
+
+    def _states_isolated(self, specs: list[TableSpec], failures: dict[str, LayerError]) -> dict[str, TableState]:
+        """:meth:`table_states`; when a chunk's query fails, each of its tables is read alone
+        so that one table's failure stays its own (recorded in ``failures``)."""
+        try:
+            return self.table_states(specs)
+        except LayerError:
+            pass
+        out: dict[str, TableState] = {}
         for spec in specs:
-            out += self.run_table(spec, states.get(spec.table))
+            try:
+                out.update(self.table_states([spec]))
+            except LayerError as e:
+                failures[spec.table] = e
         return out
 
 

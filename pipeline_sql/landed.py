@@ -1,0 +1,332 @@
+"""Landed files checked before they are loaded: pure Python, one streaming pass, no engine.
+
+The runner calls :func:`check_landed_file` on every pending file before its load job. A file
+the engine would misread (wrong encoding, a header that is not the spec's, a row with too many
+or too few fields, an unterminated quote, a blank line, an NDJSON line that is not an object or
+whose field names are not the spec's) is refused with a :class:`FileRefused` naming the file,
+the line and the column, and what was expected::
+
+    landing/customers/003.csv: line 7, column 12: 3 fields, expected 4 (id,email,balance,updated)
+
+A refused file is quarantined by the runner (recorded in ``quality.refused_files`` with its
+content hash, see :func:`refused_files_table`) and skipped on later runs until its content
+changes, so it never blocks the files after it. Files in a table's folder whose extension
+matches no known format are listed by :func:`unknown_files` (the run reports them).
+
+What a file may leave out: a column the spec lets be NULL. A key column, or a column of an
+error-severity ``not_null`` check, must be present (CSV: in the header; NDJSON: on every line,
+``null`` allowed for non-key columns as for any value) -- see :func:`required_sources`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .spec import TableSpec
+
+#: File extensions (lower case) the staging layer loads, per source format.
+EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl", ".ndjson"), "parquet": (".parquet",)}
+#: Name of the local quarantine table in the quality dataset.
+REFUSED_TABLE = "refused_files"
+#: Files that are never data (editor and OS droppings, markers): not reported as unknown.
+_IGNORED_NAMES = {".ds_store", "thumbs.db", "_success", ".gitkeep", "readme.md"}
+
+
+class FileRefused(ValueError):
+    """A landed file that cannot be loaded as it is: names the file, the line and the column."""
+
+    def __init__(self, path: str | Path, line: int | None, column: int | None, reason: str):
+        self.path, self.line, self.column, self.reason = str(path), line, column, reason
+        where = "".join(
+            (f": line {line}" if line else "", f", column {column}" if line and column else "")
+        )
+        super().__init__(f"{self.path}{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """What a checked file holds: ``columns`` are the spec's source names in the file's order
+    (a CSV header or the union of NDJSON fields); ``missing`` the spec's source columns the
+    file leaves out (they load as NULL); ``rows`` its data rows."""
+
+    path: Path
+    columns: tuple[str, ...]
+    missing: tuple[str, ...]
+    rows: int
+
+
+def required_sources(spec: TableSpec) -> frozenset[str]:
+    """Source names a landed file must carry: the key columns and every column of an
+    error-severity ``not_null`` check (a column may also say ``required: true`` /
+    ``nullable: false`` when the spec format grows that flag)."""
+    names = set(spec.key)
+    for ch in spec.checks:
+        if ch.kind == "not_null" and ch.severity == "error":
+            names.update(ch.columns)
+    out = set()
+    for c in spec.columns:
+        if c.name in names or getattr(c, "required", False) or getattr(c, "nullable", True) is False:
+            out.add(c.source)
+    return frozenset(out)
+
+
+def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
+    """The table's landed files of its format, sub-folders (``dt=YYYY-MM-DD/``) included, in
+    path order."""
+    return _listing(landing_dir, spec)[0]
+
+
+def unknown_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
+    """Files in the table's folder whose extension is not its format's (reported, not loaded);
+    hidden files and known markers (``_SUCCESS``, ``.DS_Store``...) are left out."""
+    return _listing(landing_dir, spec)[1]
+
+
+def _listing(landing_dir: Path, spec: TableSpec) -> tuple[list[Path], list[Path]]:
+    folder = Path(landing_dir) / spec.source.path
+    if not folder.is_dir():
+        return [], []
+    exts = EXTENSIONS[spec.source.format]
+    known, unknown = [], []
+    for p in folder.rglob("*"):
+        if not p.is_file():
+            continue
+        if p.suffix.lower() in exts:
+            known.append(p)
+        elif not p.name.startswith(".") and p.name.lower() not in _IGNORED_NAMES:
+            unknown.append(p)
+
+    def order(p: Path) -> str:
+        return p.relative_to(folder).as_posix()
+
+    return sorted(known, key=order), sorted(unknown, key=order)
+
+
+def check_landed_file(spec: TableSpec, path: Path) -> LandedFile:
+    """Check one landed file against its spec in one streaming pass; :class:`FileRefused` when
+    it cannot be loaded as it is. Parquet files carry their own schema: only their presence
+    is checked here (the load job reads their columns by name)."""
+    path = Path(path)
+    fmt = spec.source.format
+    if fmt == "csv":
+        return _check_csv(spec, path)
+    if fmt == "json":
+        return _check_ndjson(spec, path)
+    return LandedFile(path, tuple(c.source for c in spec.columns), (), 0)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _expected(spec: TableSpec) -> str:
+    return ",".join(c.source for c in spec.columns)
+
+
+def _check_csv(spec: TableSpec, path: Path) -> LandedFile:
+    delim = spec.source.delimiter
+    expected = [c.source for c in spec.columns]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delim, strict=True)
+            header = _csv_header(spec, path, reader)
+            width = len(header)
+            names = ",".join(header)
+            rows = 0
+            last = reader.line_num
+            try:
+                for row in reader:
+                    if len(row) != width:
+                        line = last + 1
+                        if not row:
+                            raise FileRefused(path, line, None, "blank line; expected a row of " f"{width} fields ({names}) (remove blank lines)")
+                        if "\x00" in "".join(row):
+                            raise FileRefused(path, line, None, "NUL byte in a field; expected text")
+                        raise FileRefused(
+                            path, line, None,
+                            f"{len(row)} field{'s' if len(row) != 1 else ''}, expected {width} ({names})"
+                            + (" (a truncated line?)" if len(row) < width else f" (an unquoted {delim!r} inside a value?)"),
+                        )
+                    rows += 1
+                    last = reader.line_num
+            except csv.Error as e:
+                line = last + 1
+                msg = str(e)
+                if "unexpected end of data" in msg:
+                    raise FileRefused(path, line, None, "unterminated quoted field: the quote opened on this line is never closed") from None
+                if "expected after" in msg:
+                    raise FileRefused(path, line, None, f"a closing quote must be followed by {delim!r} or the end of the line ({msg}); quote a value that contains quotes as \"a \"\"b\"\" c\"") from None
+                raise FileRefused(path, line, None, f"not readable as CSV: {msg}") from None
+    except UnicodeDecodeError:
+        raise _encoding_error(path) from None
+    return LandedFile(path, tuple(header), tuple(c for c in expected if c not in header), rows)
+
+
+def _csv_header(spec: TableSpec, path: Path, reader) -> list[str]:
+    """The file's header as the spec's source names (case as the spec writes them); refused
+    unless it is the spec's source columns in the spec's order, leaving out only columns that
+    may be NULL (CSV columns load by position)."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileRefused(path, 1, None, f"empty file; expected a header line {_expected(spec)}") from None
+    except csv.Error as e:
+        raise FileRefused(path, 1, None, f"header not readable as CSV: {e}; expected {_expected(spec)}") from None
+    found = [h.strip() for h in header]
+    by_lower = {c.source.lower(): c.source for c in spec.columns}
+    out: list[str] = []
+    col = 1
+    for i, h in enumerate(found):
+        if "\x00" in h:
+            raise FileRefused(path, 1, col, "NUL byte in the header; expected text")
+        src = by_lower.get(h.lower())
+        if src is None:
+            raise FileRefused(
+                path, 1, col,
+                f"header field {i + 1} {h!r} is not a source column of the spec; expected {_expected(spec)}",
+            )
+        if src in out:
+            raise FileRefused(path, 1, col, f"header field {i + 1} {h!r} appears twice; expected {_expected(spec)}")
+        out.append(src)
+        col += len(header[i]) + 1
+    order = {c.source: i for i, c in enumerate(spec.columns)}
+    if [order[s] for s in out] != sorted(order[s] for s in out):
+        raise FileRefused(
+            path, 1, None,
+            f"header {','.join(found)} is not in the spec's order; expected {_expected(spec)} (CSV columns load by position)",
+        )
+    missing = [s for s in required_sources(spec) if s not in out]
+    if missing:
+        missing.sort(key=order.get)
+        raise FileRefused(
+            path, 1, None,
+            f"header {','.join(found) or '(empty)'} lacks required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (a key or not_null column); expected {_expected(spec)}",
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- NDJSON
+
+
+def _check_ndjson(spec: TableSpec, path: Path) -> LandedFile:
+    sources = {c.source for c in spec.columns}
+    by_lower = {c.source.lower(): c.source for c in spec.columns}
+    required = required_sources(spec)
+    seen: set[str] = set()
+    ok_shapes: set[frozenset] = set()  # field sets already judged (most files repeat a few)
+    rows = 0
+    decode = json.JSONDecoder().decode
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for n, line in enumerate(f, 1):
+                text = line.rstrip("\r\n")
+                if not text.strip():
+                    raise FileRefused(path, n, None, "blank line; expected one JSON object per line (remove blank lines)")
+                try:
+                    obj = decode(text)
+                except json.JSONDecodeError as e:
+                    raise FileRefused(path, n, e.colno, f"not valid JSON: {e.msg}; expected one JSON object per line") from None
+                except RecursionError:
+                    raise FileRefused(path, n, None, "JSON nested too deeply; expected one flat JSON object per line") from None
+                if not isinstance(obj, dict):
+                    raise FileRefused(path, n, 1, f"a JSON {_json_kind(obj)}, expected an object {{\"field\": value, ...}}")
+                shape = frozenset(obj)
+                if shape not in ok_shapes:
+                    _check_fields(path, n, text, shape, sources, by_lower, required)
+                    ok_shapes.add(shape)
+                    seen |= shape
+                for k, v in obj.items():
+                    if isinstance(v, (dict, list)):
+                        raise FileRefused(
+                            path, n, _colno(text, k),
+                            f"field {k!r} holds a JSON {_json_kind(v)}; expected a string, number, boolean or null",
+                        )
+                    if isinstance(v, str) and "\x00" in v:
+                        raise FileRefused(path, n, _colno(text, k), f"field {k!r} holds a NUL character; expected text")
+                rows += 1
+    except UnicodeDecodeError:
+        raise _encoding_error(path) from None
+    if rows == 0:
+        raise FileRefused(path, None, None, "empty file; expected one JSON object per line")
+    cols = tuple(c.source for c in spec.columns if c.source in seen)
+    return LandedFile(path, cols, tuple(c.source for c in spec.columns if c.source not in seen), rows)
+
+
+def _check_fields(path, n, text, shape, sources, by_lower, required) -> None:
+    for k in sorted(shape - sources):
+        near = by_lower.get(k.lower())
+        hint = f" (the spec writes it {near!r}: names must match exactly)" if near else ""
+        raise FileRefused(
+            path, n, _colno(text, k),
+            f"field {k!r} is not a source column of the spec{hint}; expected fields among {', '.join(sorted(sources))}",
+        )
+    missing = sorted(required - shape)
+    if missing:
+        raise FileRefused(
+            path, n, None,
+            f"required field{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing (a key or not_null column; "
+            "only a column that may be NULL may be left out)",
+        )
+
+
+def _colno(text: str, key: str) -> int | None:
+    i = text.find(json.dumps(key))
+    if i < 0:
+        i = text.find(key)
+    return i + 1 if i >= 0 else None
+
+
+def _json_kind(v) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(v), "number")
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _encoding_error(path: Path) -> FileRefused:
+    """Locate the first byte that is not UTF-8 (line, column in characters)."""
+    dec = codecs.getincrementaldecoder("utf-8")("strict")
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                dec.decode(raw)
+            except UnicodeDecodeError as e:
+                ok = raw[: e.start].decode("utf-8", "replace")
+                return FileRefused(
+                    path, n, len(ok) + 1,
+                    f"byte 0x{raw[e.start]:02x} is not UTF-8 ({e.reason}); expected UTF-8 text (re-export the file as UTF-8)",
+                )
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            return FileRefused(path, n, None, f"the file ends inside a UTF-8 character ({e.reason}); expected UTF-8 text (a truncated file?)")
+    return FileRefused(path, None, None, "not UTF-8 text; expected UTF-8")
+
+
+# --------------------------------------------------------------------------- quarantine table
+
+
+def refused_files_table(naming) -> "object":
+    """The local quarantine table ``quality.refused_files`` (a :class:`~pipeline_sql.schema.TableDef`):
+    one row per refused file content (table, file, content SHA-256, reason, when)."""
+    from .schema import TableDef
+
+    fields = (
+        {"name": "table_name", "type": "STRING", "mode": "REQUIRED", "description": "the spec's table"},
+        {"name": "source_file", "type": "STRING", "mode": "REQUIRED", "description": "the file, relative to the landing folder"},
+        {"name": "content_sha256", "type": "STRING", "mode": "REQUIRED", "description": "SHA-256 of the refused content: another content is checked again"},
+        {"name": "reason", "type": "STRING", "mode": "REQUIRED", "description": "why it was refused (file, line, column, what was expected)"},
+        {"name": "refused_at", "type": "TIMESTAMP", "mode": "REQUIRED", "description": "when the run refused it"},
+    )
+    return TableDef(
+        layer="quality",
+        name=REFUSED_TABLE,
+        dataset=naming.dataset("quality"),
+        table_id=naming.table_id("quality", REFUSED_TABLE),
+        fields=fields,
+        description="flexyboots (local runs): landed files refused before loading, skipped until their content changes",
+    )
