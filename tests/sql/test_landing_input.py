@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline_sql.naming import Naming
-from pipeline_sql.runner import LayerError, Runner
+from pipeline_sql.runner import LayerError, RunFailed, Runner
 from pipeline_sql.spec import parse_spec
 
 SPEC = parse_spec(
@@ -21,22 +21,21 @@ SPEC = parse_spec(
 )
 
 
-def test_csv_header_in_another_order_is_refused_and_nothing_is_loaded(engine, tmp_path):
+def test_csv_header_in_another_order_is_refused_quarantined_and_nothing_is_loaded(engine, tmp_path):
     landing = tmp_path / "landing"
     (landing / "parcels").mkdir(parents=True)
     bad = landing / "parcels" / "001_swapped.csv"
     bad.write_text("status,id\nplaced,1\n")
     runner = Runner(engine.client, Naming(env="hdrcheck"), landing_dir=landing)
-    runner.bootstrap([SPEC])
-    with pytest.raises(LayerError) as e:
-        runner.run_table(SPEC)
+    with pytest.raises(RunFailed) as e:
+        runner.run([SPEC])
     msg = str(e.value)
-    assert "parcels: staging layer failed" in msg and str(bad) in msg
-    assert "header status,id does not match" in msg and "expected id,status" in msg
+    assert "1 landed file refused (quarantined)" in msg and str(bad) in msg
+    assert "line 1: header status,id is not in the spec's order; expected id,status" in msg
     assert runner.query("SELECT COUNT(*) AS n FROM `flexyboots-local.hdrcheck_staging.parcels`")[0]["n"] == 0
 
-    bad.write_text("ID,Status\n1,placed\n")  # same names, other case: BigQuery names are case-insensitive
-    runner.run_table(SPEC)
+    bad.write_text("ID,Status\n1,placed\n")  # same names, other case: CSV columns load by position
+    runner.run([SPEC])  # a new content: checked again, loaded
     assert [dict(r.items()) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")] == [
         {"parcel_id": 1, "status": "placed"}
     ]
