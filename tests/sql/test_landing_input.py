@@ -32,7 +32,7 @@ def test_csv_header_in_another_order_is_refused_quarantined_and_nothing_is_loade
     msg = str(e.value)
     assert "1 landed file refused (quarantined)" in msg and str(bad) in msg
     assert "line 1: header status,id is not in the spec's order; expected id,status" in msg
-    assert runner.query("SELECT COUNT(*) AS n FROM `flexyboots-local.hdrcheck_staging.parcels`")[0]["n"] == 0
+    assert runner.query("SELECT COUNT(*) AS n FROM `flexyboots-local.hdrcheck_archive.parcels`")[0]["n"] == 0
 
     bad.write_text("ID,Status\n1,placed\n")  # same names, other case: CSV columns load by position
     runner.run([SPEC])  # a new content: checked again, loaded
