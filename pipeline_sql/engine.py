@@ -31,8 +31,8 @@ STATE_DB = "bqemulator.duckdb"
 _STATE_EXTRAS = ("bqemulator.duckdb.wal", "demo")
 #: How to restore a state folder (bqemulator's own commands; ``bqemulator backup`` makes one).
 RESTORE_HINT = (
-    "restore it from a backup (`.venv/bin/bqemulator restore --data-dir {d} --input-dir BACKUP --force`; "
-    "backups are made with `.venv/bin/bqemulator backup --data-dir {d} --output-dir BACKUP`), or move the "
+    "restore it from a backup (`.venv/bin/bqemulator restore --data-dir {d} --from BACKUP --force`; "
+    "backups are made with `.venv/bin/bqemulator backup --data-dir {d} --to BACKUP`), or move the "
     "folder away to start a new state (the next run loads every landed file again)"
 )
 

@@ -278,7 +278,7 @@ class Runner:
         ``INFORMATION_SCHEMA.COLUMNS`` query per dataset that holds such tables."""
         bad: dict[str, StateError] = {}
         restore = (
-            "restore it from a backup of the state folder (locally) or with BigQuery time travel / "
+            "restore it from a backup of the state folder (locally: `bqemulator restore`, see the README) or with BigQuery time travel / "
             "a table snapshot (deployed); or, to rebuild the table from the landed files, delete the "
             "state folder (locally) when every file is still landed"
         )
