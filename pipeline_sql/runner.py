@@ -3,8 +3,10 @@
 The runner executes the very SQL that :mod:`pipeline_sql.render` produces. Locally (the
 embedded engine) the staging layer loads landed files one batch at a time: the first file under
 ``<landing>/<source.path>`` (in name order, sub-folders such as ``dt=YYYY-MM-DD/`` included)
-whose content (SHA-256) is not archived yet is loaded into staging with a load job, then
-archived; re-landing the same content changes nothing. Against a real project (``--project``)
+whose content (SHA-256) is not archived yet is checked (:func:`~pipeline_sql.landed.check_landed_file`),
+loaded into staging with a load job, then archived; re-landing the same content changes
+nothing. A file the check refuses is quarantined (``quality.refused_files``, by content hash)
+and skipped until its content changes; the table's next file loads as usual. Against a real project (``--project``)
 the staging layer runs its rendered script instead (the files that landed in the run's window).
 
 Each layer writes with one statement; a failure raises :class:`LayerError` naming the
@@ -12,12 +14,17 @@ table and layer and leaves the previous state intact, so a re-run finishes the j
 
 A whole run (:meth:`Runner.run`) is planned before anything is written, with few requests:
 
-1. :meth:`Runner.bootstrap` lists the datasets' tables and creates only what is missing;
+1. :meth:`Runner.bootstrap` lists the datasets' tables, verifies that what the batch logs refer
+   to exists with the expected schema (:meth:`Runner.verify_state`; a damaged table is refused,
+   never recreated empty), and creates only what is missing;
 2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes and the
    two high-water marks (what the archive holds, what the DWH has applied);
 3. per table (:meth:`Runner.run_table`): stage and archive each pending file, then delta,
    transform, dwh and checks, unless the table is up to date (no pending file, the DWH applied
    everything archived), in which case nothing runs for it: those layers would change nothing.
+
+A table's failure never stops the others: every table runs, then :class:`RunFailed` lists
+every table that failed and every file refused in the run.
 """
 
 from __future__ import annotations
