@@ -141,6 +141,7 @@ def _check_csv(spec: TableSpec, path: Path) -> LandedFile:
             except csv.Error:
                 widths = None
         if widths is not None and set(widths) <= {len(header)}:
+            _check_line_endings(path)
             return LandedFile(path, tuple(header), tuple(c for c in expected if c not in header), sum(widths.values()))
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delim, strict=True)
@@ -175,6 +176,55 @@ def _check_csv(spec: TableSpec, path: Path) -> LandedFile:
     except UnicodeDecodeError:
         raise _encoding_error(path) from None
     return LandedFile(path, tuple(header), tuple(c for c in expected if c not in header), rows)
+
+
+def _check_line_endings(path: Path, chunk: int = 1 << 20) -> None:
+    """Every row ends alike: LF, CR LF or CR (the engine's CSV reader fails on a file whose rows
+    mix them; a line break inside a quoted value may be of any kind). Counted in C over the
+    bytes; only a file with CRs that are not all CR LF is read again, line by line."""
+    lf = cr = crlf = 0
+    prev = b""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            lf += block.count(b"\n")
+            cr += block.count(b"\r")
+            crlf += block.count(b"\r\n") + (prev == b"\r" and block[:1] == b"\n")
+            prev = block[-1:]
+    if cr == 0 or cr == crlf == lf or (cr == crlf + 1 == lf + 1 and prev == b"\r"):
+        return
+    first: list[tuple[str, int]] = []
+
+    def row_end(kind: str, n: int, col: int | None = None) -> None:
+        if not first:
+            first.append((kind, n))
+        elif kind != first[0][0]:
+            raise FileRefused(
+                path, n, col,
+                f"mixed line endings: a row ends in {kind} here, in {first[0][0]} on line {first[0][1]}; "
+                "expected one kind (convert the file)",
+            )
+
+    inside = False  # within a quoted value
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            has_lf = raw.endswith(b"\n")
+            body = raw[:-1] if has_lf else raw
+            is_crlf = has_lf and body.endswith(b"\r")
+            if is_crlf:
+                body = body[:-1]
+            if b"\r" in body:
+                at = 0
+                for i, seg in enumerate(body.split(b'"')):
+                    if i:
+                        inside = not inside
+                        at += 1
+                    if not inside and b"\r" in seg:
+                        row_end("CR", n, at + seg.index(b"\r") + 1)
+                    at += len(seg)
+            else:
+                inside ^= bool(body.count(b'"') & 1)
+            if has_lf and not inside:
+                row_end("CR LF" if is_crlf else "LF", n)
 
 
 def _csv_header(spec: TableSpec, path: Path, reader) -> list[str]:

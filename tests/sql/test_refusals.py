@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 
 import pytest
@@ -204,7 +205,7 @@ def _landed(draw):
     b = bytearray(_GOOD)
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(b)))
-        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r\n", b"\xff", b"x", b"\x00", b" ", b"\t", b"\\", b"'"]))
+        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r\n", b"\r", b"\xff", b"x", b"\x00", b" ", b"\t", b"\\", b"'"]))
     return bytes(b)
 
 
@@ -231,6 +232,51 @@ def test_fuzz_landed_csv_clear_refusal_or_exactly_its_rows(engine, tmp_path_fact
         vals = tuple(rec.get(c) or None for c in ("id", "status", "note"))
         if vals[0] is not None:
             want.add(vals)
+    got = {
+        (r["parcel_id"], r["status"], r["note"])
+        for r in runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")
+    }
+    assert got == want
+
+
+_GOOD_JSON = b'{"id": 1, "status": "placed", "note": "a, b"}\n{"id": "2", "status": "shipped"}\n{"id": 3, "status": null, "note": "x"}\n'
+
+
+@st.composite
+def _landed_json(draw):
+    b = bytearray(_GOOD_JSON)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(b)))
+        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r", b"\xff", b"1", b"I", b"{", b"[", b"}", b" ", b"\\", b"null", b"true"]))
+    return bytes(b)
+
+
+def _as_loaded(v):
+    """A JSON scalar as the STRING staging holds it (BigQuery's JSON load of a STRING column)."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=_landed_json())
+def test_fuzz_landed_ndjson_clear_refusal_or_exactly_its_rows(engine, tmp_path_factory, data):
+    landing = tmp_path_factory.mktemp("fuzzj")
+    (landing / "parcels").mkdir()
+    f = landing / "parcels" / "001.ndjson"
+    f.write_bytes(data)
+    spec = _spec(fmt="json")
+    runner = _runner(engine, landing)
+    try:
+        runner.run([spec])
+    except RunFailed as e:
+        assert not e.failures, str(e)
+        assert [r.path for r in e.refused] == [str(f)] and e.refused[0].reason
+        return
+    objs = [json.loads(line) for line in data.decode("utf-8-sig").split("\n") if line.strip()]
+    want = {tuple(_as_loaded(o.get(c)) for c in ("id", "status", "note")) for o in objs if o.get("id") is not None}
     got = {
         (r["parcel_id"], r["status"], r["note"])
         for r in runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")

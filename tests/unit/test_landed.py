@@ -242,3 +242,14 @@ def test_fuzz_ndjson_checker_refuses_clearly_or_returns_objects_of_spec_fields(t
     lines = data.decode("utf-8-sig").splitlines()
     objs = [json.loads(line) for line in lines]
     assert got.rows == len(objs) and all(isinstance(o, dict) and "id" in o and set(o) <= {"id", "status", "note"} for o in objs)
+
+
+def test_csv_mixed_line_endings(tmp_path):
+    msg = _refused(CSV, tmp_path, "id,status,note\r\n1,a,b\n2,a,b\r\n")
+    assert msg.endswith(": line 2: mixed line endings: a row ends in LF here, in CR LF on line 1; expected one kind (convert the file)")
+    msg = _refused(CSV, tmp_path, "id,status,note\r\n1,a,b\r2,a,b\r\n", "g.csv")
+    assert msg.endswith(": line 2, column 6: mixed line endings: a row ends in CR here, in CR LF on line 1; expected one kind (convert the file)")
+    for ok in (b"id,status,note\r\n1,a,b\r\n2,a,b", b'id,status,note\r\n1,a,"x\ny"\r\n', b'id,status,note\n1,a,"x\r\ny"\n', b"id,status,note\r1,a,b\r"):
+        p = tmp_path / "ok.csv"
+        p.write_bytes(ok)  # one kind of row ending (a line break inside quotes may differ): loads
+        check_landed_file(CSV, p)
