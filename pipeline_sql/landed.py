@@ -13,9 +13,11 @@ content hash, see :func:`refused_files_table`) and skipped on later runs until i
 changes, so it never blocks the files after it. Files in a table's folder whose extension
 matches no known format are listed by :func:`unknown_files` (the run reports them).
 
-What a file may leave out: a column the spec lets be NULL. A key column, or a column of an
-error-severity ``not_null`` check, must be present (CSV: in the header; NDJSON: on every line,
-``null`` allowed for non-key columns as for any value) -- see :func:`required_sources`.
+What a file may leave out: a column the spec lets be NULL (it loads NULL: a file landed before
+the column was added). A key column, or one the spec declares ``required: true``, must be
+present (CSV: in the header, in any order: a CSV file loads by its own header; NDJSON: on every
+line) -- see :func:`required_sources`. A present field may hold ``null`` like any value (a NULL
+key is counted and reported with the batch by the archive).
 """
 
 from __future__ import annotations
@@ -61,18 +63,9 @@ class LandedFile:
 
 
 def required_sources(spec: TableSpec) -> frozenset[str]:
-    """Source names a landed file must carry: the key columns and every column of an
-    error-severity ``not_null`` check (a column may also say ``required: true`` /
-    ``nullable: false`` when the spec format grows that flag)."""
-    names = set(spec.key)
-    for ch in spec.checks:
-        if ch.kind == "not_null" and ch.severity == "error":
-            names.update(ch.columns)
-    out = set()
-    for c in spec.columns:
-        if c.name in names or getattr(c, "required", False) or getattr(c, "nullable", True) is False:
-            out.add(c.source)
-    return frozenset(out)
+    """Source names a landed file must carry: the key columns and the columns declared
+    ``required: true`` (the spec's ``must_load``)."""
+    return frozenset(c.source for c in spec.columns if c.name in spec.key or getattr(c, "required", False))
 
 
 def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
@@ -228,9 +221,9 @@ def _check_line_endings(path: Path, chunk: int = 1 << 20) -> None:
 
 
 def _csv_header(spec: TableSpec, path: Path, reader) -> list[str]:
-    """The file's header as the spec's source names (case as the spec writes them); refused
-    unless it is the spec's source columns in the spec's order, leaving out only columns that
-    may be NULL (CSV columns load by position)."""
+    """The file's header as the spec's source names (case as the spec writes them), in the
+    file's order; refused for a name the spec does not know or a name twice, or when it leaves
+    out a required column (a column that may be NULL may be left out)."""
     try:
         header = next(reader)
     except StopIteration:
@@ -255,18 +248,13 @@ def _csv_header(spec: TableSpec, path: Path, reader) -> list[str]:
         out.append(src)
         col += len(header[i]) + 1
     order = {c.source: i for i, c in enumerate(spec.columns)}
-    if [order[s] for s in out] != sorted(order[s] for s in out):
-        raise FileRefused(
-            path, 1, None,
-            f"header {','.join(found)} is not in the spec's order; expected {_expected(spec)} (CSV columns load by position)",
-        )
     missing = [s for s in required_sources(spec) if s not in out]
     if missing:
         missing.sort(key=order.get)
         raise FileRefused(
             path, 1, None,
             f"header {','.join(found) or '(empty)'} lacks required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (a key or not_null column); expected {_expected(spec)}",
+            f"{', '.join(missing)} (a key or `required: true` column); expected {_expected(spec)}",
         )
     return out
 
@@ -332,7 +320,7 @@ def _check_fields(path, n, text, shape, sources, by_lower, required) -> None:
     if missing:
         raise FileRefused(
             path, n, None,
-            f"required field{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing (a key or not_null column; "
+            f"required field{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing (a key or `required: true` column; "
             "only a column that may be NULL may be left out)",
         )
 

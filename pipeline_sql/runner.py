@@ -181,6 +181,8 @@ class Runner:
         self.local = local
         self._rendered: dict[str, RenderedTable] = {}
         self._hash_cache: dict[tuple[str, float, int], str] = {}
+        #: table -> the columns of the last file loaded into its staging table (None: unknown)
+        self._staging_shape: dict[str, tuple | None] = {}
         #: table -> {content SHA-256: (file, reason)} of quarantined files (read once per run)
         self._quarantine: dict[str, dict[str, tuple[str, str]]] | None = None
         #: the files refused in this run (:meth:`run` resets it)
@@ -483,8 +485,8 @@ class Runner:
         return res
 
     def _load_file(self, spec: TableSpec, path: Path, landed: LandedFile | None = None) -> int:
-        """Load one checked file into staging (WRITE_TRUNCATE). A CSV loads by position with
-        its own header's columns; the spec's columns it leaves out (NULL-able ones only, see
+        """Load one checked file into staging (WRITE_TRUNCATE). A CSV loads by its own header
+        (its columns in its order); the spec's columns it leaves out (NULL-able ones only, see
         :func:`~pipeline_sql.landed.check_landed_file`) are added to staging as NULL."""
         from google.cloud import bigquery
 
@@ -505,11 +507,14 @@ class Runner:
         else:
             cfg.source_format = bigquery.SourceFormat.PARQUET
         table_id = self.naming.table_id("staging", spec.table)
-        if fmt == "csv" and landed.missing:
-            # the load job takes an existing table's schema: start this batch's staging table
-            # from the file's columns, then add the missing ones (NULL)
-            self.client.delete_table(table_id, not_found_ok=True)
+        shape = tuple(f.name for f in cfg.schema)
         try:
+            if self._staging_shape.get(spec.table) != shape:
+                # the embedded engine loads into an existing table with the table's columns, not
+                # the job's: a staging table of another layout (a CSV header in another order, a
+                # file without a nullable column) is dropped first
+                self.client.delete_table(table_id, not_found_ok=True)
+            self._staging_shape[spec.table] = None  # until this load succeeded
             if self.read_in_place:
                 uri = f"{self.landing_uri}/{path.relative_to(self.landing_dir).as_posix()}"
                 job = self.client.load_table_from_uri(uri, table_id, job_config=cfg)
@@ -519,6 +524,8 @@ class Runner:
             job.result()
         except Exception as e:
             raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
+        if not (fmt == "csv" and landed.missing):
+            self._staging_shape[spec.table] = shape
         if fmt == "csv" and landed.missing:
             self.query(
                 f"ALTER TABLE {self.naming.ref('staging', spec.table)} "

@@ -21,23 +21,25 @@ SPEC = parse_spec(
 )
 
 
-def test_csv_header_in_another_order_is_refused_quarantined_and_nothing_is_loaded(engine, tmp_path):
+def test_a_refused_csv_header_is_quarantined_and_nothing_is_loaded(engine, tmp_path):
     landing = tmp_path / "landing"
     (landing / "parcels").mkdir(parents=True)
-    bad = landing / "parcels" / "001_swapped.csv"
-    bad.write_text("status,id\nplaced,1\n")
+    bad = landing / "parcels" / "001_renamed.csv"
+    bad.write_text("state,id\nplaced,1\n")
     runner = Runner(engine.client, Naming(env="hdrcheck"), landing_dir=landing)
     with pytest.raises(RunFailed) as e:
         runner.run([SPEC])
     msg = str(e.value)
     assert "1 landed file refused (quarantined)" in msg and str(bad) in msg
-    assert "line 1: header status,id is not in the spec's order; expected id,status" in msg
+    assert "line 1, column 1: header field 1 'state' is not a source column of the spec; expected id,status" in msg
     assert runner.query("SELECT COUNT(*) AS n FROM `flexyboots-local.hdrcheck_archive.parcels`")[0]["n"] == 0
 
-    bad.write_text("ID,Status\n1,placed\n")  # same names, other case: CSV columns load by position
-    runner.run([SPEC])  # a new content: checked again, loaded
-    assert [dict(r.items()) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")] == [
-        {"parcel_id": 1, "status": "placed"}
+    bad.write_text("Status,ID\nplaced,1\n")  # fixed: a new content, checked again; loads by its own header
+    runner.run([SPEC])
+    (landing / "parcels" / "002.csv").write_text("id,status\n2,shipped\n")  # the spec's order again
+    runner.run([SPEC])
+    assert sorted((r["parcel_id"], r["status"]) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")) == [
+        (1, "placed"), (2, "shipped")
     ]
 
 

@@ -1,0 +1,284 @@
+"""Bad input on the embedded engine: refused files quarantined without blocking the files after
+them, tables isolated from each other's failures, damaged state refused rather than recreated
+empty, the archive line counting what it inserted, and a fuzz of landed CSV files through a
+whole run (a clear refusal naming the file, or exactly the rows of the file; never a traceback,
+never a lost row)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import unique_env
+from pipeline_sql.cli import main
+from pipeline_sql.engine import EngineError, LocalEngine, check_state_dir
+from pipeline_sql.naming import Naming
+from pipeline_sql.runner import FileQuarantined, Runner, RunFailed, StateError
+from pipeline_sql.spec import parse_spec
+
+
+def _spec(table: str = "parcels", fmt: str = "csv", checks=()):
+    return parse_spec(
+        {
+            "table": table,
+            "source": {"format": fmt, "path": f"{table}/"},
+            "key": ["parcel_id"],
+            "columns": [
+                {"source": "id", "name": "parcel_id", "type": "INT64"},
+                {"source": "status", "name": "status", "type": "STRING"},
+                {"source": "note", "name": "note", "type": "STRING"},
+            ],
+            "checks": list(checks),
+        }
+    )
+
+
+def _runner(engine, landing, env=None, lines=None):
+    return Runner(engine.client, Naming(env=env or unique_env("rf")), landing_dir=landing, progress=(lines.append if lines is not None else None))
+
+
+def _dwh(runner, spec):
+    return {r["parcel_id"]: r["status"] for r in runner.query(f"SELECT parcel_id, status FROM {runner.naming.ref('dwh', spec.table)}")}
+
+
+def test_a_refused_file_is_quarantined_and_never_blocks_the_files_after_it(engine, tmp_path):
+    spec, landing = _spec(), tmp_path / "landing"
+    folder = landing / "parcels"
+    folder.mkdir(parents=True)
+    (folder / "001.csv").write_text("id,status,note\n1,placed,a\n")
+    bad = folder / "002.csv"
+    bad.write_text("id,status,note\n2,placed\n")  # truncated line
+    (folder / "003.csv").write_text("id,status,note\n3,placed,c\n")
+    (folder / "notes.txt").write_text("not data")
+    lines: list[str] = []
+    runner = _runner(engine, landing, lines=lines)
+    with pytest.raises(RunFailed) as e:
+        runner.run([spec])
+    assert e.value.failures == [] and [r.path for r in e.value.refused] == [str(bad)]
+    assert f"refused {bad}: line 2: 2 fields, expected 3 (id,status,note) (a truncated line?)" in str(e.value)
+    assert _dwh(runner, spec) == {1: "placed", 3: "placed"}  # 003 loaded after the refused 002
+    assert any("parcels/notes.txt: not a csv file (extension .txt); not loaded" in w for w in runner.warnings)
+    q = runner.query(f"SELECT source_file, content_sha256, reason FROM `{runner.naming.table_id('quality', 'refused_files')}`")
+    assert [(r["source_file"], r["reason"]) for r in q] == [("parcels/002.csv", str(e.value.refused[0]))]
+
+    # a later run (a new runner: the quarantine is in the state) skips it with a warning, exit 0
+    again = _runner(engine, landing, env=runner.naming.env, lines=lines)
+    again.run([spec])
+    assert any("parcels/002.csv: quarantined, skipped" in w and "fix it and land it again" in w for w in again.warnings)
+    with pytest.raises(FileQuarantined) as direct:  # a layer run alone on a new bad file says so
+        (folder / "004.csv").write_text("id,status,note\n4\n")
+        again.run_layer(spec, "staging")
+    assert "staging layer failed: refused" in str(direct.value) and "004.csv: line 2" in str(direct.value)
+    (folder / "004.csv").unlink()
+
+    bad.write_text("id,status,note\n2,placed,b\n")  # fixed and re-landed: a new content, loaded
+    again.run([spec])
+    assert _dwh(again, spec) == {1: "placed", 2: "placed", 3: "placed"}
+    assert not any("002.csv: quarantined" in w for w in again.warnings)
+
+
+def test_an_ndjson_field_of_another_case_is_refused_not_loaded_as_null(engine, tmp_path):
+    spec, landing = _spec(fmt="json"), tmp_path / "landing"
+    (landing / "parcels").mkdir(parents=True)
+    (landing / "parcels" / "001.ndjson").write_text('{"id": 1, "status": "a"}\n{"Id": 2, "status": "b"}\n')
+    runner = _runner(engine, landing)
+    with pytest.raises(RunFailed) as e:
+        runner.run([spec])
+    assert "line 2, column 2: field 'Id' is not a source column of the spec (the spec writes it 'id': names must match exactly)" in str(e.value)
+    assert _dwh(runner, spec) == {}
+
+
+def test_one_table_failing_never_stops_the_others(engine, tmp_path):
+    landing = tmp_path / "landing"
+    broken = _spec("broken", fmt="parquet")  # a parquet file the engine cannot read
+    good = _spec("good")
+    checked = _spec("checked", checks=[{"not_null": ["note"]}])  # fails its error-severity check
+    for spec, name, text in ((broken, "001.parquet", "not parquet"), (good, "001.csv", "id,status,note\n1,ok,x\n"), (checked, "001.csv", "id,status,note\n1,ok,\n")):
+        (landing / spec.table).mkdir(parents=True)
+        (landing / spec.table / name).write_text(text)
+    lines: list[str] = []
+    runner = _runner(engine, landing, lines=lines)
+    results = []
+    with pytest.raises(RunFailed) as e:
+        runner.run([broken, good, checked], results)
+    assert [(f.table, f.layer) for f in e.value.failures] == [("broken", "staging"), ("checked", "checks")]
+    assert "run finished with errors: 2 tables failed" in str(e.value) and "001.parquet" in str(e.value)
+    assert _dwh(runner, good) == {1: "ok"}
+    assert [r.layer for r in results if r.table == "good"] == ["staging", "archive", "delta", "transform", "dwh", "checks"]
+    assert any(r.table == "checked" and r.layer == "checks" and r.detail["failed"] == 1 for r in results)
+    assert any(line.startswith("broken         FAILED    broken: staging layer failed: loading") for line in lines)
+
+
+def test_a_missing_archive_that_its_batch_log_refers_to_is_refused_not_recreated(engine, tmp_path):
+    spec, other, landing = _spec(), _spec("other"), tmp_path / "landing"
+    for s in (spec, other):
+        (landing / s.table).mkdir(parents=True)
+        (landing / s.table / "001.csv").write_text("id,status,note\n1,placed,a\n")
+    runner = _runner(engine, landing)
+    runner.run([spec, other])
+    archive = runner.naming.table_id("archive", "parcels")
+    runner.client.delete_table(archive)
+    runner.client.delete_table(runner.naming.table_id("dwh", "other"))  # a lost DWH is rebuilt from the archive
+    (landing / "other" / "002.csv").write_text("id,status,note\n2,placed,b\n")
+    with pytest.raises(RunFailed) as e:
+        runner.run([spec, other])
+    (err,) = e.value.failures
+    assert isinstance(err, StateError) and err.table == "parcels"
+    assert f"parcels: state layer failed: {archive} is missing, but its batch log {archive}__batches lists 1 loaded file(s): it is not recreated empty" in str(err)
+    assert "restore it from a backup of the state folder (locally: `bqemulator restore`" in str(err)
+    assert "parcels" not in {t.table_id for t in runner.client.list_tables(f"{runner.naming.project}.{runner.naming.dataset('archive')}")}
+    assert _dwh(runner, other) == {1: "placed", 2: "placed"}  # the other table ran, its DWH rebuilt whole
+
+
+def test_a_state_table_of_another_schema_is_refused(engine, tmp_path):
+    spec, landing = _spec(), tmp_path / "landing"
+    (landing / "parcels").mkdir(parents=True)
+    (landing / "parcels" / "001.csv").write_text("id,status,note\n1,placed,a\n")
+    runner = _runner(engine, landing)
+    runner.run([spec])
+    dwh = runner.naming.table_id("dwh", "parcels")
+    runner.query(f"CREATE OR REPLACE TABLE `{dwh}` (parcel_id STRING, status STRING)")
+    with pytest.raises(StateError) as e:
+        runner.bootstrap([spec])
+    assert f"{dwh} does not have the schema the pipeline expects: column parcel_id is STRING, expected INT64; column _row_hash (STRING) is missing" in str(e.value)
+
+
+def test_foreign_and_damaged_state_folders_are_refused(tmp_path):
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_text("x")
+    with pytest.raises(EngineError) as e:
+        check_state_dir(foreign)
+    assert str(e.value) == f"{foreign} is not a flexyboots state folder: it has no bqemulator.duckdb and holds holiday.jpg; pass --state with a new or empty folder (or the folder of an earlier run)"
+    check_state_dir(tmp_path / "new")  # absent or empty: fine
+    damaged = tmp_path / "state"
+    damaged.mkdir()
+    (damaged / "bqemulator.duckdb").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(EngineError) as e:
+        LocalEngine(state_dir=damaged, gcs_root=None).start()
+    assert str(e.value).startswith(f"state folder {damaged} is damaged: the engine cannot open bqemulator.duckdb")
+    assert "bqemulator restore --data-dir" in str(e.value)
+
+
+def test_the_archive_line_counts_the_versions_it_inserted(engine, tmp_path):
+    spec, landing = _spec(), tmp_path / "landing"
+    (landing / "parcels").mkdir(parents=True)
+    (landing / "parcels" / "001.csv").write_text("id,status,note\n1,placed,a\n2,placed,b\n")
+    (landing / "parcels" / "002.csv").write_text("id,status,note\n1,placed,a\n1,placed,a\n2,shipped,b\n3,new,c\n,nokey,x\n")
+    runner = _runner(engine, landing)
+    out = runner.run([spec])
+    archive = [r for r in out if r.layer == "archive"]
+    assert [(r.rows_in, r.rows_out, r.detail["null_key_rows"]) for r in archive] == [(2, 2, 0), (5, 2, 1)]
+    assert archive[1].describe() == "5 rows in -> 2 new versions archived, 1 NULL-key rows"
+
+
+def test_cli_run_reports_every_failure_and_warning_and_exits_non_zero(capsys, tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    shutil.copytree(root / "landing", landing)
+    (landing / "customers" / "000_bad.csv").write_bytes(b"id\xff\n")
+    (landing / "orders" / "README.txt").write_text("not data")
+    assert main(["run", "--tables", "customers,orders", "--landing", str(landing), "--state", str(state), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert "orders/README.txt: not a csv file (extension .txt); not loaded" in out.split("warning")[-1]
+    assert f"refused {landing / 'customers' / '000_bad.csv'}: line 1, column 3: byte 0xff is not UTF-8" in err
+    assert "customers      dwh" in out and "orders         dwh" in out  # every table ran
+    assert main(["run", "--tables", "customers,orders", "--landing", str(landing), "--state", str(state), "--quiet"]) == 0  # quarantined: skipped
+    assert "customers/000_bad.csv: quarantined, skipped" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- fuzz, end to end
+
+_GOOD = b"id,status,note\n1,placed,\"a, b\"\n2,shipped,x\n3,new,\n"
+
+
+@st.composite
+def _landed(draw):
+    b = bytearray(_GOOD)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(b)))
+        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r\n", b"\r", b"\xff", b"x", b"\x00", b" ", b"\t", b"\\", b"'"]))
+    return bytes(b)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=_landed())
+def test_fuzz_landed_csv_clear_refusal_or_exactly_its_rows(engine, tmp_path_factory, data):
+    landing = tmp_path_factory.mktemp("fuzz")
+    (landing / "parcels").mkdir()
+    f = landing / "parcels" / "001.csv"
+    f.write_bytes(data)
+    spec = _spec()
+    runner = _runner(engine, landing)
+    try:
+        runner.run([spec])
+    except RunFailed as e:
+        assert not e.failures, str(e)  # never an engine error: refused before loading, or loaded
+        assert [r.path for r in e.refused] == [str(f)] and e.refused[0].reason
+        return
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), strict=True))
+    header, body = rows[0], rows[1:]
+    want = set()
+    for r in body:
+        rec = dict(zip(header, r))
+        vals = tuple(rec.get(c) or None for c in ("id", "status", "note"))
+        if vals[0] is not None:
+            want.add(vals)
+    got = {
+        (r["parcel_id"], r["status"], r["note"])
+        for r in runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")
+    }
+    assert got == want
+
+
+_GOOD_JSON = b'{"id": 1, "status": "placed", "note": "a, b"}\n{"id": "2", "status": "shipped"}\n{"id": 3, "status": null, "note": "x"}\n'
+
+
+@st.composite
+def _landed_json(draw):
+    b = bytearray(_GOOD_JSON)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(b)))
+        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r", b"\xff", b"1", b"I", b"{", b"[", b"}", b" ", b"\\", b"null", b"true"]))
+    return bytes(b)
+
+
+def _as_loaded(v):
+    """A JSON scalar as the STRING staging holds it (BigQuery's JSON load of a STRING column)."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=_landed_json())
+def test_fuzz_landed_ndjson_clear_refusal_or_exactly_its_rows(engine, tmp_path_factory, data):
+    landing = tmp_path_factory.mktemp("fuzzj")
+    (landing / "parcels").mkdir()
+    f = landing / "parcels" / "001.ndjson"
+    f.write_bytes(data)
+    spec = _spec(fmt="json")
+    runner = _runner(engine, landing)
+    try:
+        runner.run([spec])
+    except RunFailed as e:
+        assert not e.failures, str(e)
+        assert [r.path for r in e.refused] == [str(f)] and e.refused[0].reason
+        return
+    objs = [json.loads(line) for line in data.decode("utf-8-sig").split("\n") if line.strip()]
+    want = {tuple(_as_loaded(o.get(c)) for c in ("id", "status", "note")) for o in objs if o.get("id") is not None}
+    got = {
+        (r["parcel_id"], r["status"], r["note"])
+        for r in runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")
+    }
+    assert got == want
