@@ -649,10 +649,12 @@ class Runner:
     def run_table(self, spec: TableSpec, state: TableState | None = None, results: list[LayerResult] | None = None) -> list[LayerResult]:
         """Stage and archive every pending batch, then delta, transform, dwh and checks once.
         Locally a table that is up to date (no pending file, and the DWH has applied everything
-        archived) runs nothing: ``state`` is its :class:`TableState` when the caller read it
-        already (:meth:`run` reads all tables' at once). A refused landed file is quarantined
-        (:meth:`quarantine`) and the next one loaded. Results are appended to ``results`` as
-        the layers run, so a caller keeps them when a later layer fails."""
+        archived) runs no layer, only its checks when one of them can change without new rows
+        (``freshness``, ``relationships``: :attr:`CheckRule.judged_when_idle`): ``state`` is its
+        :class:`TableState` when the caller read it already (:meth:`run` reads all tables' at
+        once). A refused landed file is quarantined (:meth:`quarantine`) and the next one
+        loaded. Results are appended to ``results`` as the layers run, so a caller keeps them
+        when a later layer fails."""
         results = results if results is not None else []
 
         def step(res: LayerResult) -> LayerResult:
@@ -668,7 +670,7 @@ class Runner:
             pending = self.pending_files(spec, state.archived)
             if not pending and not state.dwh_behind:
                 step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
-                return results
+                return self._idle_checks(spec, step, results)
             if not pending:
                 step(LayerResult(spec.table, "staging"))
             loaded = 0
@@ -681,18 +683,28 @@ class Runner:
                 step(staged)
                 step(self.run_archive(spec))
                 loaded += 1
-            if not loaded and not state.dwh_behind:
-                return results  # every new file was refused: nothing changed
+            if not loaded and not state.dwh_behind:  # every new file was refused: nothing changed
+                return self._idle_checks(spec, step, results)
         else:
             step(self.run_staging(spec))
             step(self.run_archive(spec))
         for layer in ("delta", "transform", "dwh", "checks"):
-            try:
-                step(self.run_layer(spec, layer))
-            except LayerError as e:
-                if e.result is not None:  # failed checks: their results were written
-                    step(e.result)
-                raise
+            self._step_layer(spec, layer, step)
+        return results
+
+    def _step_layer(self, spec: TableSpec, layer: str, step: Callable) -> None:
+        try:
+            step(self.run_layer(spec, layer))
+        except LayerError as e:
+            if e.result is not None:  # failed checks: their results were written
+                step(e.result)
+            raise
+
+    def _idle_checks(self, spec: TableSpec, step: Callable, results: list[LayerResult]) -> list[LayerResult]:
+        """A table with nothing new runs only the checks that can change without new rows."""
+        if any(ch.rule.judged_when_idle for ch in spec.checks):
+            # freshness ages and a referenced table may have changed: judge them again
+            self._step_layer(spec, "checks", step)
         return results
 
     def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
