@@ -175,7 +175,11 @@ def cmd_run(args) -> int:
 
         Path(args.summary_mermaid).write_text(run_diagram(results).to_mermaid(), encoding="utf-8")
         _print(f"run summary (Mermaid) written to {args.summary_mermaid}")
-    _emit_lineage(args, specs, results, failed=[(e.table, e.layer, str(e)) for e in failed.failures] if failed else None)
+    if failed is not None:  # a FAIL event per failed table, and per refused file (its staging)
+        failures = [(e.table, e.layer, str(e)) for e in failed.failures] + [(r.table, "staging", f"refused {r}") for r in failed.refused]
+        _emit_lineage(args, specs, results, failed=failures)
+    else:
+        _emit_lineage(args, specs, results)
     if failed is not None:
         _print(f"\nfailed in {time.perf_counter() - t0:.1f}s")
         print(f"error: {failed}", file=sys.stderr, flush=True)

@@ -44,6 +44,8 @@ class FileRefused(ValueError):
 
     def __init__(self, path: str | Path, line: int | None, column: int | None, reason: str):
         self.path, self.line, self.column, self.reason = str(path), line, column, reason
+        #: the spec's table (set by the runner when it quarantines the file)
+        self.table = ""
         where = "".join(
             (f": line {line}" if line else "", f", column {column}" if line and column else "")
         )

@@ -409,6 +409,7 @@ class Runner:
     def quarantine(self, spec: TableSpec, path: Path, sha: str, refusal: FileRefused) -> None:
         """Record a refused file (its content hash) in ``quality.refused_files``: later runs
         skip that content; a corrected file (another content) is checked and loaded again."""
+        refusal.table = spec.table
         rel = path.relative_to(self.landing_dir).as_posix()
         td = refused_files_table(self.naming)
         self.query(

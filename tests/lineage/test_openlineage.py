@@ -152,11 +152,11 @@ def test_failed_layer_sends_fail_and_an_unreachable_endpoint_is_named(capsys, tm
     (landing / "customers").mkdir(parents=True)
     (landing / "customers" / "001.csv").write_text("id,wrong\n1,x\n")
     assert main(["run", "--tables", "customers", "--landing", str(landing), "--state", str(tmp_path / "s"), "--quiet", "--lineage-url", url]) == 1
-    assert "header id,wrong does not match" in capsys.readouterr().err
+    assert "line 1, column 4: header field 2 'wrong' is not a source column of the spec" in capsys.readouterr().err
     events = [body for _, _, body in collector.received]
     assert_valid(events)
     assert [(e["job"]["name"], e["eventType"]) for e in events] == [("customers.staging", "START"), ("customers.staging", "FAIL")]
-    assert "header id,wrong" in events[1]["run"]["facets"]["errorMessage"]["message"]
+    assert "header field 2 'wrong' is not a source column" in events[1]["run"]["facets"]["errorMessage"]["message"]
 
     collector.status = 500
     lin = build_lineage(SPECS, tables=["products"])

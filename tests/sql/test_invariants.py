@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from pipeline_sql.runner import LayerError
+from pipeline_sql.runner import FileQuarantined, LayerError
 from sql_model import make_spec
 
 LAYERS = ("staging", "archive", "delta", "transform", "dwh", "checks")
@@ -351,22 +351,15 @@ def test_a_file_that_fails_to_load_changes_no_history_and_a_fixed_file_finishes(
     p.run_all()
     bad = p.land([], raw="src_id,src_name,src_amount,src_ver\n1,a,2,3,one field too many\n")
     before = p.all_tables()
-    with pytest.raises(LayerError) as e:
+    with pytest.raises(FileQuarantined) as e:
         p.run("staging")
-    assert e.value.layer == "staging" and bad.name in str(e.value)
-    after = p.all_tables()
-    # Engine fact: a failed WRITE_TRUNCATE load job EMPTIES the staging table on the embedded
-    # engine (BigQuery leaves it unchanged). Harmless: staging only moves on to a new file once
-    # the batch in it is archived, and archiving an emptied staging adds nothing (checked below).
-    assert after.pop("staging") in (before.pop("staging"), [])
-    # staging forgets the previous batch's description before it loads a file (so new rows can
-    # never be filed under the previous batch): a failed load leaves no description
-    assert after.pop("staging_batch") == [] and before.pop("staging_batch")
-    assert after == before
+    assert e.value.layer == "staging" and bad.name in str(e.value) and "line 2: 5 fields, expected 4" in str(e.value)
+    # refused by the check before anything is touched: not even staging or its description changed
+    assert p.all_tables() == before
     p.run("archive")
     assert p.snapshot() == {k: v for k, v in before.items() if k in p.snapshot()}
-    with pytest.raises(LayerError):
-        p.run_all()  # the bad file blocks the table until it is fixed: never skipped silently
+    p.run_all()  # the quarantined file is skipped, with a warning: it never blocks the table
+    assert any(bad.name in w and "quarantined, skipped" in w for w in p.runner.warnings)
     assert p.snapshot() == {k: v for k, v in before.items() if k in p.snapshot()}
     p.land(B2, name=bad.name)  # fixed in place
     p.land(B3)
