@@ -384,10 +384,13 @@ class Catalog:
     def for_specs(cls, specs: Iterable[TableSpec], namings: Sequence[Naming]) -> "Catalog":
         """Every table :mod:`pipeline_sql.schema` declares (:func:`~pipeline_sql.schema.
         shared_tables` and each spec's :func:`~pipeline_sql.schema.pipeline_tables`), for each
-        naming (e.g. the embedded engine's and a real project's)."""
+        naming (e.g. the embedded engine's and a real project's), and the runner's local quarantine
+        table (:func:`~pipeline_sql.landed.refused_files_table`)."""
         specs = list(specs)
+        from .landed import refused_files_table  # the local quarantine table (runner only)
+
         return cls.from_tabledefs(
-            t for n in namings for t in shared_tables(n) + [t for s in specs for t in pipeline_tables(s, n)]
+            t for n in namings for t in shared_tables(n) + [refused_files_table(n)] + [t for s in specs for t in pipeline_tables(s, n)]
         )
 
     def table(self, name: str) -> CatalogTable | None:

@@ -361,6 +361,23 @@ def _encoding_error(path: Path) -> FileRefused:
 
 # --------------------------------------------------------------------------- quarantine table
 
+#: Query parameters of :func:`render_quarantine` (name, BigQuery type).
+QUARANTINE_PARAMS = (("table_name", "STRING"), ("source_file", "STRING"), ("content_sha256", "STRING"), ("reason", "STRING"))
+
+
+def render_refused_files(naming) -> str:
+    """Every quarantined file (the runner reads them once per run)."""
+    return f"SELECT table_name, source_file, content_sha256, reason FROM {naming.ref('quality', REFUSED_TABLE)}"
+
+
+def render_quarantine(naming) -> str:
+    """Record one refused file (:data:`QUARANTINE_PARAMS`)."""
+    return (
+        f"INSERT INTO {naming.ref('quality', REFUSED_TABLE)} (table_name, source_file, content_sha256, reason, refused_at)\n"
+        "VALUES (@table_name, @source_file, @content_sha256, @reason, CURRENT_TIMESTAMP())"
+    )
+
+
 
 def refused_files_table(naming) -> "object":
     """The local quarantine table ``quality.refused_files`` (a :class:`~pipeline_sql.schema.TableDef`):

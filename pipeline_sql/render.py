@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 from string import Template
 
 from .checks import render_checks
@@ -374,6 +375,27 @@ def render_truncate_staging_batch(spec: TableSpec, naming: Naming) -> str:
 def render_archived_hashes(spec: TableSpec, naming: Naming) -> str:
     """The content hashes of the files archived so far (the runner skips those files)."""
     return f"SELECT content_sha256 FROM {naming.ref('archive', spec.table, '__batches')} WHERE content_sha256 IS NOT NULL"
+
+
+def render_batches_count(spec: TableSpec, naming: Naming) -> str:
+    """How many batches the table's batch log lists (column ``n``): the runner's state check
+    when the archive it refers to is missing."""
+    return f"SELECT COUNT(*) AS n FROM {naming.ref('archive', spec.table, '__batches')}"
+
+
+def render_state_columns(naming: Naming, layer: str, tables: Iterable[str]) -> str:
+    """The columns and types of some tables of a layer's dataset (the runner's state check)."""
+    names = ", ".join(string_literal(t) for t in sorted(tables))
+    return (
+        f"SELECT table_name, column_name, data_type FROM {naming.dataset_ref(layer)}.INFORMATION_SCHEMA.COLUMNS\n"
+        f"WHERE table_name IN ({names})"
+    )
+
+
+def render_staging_add_columns(spec: TableSpec, naming: Naming, sources: Iterable[str]) -> str:
+    """Add the source columns a landed CSV file lacks to the staging table it was loaded into
+    (they read NULL)."""
+    return f"ALTER TABLE {naming.ref('staging', spec.table)} " + ", ".join(f"ADD COLUMN IF NOT EXISTS `{c}` STRING" for c in sources)
 
 
 def render_staging_rows(spec: TableSpec, naming: Naming) -> str:

@@ -41,15 +41,27 @@ from .checks import render_check_results, render_check_statements, run_id as che
 from .render import (
     RenderedTable,
     render_archived_hashes,
+    render_batches_count,
+    render_staging_add_columns,
+    render_state_columns,
     render_staging_rows,
     render_table,
     render_table_states,
     render_truncate_staging_batch,
 )
 from .schema import pipeline_tables, shared_tables
-from .landed import REFUSED_TABLE, FileRefused, LandedFile, check_landed_file, landed_files, refused_files_table, unknown_files
+from .landed import (
+    REFUSED_TABLE,
+    FileRefused,
+    LandedFile,
+    check_landed_file,
+    landed_files,
+    refused_files_table,
+    render_quarantine,
+    render_refused_files,
+    unknown_files,
+)
 from .spec import TableSpec
-from .sqltext import string_literal
 
 __all__ = ["FileQuarantined", "FileRefused", "LayerError", "LayerResult", "RunFailed", "Runner", "StateError", "landed_files", "unknown_files"]
 
@@ -295,7 +307,7 @@ class Runner:
         for spec in specs:
             batches, archive = f"{spec.table}__batches", spec.table
             if batches in existing["archive"] and archive not in existing["archive"]:
-                n = self.scalar_row(f"SELECT COUNT(*) AS n FROM {self.naming.ref('archive', spec.table, '__batches')}", spec.table, "state").get("n", 0)
+                n = self.scalar_row(render_batches_count(spec, self.naming), spec.table, "state").get("n", 0)
                 if n:
                     bad[spec.table] = StateError(
                         spec.table,
@@ -312,8 +324,7 @@ class Runner:
                 continue
             names = sorted({td.name for _, td in tds})
             rows = self.query(
-                f"SELECT table_name, column_name, data_type FROM {self.naming.dataset_ref(layer)}.INFORMATION_SCHEMA.COLUMNS "
-                f"WHERE table_name IN ({', '.join(string_literal(n) for n in names)})",
+                render_state_columns(self.naming, layer, names),
                 table="(all)",
                 layer="state",
             )
@@ -395,9 +406,7 @@ class Runner:
             self._quarantine = {}
             td = refused_files_table(self.naming)
             try:
-                rows = self.client.query(
-                    f"SELECT table_name, source_file, content_sha256, reason FROM `{td.table_id}`"
-                ).result()
+                rows = self.client.query(render_refused_files(self.naming)).result()
                 for r in rows:
                     self._quarantine.setdefault(r["table_name"], {})[r["content_sha256"]] = (r["source_file"], r["reason"])
             except NotFound:
@@ -411,11 +420,9 @@ class Runner:
         skip that content; a corrected file (another content) is checked and loaded again."""
         refusal.table = spec.table
         rel = path.relative_to(self.landing_dir).as_posix()
-        td = refused_files_table(self.naming)
         self.query(
-            f"INSERT INTO `{td.table_id}` (table_name, source_file, content_sha256, reason, refused_at) "
-            "VALUES (@table_name, @source_file, @sha, @reason, CURRENT_TIMESTAMP())",
-            {"table_name": spec.table, "source_file": rel, "sha": sha, "reason": str(refusal)},
+            render_quarantine(self.naming),
+            {"table_name": spec.table, "source_file": rel, "content_sha256": sha, "reason": str(refusal)},
             spec.table,
             "staging",
             rows=False,
@@ -529,8 +536,7 @@ class Runner:
             self._staging_shape[spec.table] = shape
         if fmt == "csv" and landed.missing:
             self.query(
-                f"ALTER TABLE {self.naming.ref('staging', spec.table)} "
-                + ", ".join(f"ADD COLUMN `{c}` STRING" for c in landed.missing),
+                render_staging_add_columns(spec, self.naming, landed.missing),
                 table=spec.table,
                 layer="staging",
                 rows=False,

@@ -17,6 +17,11 @@ staging_batch          the runner's batch descriptor (``@batch_id``, ``@source_f
 truncate_batch         the runner's TRUNCATE of the batch descriptor before a load
 batch_log              the runner's record of an archived batch (``@rows_in``, ...)
 table_states           the runner's plan query (archived contents and high-water marks)
+batches_count          the runner's state check: batches its log lists when the archive is missing
+staging_add_columns    the runner's ALTER of staging after loading a CSV file that lacks
+                       NULL-able columns (they read NULL; shown with every NULL-able column)
+refused_files:<what>   the runner's quarantine of refused landed files (``read``, ``insert``;
+                       local state: ``quality.refused_files``, :mod:`pipeline_sql.landed`)
 archived_hashes        the runner's query of archived file contents
 staging_rows           the runner's row count of staging (real project)
 ddl                    every dataset and declared table as DDL: the runner and Pulumi create
@@ -47,6 +52,8 @@ from .naming import LAYERS, Naming
 from .render import (
     EXPORT_LAYERS,
     render_archived_hashes,
+    render_batches_count,
+    render_staging_add_columns,
     render_declared_ddl,
     render_table_states,
     render_dwh_snapshot,
@@ -56,6 +63,7 @@ from .render import (
     render_table,
     render_truncate_staging_batch,
 )
+from .landed import QUARANTINE_PARAMS, render_quarantine, render_refused_files, required_sources
 from .spec import TableSpec
 
 #: Query parameters of a scheduled query run by the Data Transfer Service.
@@ -109,11 +117,15 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
         s("truncate_batch", render_truncate_staging_batch(spec, naming)),
         s("batch_log", r.batch_log, BATCH_LOG_PARAMS),
         s("archived_hashes", render_archived_hashes(spec, naming)),
+        s("batches_count", render_batches_count(spec, naming)),
         s("table_states", render_table_states([spec], naming)),
         s("staging_rows", render_staging_rows(spec, naming)),
         s("demo_snapshot", render_dwh_snapshot(spec, naming)),
         s("demo_rejects", render_rejects_listing(spec, naming)),
     ]
+    nullable = [c.source for c in spec.columns if c.source not in required_sources(spec)]
+    if spec.source.format == "csv" and nullable:
+        out.append(s("staging_add_columns", render_staging_add_columns(spec, naming, nullable)))
     out += [s(f"export:{layer}", render_export(spec, naming, layer)) for layer in EXPORT_LAYERS]
     out += [s(f"check_results:{of}", render_check_results(naming, of), params) for of, params in CHECK_RESULTS_PARAMS.items()]
     return out
@@ -126,6 +138,8 @@ def project_statements(specs: Iterable[TableSpec], naming: Naming, landing_uri: 
     out = [Statement("ddl", render_declared_ddl(specs, naming), "", (), _where(naming))]
     if len(specs) > 1:
         out.append(Statement("table_states", render_table_states(specs, naming), "", (), _where(naming)))
+    out.append(Statement("refused_files:read", render_refused_files(naming), "", (), _where(naming)))
+    out.append(Statement("refused_files:insert", render_quarantine(naming), "", QUARANTINE_PARAMS, _where(naming)))
     for spec in specs:
         out += table_statements(spec, naming, landing_uri)
     return out

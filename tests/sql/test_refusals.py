@@ -181,6 +181,21 @@ def test_the_archive_line_counts_the_versions_it_inserted(engine, tmp_path):
     assert archive[1].describe() == "5 rows in -> 2 new versions archived, 1 NULL-key rows"
 
 
+def test_a_csv_file_without_a_nullable_column_loads_it_as_null_and_without_a_key_is_refused(engine, tmp_path):
+    spec, landing = _spec(), tmp_path / "landing"
+    (landing / "parcels").mkdir(parents=True)
+    (landing / "parcels" / "001.csv").write_text("note,id,status\nx,1,placed\n")  # another order
+    (landing / "parcels" / "002.csv").write_text("id,status\n2,shipped\n")  # no note: NULL
+    (landing / "parcels" / "003.csv").write_text("status,note\nlost,y\n")  # no key: refused
+    (landing / "parcels" / "004.csv").write_text("id,status,note\n3,new,z\n")  # the spec's layout again
+    runner = _runner(engine, landing)
+    with pytest.raises(RunFailed) as e:
+        runner.run([spec])
+    assert [r.reason for r in e.value.refused] == ["header status,note lacks required column id (a key or `required: true` column); expected id,status,note"]
+    rows = runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('dwh', 'parcels')} ORDER BY parcel_id")
+    assert [tuple(r.values()) for r in rows] == [(1, "placed", "x"), (2, "shipped", None), (3, "new", "z")]
+
+
 def test_cli_run_reports_every_failure_and_warning_and_exits_non_zero(capsys, tmp_path):
     from pathlib import Path
 
