@@ -215,58 +215,52 @@ def test_cli_run_reports_every_failure_and_warning_and_exits_non_zero(capsys, tm
 
 # --------------------------------------------------------------------------- fuzz, end to end
 
-_GOOD = b"id,status,note\n1,placed,\"a, b\"\n2,shipped,x\n3,new,\n"
+
+def _mutated(base: bytes, pieces: list[bytes]):
+    """``base`` with one to three spans replaced by one of ``pieces``."""
+
+    @st.composite
+    def build(draw):
+        b = bytearray(base)
+        for _ in range(draw(st.integers(1, 3))):
+            at = draw(st.integers(0, len(b)))
+            b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from(pieces))
+        return bytes(b)
+
+    return build()
 
 
-@st.composite
-def _landed(draw):
-    b = bytearray(_GOOD)
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(b)))
-        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r\n", b"\r", b"\xff", b"x", b"\x00", b" ", b"\t", b"\\", b"'"]))
-    return bytes(b)
-
-
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=_landed())
-def test_fuzz_landed_csv_clear_refusal_or_exactly_its_rows(engine, tmp_path_factory, data):
-    landing = tmp_path_factory.mktemp("fuzz")
-    (landing / "parcels").mkdir()
-    f = landing / "parcels" / "001.csv"
+def _run_landed(engine, folder, name: str, data: bytes, fmt: str) -> set | None:
+    """Land ``data`` alone and run: None when the run refused it (a clear refusal naming the
+    file, never an engine error), else the archive's (id, status, note) rows."""
+    f = folder / "parcels" / name
+    f.parent.mkdir()
     f.write_bytes(data)
-    spec = _spec()
-    runner = _runner(engine, landing)
+    runner = _runner(engine, folder)
     try:
-        runner.run([spec])
+        runner.run([_spec(fmt=fmt)])
     except RunFailed as e:
         assert not e.failures, str(e)  # never an engine error: refused before loading, or loaded
         assert [r.path for r in e.refused] == [str(f)] and e.refused[0].reason
-        return
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), strict=True))
-    header, body = rows[0], rows[1:]
-    want = set()
-    for r in body:
-        rec = dict(zip(header, r))
-        vals = tuple(rec.get(c) or None for c in ("id", "status", "note"))
-        if vals[0] is not None:
-            want.add(vals)
-    got = {
-        (r["parcel_id"], r["status"], r["note"])
-        for r in runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")
-    }
-    assert got == want
+        return None
+    rows = runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")
+    return {(r["parcel_id"], r["status"], r["note"]) for r in rows}
 
 
+_FUZZ = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+_GOOD = b"id,status,note\n1,placed,\"a, b\"\n2,shipped,x\n3,new,\n"
 _GOOD_JSON = b'{"id": 1, "status": "placed", "note": "a, b"}\n{"id": "2", "status": "shipped"}\n{"id": 3, "status": null, "note": "x"}\n'
 
 
-@st.composite
-def _landed_json(draw):
-    b = bytearray(_GOOD_JSON)
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(b)))
-        b[at : at + draw(st.integers(0, 2))] = draw(st.sampled_from([b"", b",", b'"', b"\n", b"\r", b"\xff", b"1", b"I", b"{", b"[", b"}", b" ", b"\\", b"null", b"true"]))
-    return bytes(b)
+@_FUZZ
+@given(data=_mutated(_GOOD, [b"", b",", b'"', b"\n", b"\r\n", b"\r", b"\xff", b"x", b"\x00", b" ", b"\t", b"\\", b"'"]))
+def test_fuzz_landed_csv_clear_refusal_or_exactly_its_rows(engine, tmp_path_factory, data):
+    got = _run_landed(engine, tmp_path_factory.mktemp("fuzz"), "001.csv", data, "csv")
+    if got is None:
+        return
+    header, *body = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), strict=True))
+    rows = (tuple(dict(zip(header, r)).get(c) or None for c in ("id", "status", "note")) for r in body)
+    assert got == {r for r in rows if r[0] is not None}
 
 
 def _as_loaded(v):
@@ -278,25 +272,11 @@ def _as_loaded(v):
     return str(v)
 
 
-@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=_landed_json())
+@_FUZZ
+@given(data=_mutated(_GOOD_JSON, [b"", b",", b'"', b"\n", b"\r", b"\xff", b"1", b"I", b"{", b"[", b"}", b" ", b"\\", b"null", b"true"]))
 def test_fuzz_landed_ndjson_clear_refusal_or_exactly_its_rows(engine, tmp_path_factory, data):
-    landing = tmp_path_factory.mktemp("fuzzj")
-    (landing / "parcels").mkdir()
-    f = landing / "parcels" / "001.ndjson"
-    f.write_bytes(data)
-    spec = _spec(fmt="json")
-    runner = _runner(engine, landing)
-    try:
-        runner.run([spec])
-    except RunFailed as e:
-        assert not e.failures, str(e)
-        assert [r.path for r in e.refused] == [str(f)] and e.refused[0].reason
+    got = _run_landed(engine, tmp_path_factory.mktemp("fuzzj"), "001.ndjson", data, "json")
+    if got is None:
         return
     objs = [json.loads(line) for line in data.decode("utf-8-sig").split("\n") if line.strip()]
-    want = {tuple(_as_loaded(o.get(c)) for c in ("id", "status", "note")) for o in objs if o.get("id") is not None}
-    got = {
-        (r["parcel_id"], r["status"], r["note"])
-        for r in runner.query(f"SELECT parcel_id, status, note FROM {runner.naming.ref('archive', 'parcels')}")
-    }
-    assert got == want
+    assert got == {tuple(_as_loaded(o.get(c)) for c in ("id", "status", "note")) for o in objs if o.get("id") is not None}
