@@ -42,7 +42,8 @@ Where each set was read:
   not upstream's: the Python the local stack's one-shot catalog loader runs databuilder in
   (``stacks/local.py``; 3.11, the Python ``requirements-databuilder.lock`` was resolved with and
   the Amundsen VM's Debian 12 runs the same job with). No container of the Amundsen compose
-  file uses it.
+  file uses it: a VM resolves its digest with the rest of the set (its ``service_images``
+  export lists it) and runs its catalog job in a virtualenv on the host instead.
 * ``METABASE``: the Metabase release ``v0.50.36`` with Postgres 16 as its application
   database (Metabase's ``MB_DB_*`` Postgres settings).
 """

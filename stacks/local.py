@@ -16,7 +16,8 @@ column lineage (``components.catalog.local_catalog_document``, the keys of
 document, which replaces the container: the next ``pulumi up`` loads again.
 
 Exports: ``env``, ``service_images`` (service -> role -> ``repository:tag@sha256:...``, as on
-the VMs), ``metabase_url``, ``amundsen_url``.
+the VMs), ``metabase_url``, ``amundsen_url``, ``amundsen_catalog_exit_code`` (the loader's exit
+code: 0 when the load succeeded).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def build_local(cfg: LocalConfig) -> LocalPlatform:
     pulumi.export("env", cfg.env)
     for name, svc in sorted(plat.services.items()):
         pulumi.export(f"{name}_url", svc.url)
+    if plat.catalog_loader is not None:
+        # the provider does not fail `pulumi up` when the one-shot load fails: its exit code shows it
+        pulumi.export("amundsen_catalog_exit_code", plat.catalog_loader.exit_code)
     export_service_images(plat.services)
     return plat
 
@@ -83,7 +87,10 @@ def load_lineage(amundsen: LocalAmundsen, cfg: LocalConfig) -> docker.Container:
     published to neo4j as ``neo4j_amundsen:7687``. The image is the Amundsen set's ``catalog``
     role, by digest. ``restart="no"``, ``attach`` (``pulumi up`` waits for the load to end),
     ``must_run=False`` (a container that exited is left alone, not restarted: upstream's
-    one-shot pattern, terraform-provider-docker PR #106), ``logs`` kept in the state. Created
+    one-shot pattern, terraform-provider-docker PR #106; its acceptance test
+    ``testAccDockerContainerExitCodeConfig`` creates such a container exiting 123 without an
+    error, so a failed load shows in ``exit_code``, not as a failed ``pulumi up``), ``logs``
+    kept in the state. Created
     after every Amundsen container; replaced (deleted first: it has a fixed name) whenever its
     files, command or image change, so a spec change loads again."""
     specs = load_specs(specs_dir(cfg))

@@ -183,6 +183,8 @@ def test_the_catalog_loader_runs_once_on_the_amundsen_network_after_amundsen(pla
     # a changed document (or command, or image) replaces it, the old one deleted first (fixed name)
     assert set(loader.replace_on_changes) == {"uploads", "command", "image"} and loader.delete_before_replace
     assert {(l["label"], l["value"]) for l in inputs["labels"]} >= {("env", "local"), ("managed-by", "pulumi"), ("role", "catalog-loader")}
+    # the exit code is the load's verdict (the provider does not fail on it): exported
+    assert "amundsen_catalog_exit_code" in plan.exports
 
 
 def test_the_catalog_loaders_image_is_the_amundsen_sets_catalog_role_by_digest(plans):
@@ -229,4 +231,4 @@ def test_other_specs_in_the_stack_config_change_the_loader_and_amundsen_off_mean
     base, other = _loader(plans("local")), _loader(plans("local", tables=TABLES_S3))
     assert base.inputs["uploads"] != other.inputs["uploads"]
     off = plans("local", **{"flexyboots:services": {"metabase": {"enabled": True}, "amundsen": {"enabled": False}}})
-    assert not [c for c in _of(off, CONTAINER) if c.name == LOADER]
+    assert not [c for c in _of(off, CONTAINER) if c.name == LOADER] and "amundsen_catalog_exit_code" not in off.exports
