@@ -19,6 +19,8 @@ API (stable)::
     AMUNDSEN: ImageSet             neo4j, elasticsearch, search, metadata, frontend, catalog
     METABASE: ImageSet             metabase, postgres
     IMAGE_SETS: dict[str, ImageSet]
+    TOOL_ROLES                     roles no service container runs (``catalog``)
+    service_references(images) -> list[str]   the references the containers run
     check_image_set(value, expected_roles, field) -> ImageSet   (ValueError naming the field)
     image_set_from_tags(value, expected, field) -> ImageSet
         a whole set from a mapping role -> ``repository:tag`` (a stack's
@@ -145,6 +147,13 @@ METABASE = ImageSet(
 )
 
 IMAGE_SETS: dict[str, ImageSet] = {s.name: s for s in (AMUNDSEN, METABASE)}
+#: roles of a set that no service container runs (one-shot tools: the local catalog loader)
+TOOL_ROLES: tuple[str, ...] = ("catalog",)
+
+
+def service_references(images: ImageSet) -> list[str]:
+    """The references of ``images`` its service containers run (:data:`TOOL_ROLES` left out)."""
+    return [ref for role, ref in images.images.items() if role not in TOOL_ROLES]
 
 
 def check_image_set(value: Any, expected: ImageSet, field_name: str = "images") -> ImageSet:

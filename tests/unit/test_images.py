@@ -32,6 +32,8 @@ def test_amundsen_set_is_the_upstream_release():
     assert {SERVICE_OF_ROLE[role]: ref for role, ref in upstream.items()} == AMUNDSEN_AT_FRONTEND_4_3_0
     # flexyboots' own role: the local catalog loader's Python (the databuilder lock's 3.11)
     assert s.images["catalog"] == "python:3.11-slim-bookworm"
+    assert images.TOOL_ROLES == ("catalog",)
+    assert images.service_references(s) == list(AMUNDSEN_AT_FRONTEND_4_3_0.values())  # what the compose file runs
 
 
 def test_the_rendered_compose_runs_exactly_that_set():
