@@ -7,8 +7,6 @@ runner's keys, with their declared columns and the specs' descriptions, and the 
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -19,6 +17,7 @@ from components import catalog
 from pipeline_sql.naming import LAYERS, Naming
 from pipeline_sql.schema import pipeline_tables, shared_tables
 from pipeline_sql.spec import load_specs
+from tests.catalog.records import read_csvs
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv-databuilder" / "bin" / "python"
@@ -38,14 +37,6 @@ def _run_job(tmp: Path, doc: dict, *extra: str, timeout: int = 300) -> subproces
     )
 
 
-def _read_csvs(folder: Path) -> list[dict]:
-    out = []
-    for f in sorted(folder.glob("*.csv")):
-        with open(f, newline="") as fh:
-            out += [{k.split(":")[0]: v for k, v in row.items()} for row in csv.DictReader(fh)]
-    return out
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("local-catalog")
@@ -54,7 +45,7 @@ def loaded(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "flexyboots catalog: done (tables, table_lineage, column_lineage)" in proc.stderr
     work = tmp / "work"
-    return doc, {j["name"]: (_read_csvs(work / j["name"] / "nodes"), _read_csvs(work / j["name"] / "relationships")) for j in doc["jobs"]}
+    return doc, {j["name"]: (read_csvs(work / j["name"] / "nodes"), read_csvs(work / j["name"] / "relationships")) for j in doc["jobs"]}
 
 
 def key(layer: str, table: str) -> str:
