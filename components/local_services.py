@@ -2,8 +2,9 @@
 pulumi-docker, from the very definitions the VMs run (``components.services``).
 
 Each component resolves its image set to digests (``components.image_digests``, the same
-lookup the VM presets make), pulls each image by digest (``docker.RemoteImage``, kept on
-destroy), and declares one ``docker.Network``, one named ``docker.Volume`` per data volume and
+lookup the VM presets make), pulls each image its containers run by digest
+(``docker.RemoteImage``, kept on destroy; a tool role such as Amundsen's ``catalog`` is
+resolved, in ``pinned_images``, and left to ``stacks/local.py``'s loader to pull), and declares one ``docker.Network``, one named ``docker.Volume`` per data volume and
 one ``docker.Container`` per container of the definition (``services.local_containers``):
 same image, environment, command, health check, ulimits and start order as the VM's compose
 file. Every published port is bound to 127.0.0.1; nothing listens on other interfaces.

@@ -90,9 +90,8 @@ def load_lineage(amundsen: LocalAmundsen, cfg: LocalConfig) -> docker.Container:
     one-shot pattern, terraform-provider-docker PR #106; its acceptance test
     ``testAccDockerContainerExitCodeConfig`` creates such a container exiting 123 without an
     error, so a failed load shows in ``exit_code``, not as a failed ``pulumi up``), ``logs``
-    kept in the state. Created
-    after every Amundsen container; replaced (deleted first: it has a fixed name) whenever its
-    files, command or image change, so a spec change loads again."""
+    kept in the state. Created after every Amundsen container; replaced (deleted first: it has
+    a fixed name) whenever its files, command or image change, so a spec change loads again."""
     specs = load_specs(specs_dir(cfg))
     command, files = render_local_loader(local_catalog_document(specs))
     name = f"{amundsen.prefix}-catalog"
