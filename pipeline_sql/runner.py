@@ -23,6 +23,7 @@ A whole run (:meth:`Runner.run`) is planned before anything is written, with few
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,12 +34,19 @@ from .naming import DATASETS, LAYERS, Naming
 from .checks import render_check_results, render_check_statements, run_id as checks_run_id
 from .render import (
     RenderedTable,
+    render_add_column,
     render_archived_hashes,
+    render_columns_probe,
+    render_drop_column,
+    render_record_spec,
+    render_recorded_spec,
+    render_rename_column,
     render_staging_rows,
     render_table,
     render_table_states,
     render_truncate_staging_batch,
 )
+from .evolution import FULL_REFRESH, blocking, renamed_columns, shape_json, spec_changes, spec_shape, spec_version
 from .schema import pipeline_tables, shared_tables
 from .spec import TableSpec
 
@@ -83,6 +91,8 @@ class LayerResult:
             if d.get("failed"):
                 text += f", {d['failed']} FAILED"
             return text
+        if self.layer == FULL_REFRESH_LAYER:
+            return f"{self.rows_in} rows rebuilt from the archive, {d.get('rejected', 0)} versions failing their casts, {self.rows_out} rows in DWH"
         if self.layer == UP_TO_DATE:
             return "up to date: no new landed file, the DWH holds everything archived (nothing to run)"
         return ""
@@ -90,6 +100,10 @@ class LayerResult:
 
 #: The pseudo-layer a run reports for a table it skipped because nothing was new.
 UP_TO_DATE = "-"
+#: The pseudo-layer of a full refresh (transform and DWH rebuilt from the archive).
+FULL_REFRESH_LAYER = "refresh"
+#: The client's legacy type names -> the declared (standard SQL) ones.
+_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "BIGNUMERIC": "BIGNUMERIC"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class TableState:
     archived: frozenset  # content SHA-256 of every archived landed file
     archived_through: datetime | None  # the newest _ingested_at in the archive
     applied_through: datetime | None  # the newest _through in the DWH: what it has applied
+    spec_version: str | None = None  # the spec version the runner last applied (None: never)
 
     @property
     def dwh_behind(self) -> bool:
@@ -120,22 +135,40 @@ def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
     )
 
 
-def check_csv_header(spec: TableSpec, path: Path) -> None:
-    """CSV columns load by position: refuse a file whose header is not the spec's source
-    columns in the spec's order, before anything is loaded."""
+def csv_header(spec: TableSpec, path: Path) -> list[str]:
+    """The spec's source columns a CSV file carries, in the file's order (spelled as in the
+    spec). A file may lack a column the spec does not require (it loads NULL: a file landed
+    before the column was added); it is refused, before anything is loaded, when it lacks a
+    required or key column, or has a column the spec does not know."""
     import csv
 
     with open(path, newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f, delimiter=spec.source.delimiter), [])
     found = [h.strip() for h in header]
-    expected = [c.source for c in spec.columns]
-    if [h.lower() for h in found] != [e.lower() for e in expected]:
+    by_lower = {c.source.lower(): c for c in spec.columns}
+    unknown = [h for h in found if h.lower() not in by_lower]
+    seen = [h.lower() for h in found]
+    missing = [c.source for c in spec.columns if spec.must_load(c) and c.source.lower() not in seen]
+    if unknown or missing or len(set(seen)) != len(seen):
+        what = []
+        if unknown:
+            what.append(f"unknown column(s) {', '.join(unknown)}")
+        if missing:
+            what.append(f"lacks required column(s) {', '.join(missing)}")
+        if len(set(seen)) != len(seen):
+            what.append("a column appears twice")
         raise LayerError(
             spec.table,
             "staging",
-            f"{path}: header {','.join(found) or '(empty)'} does not match the spec's source columns; "
-            f"expected {','.join(expected)} (CSV columns load by position)",
+            f"{path}: header {','.join(found) or '(empty)'}: {'; '.join(what)}; expected the spec's source columns "
+            f"{','.join(c.source for c in spec.columns)} (the key and `required: true` columns in every file)",
         )
+    return [by_lower[h.lower()].source for h in found]
+
+
+def check_csv_header(spec: TableSpec, path: Path) -> None:
+    """Refuse a CSV file whose header does not fit the spec (see :func:`csv_header`)."""
+    csv_header(spec, path)
 
 
 def file_sha256(path: Path) -> str:
@@ -205,13 +238,15 @@ class Runner:
         rows = self.query(sql, table=table, layer=layer)
         return dict(rows[0].items()) if rows else {}
 
-    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True) -> None:
+    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True, replace_views: bool = True) -> None:
         """Create every dataset, table and view the layers need that does not exist yet, so that
         layers can run in any order from the start (idempotent). One listing request per dataset;
         creations go through the tables API (the same :func:`~pipeline_sql.schema.pipeline_tables`
         declarations the Pulumi component deploys), a view is replaced when its SQL changed.
         ``rebuilt=False`` skips the tables a layer rebuilds itself (staging, delta, transform):
-        only a layer run out of order reads one before its first run, a whole run never does."""
+        only a layer run out of order reads one before its first run, a whole run never does.
+        ``replace_views=False`` leaves existing views alone (a whole run replaces a changed
+        table's view in :meth:`evolve`, after the columns it reads exist)."""
         from google.api_core import retry as api_retry
         from google.api_core.exceptions import Conflict
 
@@ -239,7 +274,7 @@ class Runner:
                         self.client.create_table(table, retry=retry)
                     except Conflict:  # created meanwhile: compare it like an existing one
                         existing[td.layer].add(td.name)
-                if td.view_query is not None and td.name in existing[td.layer]:
+                if td.view_query is not None and td.name in existing[td.layer] and replace_views:
                     if self.client.get_table(td.table_id, retry=retry).description != table.description:
                         self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
                         self.client.create_table(table, retry=retry)
@@ -257,7 +292,9 @@ class Runner:
             sql = render_table_states(part, self.naming)
             table = part[0].table if len(part) == 1 else "(all)"
             for row in self.query(sql, table=table, layer="plan"):
-                out[row["table_name"]] = TableState(frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"])
+                out[row["table_name"]] = TableState(
+                    frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"], row["spec_version"]
+                )
         return out
 
     # ------------------------------------------------------------------ layers
@@ -332,8 +369,12 @@ class Runner:
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         )
         fmt = spec.source.format
+        missing: list = []
         if fmt == "csv":
-            check_csv_header(spec, path)
+            # loaded by the file's own header: a file landed before a column was added lacks it
+            header = csv_header(spec, path)
+            cfg.schema = [bigquery.SchemaField(h, "STRING") for h in header]
+            missing = [c.source for c in spec.columns if c.source not in header]
             cfg.source_format = bigquery.SourceFormat.CSV
             cfg.skip_leading_rows = 1
             cfg.field_delimiter = spec.source.delimiter
@@ -353,6 +394,8 @@ class Runner:
             job.result()
         except Exception as e:
             raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
+        for name in missing:  # the columns the file lacks read NULL
+            self.query(render_add_column(table_id, name, "STRING"), table=spec.table, layer="staging", rows=False)
         return int(job.output_rows or 0)
 
     def _run_script(self, spec: TableSpec, layer: str) -> dict:
@@ -383,6 +426,7 @@ class Runner:
                 "content_sha256": row.get("content_sha256") or "",
                 "rows_in": int(row.get("rows_in") or 0),
                 "null_key_rows": int(row.get("null_key_rows") or 0),
+                "spec_version": spec_version(spec),
             },
             spec.table,
             "archive",
@@ -463,13 +507,114 @@ class Runner:
             raise ValueError(f"unknown layer {layer!r}; expected one of: {', '.join(LAYERS + ('checks',))}")
         return fn(spec)
 
+    # ------------------------------------------------------------------ spec evolution
+
+    def columns(self, spec: TableSpec, layer: str, suffix: str = "") -> dict[str, str]:
+        """A table's current columns (name -> BigQuery type), from a query's result schema."""
+        from google.cloud import bigquery  # noqa: F401  (the client's types)
+
+        job_rows = self.client.query(render_columns_probe(spec, self.naming, layer, suffix)).result()
+        return {f.name: _TYPE_NAMES.get(f.field_type, f.field_type) for f in job_rows.schema}
+
+    def evolve(self, spec: TableSpec, state: TableState | None = None, full_refresh: bool = False) -> list:
+        """Bring a table's stored schemas to its spec before it runs. Nothing happens when the
+        spec version is the one last applied. Otherwise the change is classified
+        (:func:`~pipeline_sql.evolution.spec_changes`, against the shape recorded in
+        ``archive.<t>__specs``): a change this run cannot apply raises :class:`LayerError`
+        (layer ``spec``) naming it and the way forward, before anything is written; the others
+        are applied (a nullable column added to archive and DWH, a DWH column renamed or dropped;
+        with ``full_refresh`` a DWH whose column types or partitioning changed is recreated, for
+        the full refresh to fill) and the new version is recorded (after the refresh, for a
+        change that needs one). Returns the changes."""
+        version = spec_version(spec)
+        if state is None:
+            state = self.table_states([spec])[spec.table]
+        if state.spec_version == version:
+            return []
+        try:
+            rows = self.query(render_recorded_spec(spec, self.naming), table=spec.table, layer="spec")
+            old = json.loads(rows[0]["spec"]) if rows else None
+        except ValueError as e:
+            raise LayerError(spec.table, "spec", f"archive.{spec.table}__specs holds a damaged spec record: {e}") from e
+        shape = spec_shape(spec)
+        changes = spec_changes(old, shape, spec.table) if old is not None else []
+        blocked = blocking(changes, full_refresh)
+        if blocked:
+            raise LayerError(
+                spec.table,
+                "spec",
+                f"the spec ({spec.file or spec.table}, version {version}) changed since version {state.spec_version} "
+                f"in a way this run cannot apply: " + "; ".join(c.describe() for c in blocked),
+            )
+        self._sync_schemas(spec, old, shape, rebuild=full_refresh)
+        self.bootstrap([spec], rebuilt=False)  # a view over the new columns (and any new table)
+        if not any(c.action == FULL_REFRESH for c in changes):
+            self.record_spec(spec, full_refresh=False)
+        return changes
+
+    def record_spec(self, spec: TableSpec, full_refresh: bool) -> None:
+        self.query(
+            render_record_spec(spec, self.naming),
+            {"spec_version": spec_version(spec), "spec": shape_json(spec_shape(spec)), "full_refresh": full_refresh},
+            spec.table,
+            "spec",
+            rows=False,
+        )
+
+    def _sync_schemas(self, spec: TableSpec, old: dict | None, new: dict, rebuild: bool) -> None:
+        """Add the declared columns a persistent table lacks; in the DWH, rename, drop, or (with
+        ``rebuild``) recreate the table when a column's type or the partitioning changed."""
+        for td in pipeline_tables(spec, self.naming):
+            if td.view_query is not None or td.rebuilt_by_sql:
+                continue
+            suffix = td.name[len(spec.table):]
+            have = self.columns(spec, td.layer, suffix)
+            declared = {f["name"]: f["type"] for f in td.fields}
+            if td.layer == "dwh":
+                retyped = [n for n, t in declared.items() if n in have and have[n] != t]
+                repartitioned = old is not None and old.get("partition_by") != new.get("partition_by")
+                if retyped or repartitioned:
+                    if not rebuild:
+                        raise LayerError(
+                            spec.table, "spec",
+                            f"the DWH's column(s) {', '.join(retyped) or '(partitioning)'} differ from the spec: run "
+                            f"`python -m pipeline_sql run --full-refresh --tables {spec.table}`",
+                        )
+                    self.client.delete_table(td.table_id, not_found_ok=True)
+                    self.client.create_table(_table(td))
+                    continue
+                for a, b in renamed_columns(old, new) if old is not None else []:
+                    if a in have and b not in have:
+                        self.query(render_rename_column(td.table_id, a, b), table=spec.table, layer="spec", rows=False)
+                        have[b] = have.pop(a)
+                for n in [n for n in have if n not in declared]:
+                    self.query(render_drop_column(td.table_id, n), table=spec.table, layer="spec", rows=False)
+            for n, t in declared.items():
+                if n not in have:
+                    self.query(render_add_column(td.table_id, n, t), table=spec.table, layer="spec", rows=False)
+
+    def run_full_refresh(self, spec: TableSpec) -> LayerResult:
+        """Rebuild transform and DWH from the whole archive with the current spec, then record
+        the spec version (see :func:`~pipeline_sql.render.render_full_refresh`)."""
+        t0 = time.perf_counter()
+        rows = self.query(self.sql(spec).full_refresh, table=spec.table, layer=FULL_REFRESH_LAYER)
+        row = dict(rows[0].items()) if rows else {}
+        self.record_spec(spec, full_refresh=True)
+        res = LayerResult(spec.table, FULL_REFRESH_LAYER, rows_in=row.get("rows_in") or 0, rows_out=row.get("dwh_rows") or 0)
+        res.detail = {"rejected": row.get("rejected") or 0}
+        res.seconds = time.perf_counter() - t0
+        return res
+
     # ------------------------------------------------------------------ whole runs
 
-    def run_table(self, spec: TableSpec, state: TableState | None = None) -> list[LayerResult]:
+    def run_table(self, spec: TableSpec, state: TableState | None = None, full_refresh: bool = False) -> list[LayerResult]:
         """Stage and archive every pending batch, then delta, transform, dwh and checks once.
         Locally a table that is up to date (no pending file, and the DWH has applied everything
         archived) runs nothing: ``state`` is its :class:`TableState` when the caller read it
-        already (:meth:`run` reads all tables' at once)."""
+        already (:meth:`run` reads all tables' at once). First the table's stored schemas are
+        brought to its spec (:meth:`evolve`). ``full_refresh``: after archiving the pending
+        files, transform and DWH are rebuilt from the whole archive (:meth:`run_full_refresh`)
+        instead of delta, transform and dwh."""
         results: list[LayerResult] = []
 
         def step(res: LayerResult) -> LayerResult:
@@ -481,7 +626,17 @@ class Runner:
             t0 = time.perf_counter()
             if state is None:
                 state = self.table_states([spec])[spec.table]
+            changes = self.evolve(spec, state, full_refresh)
+            if changes:
+                self.progress(f"{spec.table:<14} spec      " + "; ".join(c.describe() for c in changes))
             pending = self.pending_files(spec, state.archived)
+            if full_refresh:
+                for f in pending:
+                    step(self.run_staging(spec, f))
+                    step(self.run_archive(spec))
+                step(self.run_full_refresh(spec))
+                step(self.run_checks(spec))
+                return results
             if not pending and not state.dwh_behind:
                 step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
                 return results
@@ -493,19 +648,23 @@ class Runner:
         else:
             step(self.run_staging(spec))
             step(self.run_archive(spec))
+            if full_refresh:
+                step(self.run_full_refresh(spec))
+                step(self.run_checks(spec))
+                return results
         for layer in ("delta", "transform", "dwh", "checks"):
             step(self.run_layer(spec, layer))
         return results
 
-    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
+    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None, full_refresh: bool = False) -> list[LayerResult]:
         """Bootstrap what is missing, read every table's state at once, run each table. The
         results are appended to ``results`` (when given) table by table, so a caller still has
         those of the tables that ran when a later one fails."""
-        self.bootstrap(specs, rebuilt=False)
+        self.bootstrap(specs, rebuilt=False, replace_views=False)
         states = self.table_states(specs) if self.local else {}
         out = results if results is not None else []
         for spec in specs:
-            out += self.run_table(spec, states.get(spec.table))
+            out += self.run_table(spec, states.get(spec.table), full_refresh=full_refresh)
         return out
 
 

@@ -10,9 +10,9 @@ The model never reads SQL or the engine: from the batches in landing (= archive)
 
 The one thing it shares with the renderer is the *definition* of the row hash, needed to
 reproduce the tie-break between two versions of a key with the same ``version_by`` in the same
-batch (documented in ``pipeline_sql.render.row_hash``): MD5 hex of the renamed business columns in
-spec order as a compact JSON array of strings (``["42","a,b",null]``). It is re-implemented
-here from that definition, not imported.
+batch (documented in ``pipeline_sql.render.row_hash``): MD5 hex of ``"<name>":<value as JSON>,``
+for each non-NULL business column, in name order (a NULL column adds nothing). It is
+re-implemented here from that definition, not imported.
 
 Casts model BigQuery's SAFE_CAST on the small value sets the tests use (clearly valid or clearly
 invalid values only: the embedded engine is laxer than BigQuery for strings like '1e3' as INT64,
@@ -115,9 +115,10 @@ def valid(value: str | None, typ: str) -> bool:
         return False
 
 
-def row_hash(values: Iterable[str | None]) -> str:
-    """The archive's ``_row_hash`` by its definition (see the module docstring)."""
-    text = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+def row_hash(values: dict[str, str | None]) -> str:
+    """The archive's ``_row_hash`` by its definition (see the module docstring): MD5 hex of
+    ``"<archive name>":<JSON string>,`` for each non-NULL value, in name order."""
+    text = "".join(f"{json.dumps(n)}:{json.dumps(v, ensure_ascii=False)}," for n, v in sorted(values.items()) if v is not None)
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
@@ -155,7 +156,7 @@ class Model:
                 if any(v is None for v in key):
                     nulls += 1
                     continue
-                h = row_hash(row[n] for n in names)
+                h = row_hash(row)
                 self.archive.setdefault((key, h), {"row": row, "batch": b, "hash": h})
             self.null_key_rows.append(nulls)
         # dwh: latest valid version per key; keys compare as typed values ('1' and '01' are one

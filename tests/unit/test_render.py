@@ -405,9 +405,12 @@ def test_archive_is_one_insert_with_not_exists_dedupe():
     assert f"{row_hash(['customer_id', 'email', 'balance', 'updated_at'])} AS _row_hash" in sql
 
 
-def test_row_hash_is_md5_of_a_json_array_of_the_values():
-    h = row_hash(["a", "b"], prefix="t.")
-    assert h == "TO_HEX(MD5(TO_JSON_STRING([t.a, t.b])))"
+def test_row_hash_is_md5_of_the_non_null_named_values_in_name_order():
+    h = row_hash(["b", "a"], prefix="t.")
+    assert h == (
+        "TO_HEX(MD5(CONCAT(IF(t.a IS NULL, '', CONCAT('\"a\":', TO_JSON_STRING(t.a), ',')), "
+        "IF(t.b IS NULL, '', CONCAT('\"b\":', TO_JSON_STRING(t.b), ',')))))"
+    )
     parse(f"SELECT {h} FROM t")
 
 
