@@ -204,6 +204,8 @@ class Runner:
         self.local = local
         self._rendered: dict[str, RenderedTable] = {}
         self._hash_cache: dict[tuple[str, float, int], str] = {}
+        #: the staging columns each table's last load job left (None: unknown)
+        self._staging_shape: dict[str, tuple | None] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -384,7 +386,14 @@ class Runner:
         else:
             cfg.source_format = bigquery.SourceFormat.PARQUET
         table_id = self.naming.table_id("staging", spec.table)
+        shape = tuple(f.name for f in cfg.schema)
         try:
+            if self._staging_shape.get(spec.table) != shape:
+                # the embedded engine loads into an existing table with the table's columns, not the
+                # job's: a staging table of another layout (another spec version, a file without a
+                # nullable column) is dropped first
+                self.client.delete_table(table_id, not_found_ok=True)
+            self._staging_shape[spec.table] = shape if not missing else None
             if self.read_in_place:
                 uri = f"{self.landing_uri}/{path.relative_to(self.landing_dir).as_posix()}"
                 job = self.client.load_table_from_uri(uri, table_id, job_config=cfg)
