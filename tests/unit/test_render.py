@@ -553,9 +553,9 @@ def test_batch_log_uses_query_parameters_and_never_logs_a_batch_twice():
     assert isinstance(stmt, exp.Insert)
     assert sql.startswith(
         "INSERT INTO `acme-data-prod.prod_archive.customers__batches` "
-        "(batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at)"
+        "(batch_id, source_file, content_sha256, rows_in, null_key_rows, rows_archived, archived_at, spec_version)"
     )
-    for p in ("@batch_id", "@source_file", "@content_sha256", "@rows_in", "@null_key_rows"):
+    for p in ("@batch_id", "@source_file", "@content_sha256", "@rows_in", "@null_key_rows", "@spec_version"):
         assert p in sql, p
     # every archived version of the batch, whichever run archived it
     assert "(SELECT COUNT(*) FROM `acme-data-prod.prod_archive.customers` WHERE _batch_id = @batch_id)" in sql
@@ -667,6 +667,7 @@ def test_pipeline_tables_inventory_and_ids():
         ("staging", "customers__batch"),
         ("archive", "customers"),
         ("archive", "customers__batches"),
+        ("archive", "customers__specs"),
         ("delta", "customers"),
         ("transform", "customers"),
         ("dwh", "customers"),
