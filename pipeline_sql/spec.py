@@ -280,6 +280,8 @@ class TableSpec:
     description: str = ""
     #: columns declared ``dropped: true``: not loaded, not in the DWH, kept in the archive
     dropped: tuple[Column, ...] = ()
+    #: every declared column, dropped ones included, in the spec's order (the archive's columns)
+    declared: tuple[Column, ...] = ()
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -293,8 +295,8 @@ class TableSpec:
 
     @property
     def archive_columns(self) -> tuple[Column, ...]:
-        """Every column the archive holds: the loaded ones, then the dropped ones."""
-        return self.columns + self.dropped
+        """Every column the archive holds, dropped ones included, in the spec's order."""
+        return self.declared or self.columns + self.dropped
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -483,6 +485,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
         columns.append(Column(source=s, name=n, type=t, description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION),
                               renamed_from=renamed_from, required=required, dropped=dropped))
     _check_archive_names(c, columns)
+    declared = tuple(columns)
     dropped_columns = tuple(col for col in columns if col.dropped)
     columns = [col for col in columns if not col.dropped]
     if not columns:
@@ -601,6 +604,7 @@ def parse_spec(data: Any, file: str = "<spec>") -> TableSpec:
         file=file,
         description=c.description(top.get("description"), "description", MAX_TABLE_DESCRIPTION),
         dropped=dropped_columns,
+        declared=declared,
     )
 
 

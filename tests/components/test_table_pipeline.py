@@ -452,3 +452,70 @@ def test_many_tables_share_one_runtime():
     assert counts["gcp:serviceaccount/account:Account"] == 7
     assert counts["gcp:pubsub/topic:Topic"] == 1
     assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1
+
+
+# --------------------------------------------------------------------------- spec changes, deployed
+
+
+def _table_items(pipeline_spec):
+    """The pipeline's BigQuery tables as plan items ({type, name, parent, inputs, protect}) of a
+    protected stack, for ``stacks.diff.diff_plans``."""
+    rec = program([pipeline_spec], pipeline={"protect": True})
+    return [
+        {"type": "gcp:bigquery/table:Table", "name": r.name, "parent": "", "inputs": r.inputs, **({"protect": True} if r.protect else {})}
+        for r in rec.of_type("gcp:bigquery/table:Table")
+    ]
+
+
+def _spec_changes_plan(**changes):
+    from stacks.diff import diff_plans
+
+    d = diff_plans(_table_items(spec()), _table_items(spec(**changes)))
+    return {c.name: c for c in d.changes if c.name != "dev_quality.customers__rejects"}, d
+
+
+def test_adding_a_nullable_column_updates_the_protected_tables_in_place():
+    cols = CUSTOMERS["columns"] + [{"source": "phone", "name": "phone", "type": "STRING"}]
+    changed, d = _spec_changes_plan(columns=cols)
+    assert {n: c.action for n, c in changed.items()} == {"dev_archive.customers": "update", "dev_dwh.customers": "update"}
+    assert not d.destructive
+    assert "+phone STRING" in changed["dev_dwh.customers"].values["schema"][1]
+
+
+def test_a_rename_keeps_the_archive_and_replaces_the_protected_dwh_with_the_migration_path():
+    cols = [CUSTOMERS["columns"][0], {"source": "email", "name": "email_address", "type": "STRING", "renamed_from": "email"}, CUSTOMERS["columns"][2]]
+    changed, d = _spec_changes_plan(columns=cols)
+    assert set(changed) == {"dev_dwh.customers"}  # the archive keeps the column under its first name
+    c = changed["dev_dwh.customers"]
+    assert c.action == "replace" and "protect" in c.destructive
+    assert "full-refresh" in c.advice and d.exit_code() == 3
+
+
+def test_a_dropped_column_leaves_the_dwh_in_place_and_stays_in_the_archive():
+    cols = CUSTOMERS["columns"][:1] + [{**CUSTOMERS["columns"][1], "dropped": True}] + CUSTOMERS["columns"][2:]
+    changed, d = _spec_changes_plan(columns=cols)
+    assert {n: c.action for n, c in changed.items()} == {"dev_dwh.customers": "update"}
+    assert not d.destructive
+
+
+def test_a_column_removed_from_the_spec_would_delete_archived_values_and_is_flagged():
+    cols = CUSTOMERS["columns"][:1] + CUSTOMERS["columns"][2:]
+    changed, d = _spec_changes_plan(columns=cols)
+    a = changed["dev_archive.customers"]
+    assert a.action == "update" and "drops column(s) email" in a.destructive and "dropped: true" in a.advice
+    assert d.exit_code() == 3
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"columns": CUSTOMERS["columns"][:1] + [{"source": "email", "name": "email", "type": "INT64"}] + CUSTOMERS["columns"][2:]}, "column email changes type STRING -> INT64"),
+        ({"dwh": {"partition_by": {"column": "updated_at", "granularity": "MONTH"}, "cluster_by": ["customer_id"]}}, "partitioning granularity DAY -> MONTH"),
+    ],
+)
+def test_type_and_partitioning_changes_are_replacements_of_the_protected_dwh(change, reason):
+    changed, d = _spec_changes_plan(**change)
+    assert set(changed) == {"dev_dwh.customers"}  # the archive holds raw strings: untouched
+    c = changed["dev_dwh.customers"]
+    assert c.action == "replace" and reason in [r.why for r in c.reasons]
+    assert "protect" in c.destructive and d.exit_code() == 3
