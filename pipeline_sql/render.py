@@ -144,7 +144,14 @@ def render_staging(spec: TableSpec, naming: Naming, landing_uri: str) -> str:
         "require_hive_partition_filter = true",
     ]
     if spec.source.format == "csv":
-        opts += ["skip_leading_rows = 1", f"field_delimiter = {string_literal(spec.source.delimiter)}", "allow_quoted_newlines = true"]
+        # allow_jagged_rows: a file landed before columns were appended to the spec lacks those
+        # trailing columns, which then read NULL (BigQuery's CsvOptions.allowJaggedRows)
+        opts += [
+            "skip_leading_rows = 1",
+            f"field_delimiter = {string_literal(spec.source.delimiter)}",
+            "allow_quoted_newlines = true",
+            "allow_jagged_rows = true",
+        ]
     cols = ",\n".join(f"  {c.source} STRING" for c in spec.columns)
     batch = _template("staging_batch").substitute(
         staging_batch=naming.ref("staging", spec.table, "__batch"),
