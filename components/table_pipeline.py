@@ -349,6 +349,16 @@ class TablePipeline(pulumi.ComponentResource):
 
         if args.mode == "scheduled":
             plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(STEPS))
+        def common_of(step: str, display_name: str) -> dict:
+            return dict(
+                project=project,
+                display_name=display_name,
+                location=naming.location,
+                service_account_name=args.runtime.service_account_emails[step],
+                notification_pubsub_topic=args.runtime.topic_path,
+                email_preferences={"enable_failure_email": True} if args.failure_email else None,
+            )
+
         self.transfer_configs = {}
         for i, layer in enumerate(STEPS):
             # wait for the tables this layer's SQL touches and the grants it runs with
@@ -357,14 +367,7 @@ class TablePipeline(pulumi.ComponentResource):
             if layer == "checks":  # its DWH table (the others' belong to their own pipelines)
                 depends = [t for key, t in self.tables.items() if key == f"dwh.{spec.table}"]
             depends += args.runtime.grants[layer]
-            common = dict(
-                project=project,
-                display_name=f"{env} {spec.table} {i + 1}-{layer}",
-                location=naming.location,
-                service_account_name=args.runtime.service_account_emails[layer],
-                notification_pubsub_topic=args.runtime.topic_path,
-                email_preferences={"enable_failure_email": True} if args.failure_email else None,
-            )
+            common = common_of(layer, f"{env} {spec.table} {i + 1}-{layer}")
             if args.mode == "orchestrated":
                 common["schedule_options"] = {"disable_auto_scheduling": True}
             else:
@@ -382,12 +385,7 @@ class TablePipeline(pulumi.ComponentResource):
         # ---- the full refresh: runnable on demand only (after a spec change that needs it)
         self.transfer_configs[REFRESH] = gcp.bigquery.DataTransferConfig(
             f"{env}-{spec.table}-{REFRESH}",
-            project=project,
-            display_name=f"{env} {spec.table} full-refresh (manual)",
-            location=naming.location,
-            service_account_name=args.runtime.service_account_emails[REFRESH],
-            notification_pubsub_topic=args.runtime.topic_path,
-            email_preferences={"enable_failure_email": True} if args.failure_email else None,
+            **common_of(REFRESH, f"{env} {spec.table} full-refresh (manual)"),
             schedule_options={"disable_auto_scheduling": True},
             data_source_id="scheduled_query",
             params={"query": render_full_refresh(spec, naming)},
