@@ -7,15 +7,22 @@ whose content (SHA-256) is not archived yet is loaded into staging with a load j
 archived; re-landing the same content changes nothing. Against a real project (``--project``)
 the staging layer runs its rendered script instead (the files that landed in the run's window).
 
+A CSV file loads by its own header (a column a file lacks reads NULL, unless the spec requires
+it). ``run_table(..., full_refresh=True)`` rebuilds transform and DWH from the whole archive
+instead of delta, transform and dwh.
+
 Each layer writes with one statement; a failure raises :class:`LayerError` naming the
 table and layer and leaves the previous state intact, so a re-run finishes the job.
 
 A whole run (:meth:`Runner.run`) is planned before anything is written, with few requests:
 
 1. :meth:`Runner.bootstrap` lists the datasets' tables and creates only what is missing;
-2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes and the
-   two high-water marks (what the archive holds, what the DWH has applied);
-3. per table (:meth:`Runner.run_table`): stage and archive each pending file, then delta,
+2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes, the
+   two high-water marks (what the archive holds, what the DWH has applied) and the spec version
+   last applied;
+3. per table (:meth:`Runner.run_table`): when the spec changed, :meth:`Runner.evolve` applies
+   the change to the stored schemas or refuses it (see :mod:`pipeline_sql.evolution`); then
+   stage and archive each pending file, then delta,
    transform, dwh and checks, unless the table is up to date (no pending file, the DWH applied
    everything archived), in which case nothing runs for it: those layers would change nothing.
 """
@@ -103,7 +110,7 @@ UP_TO_DATE = "-"
 #: The pseudo-layer of a full refresh (transform and DWH rebuilt from the archive).
 FULL_REFRESH_LAYER = "refresh"
 #: The client's legacy type names -> the declared (standard SQL) ones.
-_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "BIGNUMERIC": "BIGNUMERIC"}
+_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 
 
 @dataclass(frozen=True)
@@ -520,10 +527,11 @@ class Runner:
 
     def columns(self, spec: TableSpec, layer: str, suffix: str = "") -> dict[str, str]:
         """A table's current columns (name -> BigQuery type), from a query's result schema."""
-        from google.cloud import bigquery  # noqa: F401  (the client's types)
-
-        job_rows = self.client.query(render_columns_probe(spec, self.naming, layer, suffix)).result()
-        return {f.name: _TYPE_NAMES.get(f.field_type, f.field_type) for f in job_rows.schema}
+        try:
+            result = self.client.query(render_columns_probe(spec, self.naming, layer, suffix)).result()
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError(spec.table, "spec", _clean(e)) from e
+        return {f.name: _TYPE_NAMES.get(f.field_type, f.field_type) for f in result.schema}
 
     def evolve(self, spec: TableSpec, state: TableState | None = None, full_refresh: bool = False) -> list:
         """Bring a table's stored schemas to its spec before it runs. Nothing happens when the
