@@ -167,8 +167,8 @@ def csv_header(spec: TableSpec, path: Path) -> list[str]:
         raise LayerError(
             spec.table,
             "staging",
-            f"{path}: header {','.join(found) or '(empty)'}: {'; '.join(what)}; expected the spec's source columns "
-            f"{','.join(c.source for c in spec.columns)} (the key and `required: true` columns in every file)",
+            f"{path}: header {','.join(found) or '(empty)'} does not match the spec's source columns ({'; '.join(what)}); "
+            f"expected {','.join(c.source for c in spec.columns)} in any order (the key and `required: true` columns in every file)",
         )
     return [by_lower[h.lower()].source for h in found]
 
@@ -284,11 +284,28 @@ class Runner:
                     except Conflict:  # created meanwhile: compare it like an existing one
                         existing[td.layer].add(td.name)
                 if td.view_query is not None and td.name in existing[td.layer] and replace_views:
-                    if self.client.get_table(td.table_id, retry=retry).description != table.description:
-                        self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
-                        self.client.create_table(table, retry=retry)
+                    self._replace_view_if_changed(td, retry)
         except LayerError:
             raise
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError("(all)", "bootstrap", _clean(e)) from e
+
+    def _replace_view_if_changed(self, td, retry) -> None:
+        table = _table(td)
+        if self.client.get_table(td.table_id, retry=retry).description != table.description:
+            self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
+            self.client.create_table(table, retry=retry)
+
+    def refresh_views(self, specs: Iterable[TableSpec]) -> None:
+        """Replace each spec's views whose SQL changed (the part of :meth:`bootstrap` a whole
+        run leaves until it knows which specs changed: those get theirs in :meth:`evolve`)."""
+        from google.api_core import retry as api_retry
+
+        try:
+            for spec in specs:
+                for td in pipeline_tables(spec, self.naming):
+                    if td.view_query is not None:
+                        self._replace_view_if_changed(td, api_retry.Retry(deadline=30))
         except Exception as e:  # the client raises many types; keep the message
             raise LayerError("(all)", "bootstrap", _clean(e)) from e
 
@@ -679,6 +696,8 @@ class Runner:
         those of the tables that ran when a later one fails."""
         self.bootstrap(specs, rebuilt=False, replace_views=False)
         states = self.table_states(specs) if self.local else {}
+        # the views of unchanged specs now; a changed spec's in evolve(), after its new columns
+        self.refresh_views([s for s in specs if not self.local or states[s.table].spec_version == spec_version(s)])
         out = results if results is not None else []
         for spec in specs:
             out += self.run_table(spec, states.get(spec.table), full_refresh=full_refresh)
