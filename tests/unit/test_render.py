@@ -681,7 +681,7 @@ def test_pipeline_tables_inventory_and_ids():
     rebuilt = {(t.layer, t.name) for t in tables if t.rebuilt_by_sql}
     assert rebuilt == {("staging", "customers"), ("staging", "customers__batch"), ("delta", "customers"), ("transform", "customers")}
     protected = {(t.layer, t.name) for t in tables if t.protected}
-    assert protected == {("archive", "customers"), ("archive", "customers__batches"), ("dwh", "customers")}
+    assert protected == {("archive", "customers"), ("archive", "customers__batches"), ("archive", "customers__specs"), ("dwh", "customers")}
     # the rejects are a view over the archive; every other entry is a table
     views = {(t.layer, t.name): t.view_query for t in tables if t.view_query is not None}
     assert views == {("quality", "customers__rejects"): render_rejects_view(make_spec(), PROD)}
