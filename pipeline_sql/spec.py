@@ -6,7 +6,9 @@ A bad spec is refused before anything is rendered, run or deployed. Every refusa
     config/tables/orders.yaml: key[0]: 'order_no' is not a column; expected one of: order_id, ...
 
 Identifiers (table, column and derived names) are validated here so that nothing in the
-rendered SQL can be injected through a name. Transform expressions are the spec author's own
+rendered SQL can be injected through a name. A column may also carry the spec-evolution fields
+``renamed_from`` (former names: the archive keeps its first), ``required`` (landed files must
+carry it) and ``dropped`` (kept in the archive only); see :mod:`pipeline_sql.evolution`. Transform expressions are the spec author's own
 BigQuery SQL and are rendered as given.
 """
 
