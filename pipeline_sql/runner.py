@@ -9,6 +9,10 @@ nothing. A file the check refuses is quarantined (``quality.refused_files``, by 
 and skipped until its content changes; the table's next file loads as usual. Against a real project (``--project``)
 the staging layer runs its rendered script instead (the files that landed in the run's window).
 
+A CSV file loads by its own header (a column a file lacks reads NULL, unless the spec requires
+it). ``run_table(..., full_refresh=True)`` rebuilds transform and DWH from the whole archive
+instead of delta, transform and dwh.
+
 Each layer writes with one statement; a failure raises :class:`LayerError` naming the
 table and layer and leaves the previous state intact, so a re-run finishes the job.
 
@@ -17,9 +21,12 @@ A whole run (:meth:`Runner.run`) is planned before anything is written, with few
 1. :meth:`Runner.bootstrap` lists the datasets' tables, verifies that what the batch logs refer
    to exists with the expected schema (:meth:`Runner.verify_state`; a damaged table is refused,
    never recreated empty), and creates only what is missing;
-2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes and the
-   two high-water marks (what the archive holds, what the DWH has applied);
-3. per table (:meth:`Runner.run_table`): stage and archive each pending file, then delta,
+2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes, the
+   two high-water marks (what the archive holds, what the DWH has applied) and the spec version
+   last applied;
+3. per table (:meth:`Runner.run_table`): when the spec changed, :meth:`Runner.evolve` applies
+   the change to the stored schemas or refuses it (see :mod:`pipeline_sql.evolution`); then
+   stage and archive each pending file, then delta,
    transform, dwh and checks, unless the table is up to date (no pending file, the DWH applied
    everything archived), in which case nothing runs for it: those layers would change nothing.
 
@@ -30,6 +37,7 @@ every table that failed and every file refused in the run.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,15 +48,22 @@ from .naming import DATASETS, LAYERS, Naming
 from .checks import render_check_results, render_check_statements, run_id as checks_run_id
 from .render import (
     RenderedTable,
+    render_add_column,
     render_archived_hashes,
     render_batches_count,
     render_staging_add_columns,
     render_state_columns,
+    render_columns_probe,
+    render_drop_column,
+    render_record_spec,
+    render_recorded_spec,
+    render_rename_column,
     render_staging_rows,
     render_table,
     render_table_states,
     render_truncate_staging_batch,
 )
+from .evolution import FULL_REFRESH, blocking, renamed_columns, shape_json, spec_changes, spec_shape, spec_version
 from .schema import pipeline_tables, shared_tables
 from .landed import (
     REFUSED_TABLE,
@@ -135,6 +150,8 @@ class LayerResult:
             if d.get("failed"):
                 text += f", {d['failed']} FAILED"
             return text
+        if self.layer == FULL_REFRESH_LAYER:
+            return f"{self.rows_in} rows rebuilt from the archive, {d.get('rejected', 0)} versions failing their casts, {self.rows_out} rows in DWH"
         if self.layer == UP_TO_DATE:
             return "up to date: no new landed file, the DWH holds everything archived (nothing to run)"
         return ""
@@ -142,6 +159,10 @@ class LayerResult:
 
 #: The pseudo-layer a run reports for a table it skipped because nothing was new.
 UP_TO_DATE = "-"
+#: The pseudo-layer of a full refresh (transform and DWH rebuilt from the archive).
+FULL_REFRESH_LAYER = "refresh"
+#: The client's legacy type names -> the declared (standard SQL) ones.
+_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,7 @@ class TableState:
     archived: frozenset  # content SHA-256 of every archived landed file
     archived_through: datetime | None  # the newest _ingested_at in the archive
     applied_through: datetime | None  # the newest _through in the DWH: what it has applied
+    spec_version: str | None = None  # the spec version the runner last applied (None: never)
 
     @property
     def dwh_behind(self) -> bool:
@@ -236,7 +258,9 @@ class Runner:
         rows = self.query(sql, table=table, layer=layer)
         return dict(rows[0].items()) if rows else {}
 
-    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True, damaged: dict | None = None) -> None:
+    def bootstrap(
+        self, specs: Iterable[TableSpec], rebuilt: bool = True, damaged: dict | None = None, replace_views: bool = True
+    ) -> None:
         """Create every dataset, table and view the layers need that does not exist yet, so that
         layers can run in any order from the start (idempotent). One listing request per dataset;
         creations go through the tables API (the same :func:`~pipeline_sql.schema.pipeline_tables`
@@ -247,7 +271,9 @@ class Runner:
         Before creating anything it verifies the state (:meth:`verify_state`): a table whose
         archive its batch log refers to is missing, or whose tables have another schema, is
         never recreated empty: :class:`StateError` (recorded in ``damaged``, when given, and
-        that table left alone; else raised)."""
+        that table left alone; else raised).
+        ``replace_views=False`` leaves existing views alone (a whole run replaces a changed
+        table's view in :meth:`evolve`, after the columns it reads exist)."""
         from google.api_core import retry as api_retry
         from google.api_core.exceptions import Conflict
 
@@ -282,10 +308,8 @@ class Runner:
                         self.client.create_table(table, retry=retry)
                     except Conflict:  # created meanwhile: compare it like an existing one
                         existing[td.layer].add(td.name)
-                if td.view_query is not None and td.name in existing[td.layer]:
-                    if self.client.get_table(td.table_id, retry=retry).description != table.description:
-                        self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
-                        self.client.create_table(table, retry=retry)
+                if td.view_query is not None and td.name in existing[td.layer] and replace_views:
+                    self._replace_view_if_changed(td, retry)
         except LayerError:
             raise
         except Exception as e:  # the client raises many types; keep the message
@@ -356,6 +380,25 @@ class Runner:
                     )
         return bad
 
+    def _replace_view_if_changed(self, td, retry) -> None:
+        table = _table(td)
+        if self.client.get_table(td.table_id, retry=retry).description != table.description:
+            self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
+            self.client.create_table(table, retry=retry)
+
+    def refresh_views(self, specs: Iterable[TableSpec]) -> None:
+        """Replace each spec's views whose SQL changed (the part of :meth:`bootstrap` a whole
+        run leaves until it knows which specs changed: those get theirs in :meth:`evolve`)."""
+        from google.api_core import retry as api_retry
+
+        try:
+            for spec in specs:
+                for td in pipeline_tables(spec, self.naming):
+                    if td.view_query is not None:
+                        self._replace_view_if_changed(td, api_retry.Retry(deadline=30))
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError("(all)", "bootstrap", _clean(e)) from e
+
     def table_states(self, specs: Iterable[TableSpec], chunk: int = 25) -> dict[str, TableState]:
         """Every table's :class:`TableState`, read with one query per ``chunk`` tables."""
         specs = list(specs)
@@ -365,7 +408,9 @@ class Runner:
             sql = render_table_states(part, self.naming)
             table = part[0].table if len(part) == 1 else "(all)"
             for row in self.query(sql, table=table, layer="plan"):
-                out[row["table_name"]] = TableState(frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"])
+                out[row["table_name"]] = TableState(
+                    frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"], row["spec_version"]
+                )
         return out
 
     # ------------------------------------------------------------------ layers
@@ -574,6 +619,7 @@ class Runner:
                 "content_sha256": row.get("content_sha256") or "",
                 "rows_in": int(row.get("rows_in") or 0),
                 "null_key_rows": int(row.get("null_key_rows") or 0),
+                "spec_version": spec_version(spec),
             },
             spec.table,
             "archive",
@@ -654,9 +700,110 @@ class Runner:
             raise ValueError(f"unknown layer {layer!r}; expected one of: {', '.join(LAYERS + ('checks',))}")
         return fn(spec)
 
+    # ------------------------------------------------------------------ spec evolution
+
+    def columns(self, spec: TableSpec, layer: str, suffix: str = "") -> dict[str, str]:
+        """A table's current columns (name -> BigQuery type), from a query's result schema."""
+        try:
+            result = self.client.query(render_columns_probe(spec, self.naming, layer, suffix)).result()
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError(spec.table, "spec", _clean(e)) from e
+        return {f.name: _TYPE_NAMES.get(f.field_type, f.field_type) for f in result.schema}
+
+    def evolve(self, spec: TableSpec, state: TableState | None = None, full_refresh: bool = False) -> list:
+        """Bring a table's stored schemas to its spec before it runs. Nothing happens when the
+        spec version is the one last applied. Otherwise the change is classified
+        (:func:`~pipeline_sql.evolution.spec_changes`, against the shape recorded in
+        ``archive.<t>__specs``): a change this run cannot apply raises :class:`LayerError`
+        (layer ``spec``) naming it and the way forward, before anything is written; the others
+        are applied (a nullable column added to archive and DWH, a DWH column renamed or dropped;
+        with ``full_refresh`` a DWH whose column types or partitioning changed is recreated, for
+        the full refresh to fill) and the new version is recorded (after the refresh, for a
+        change that needs one). Returns the changes."""
+        version = spec_version(spec)
+        if state is None:
+            state = self.table_states([spec])[spec.table]
+        if state.spec_version == version:
+            return []
+        try:
+            rows = self.query(render_recorded_spec(spec, self.naming), table=spec.table, layer="spec")
+            old = json.loads(rows[0]["spec"]) if rows else None
+        except ValueError as e:
+            raise LayerError(spec.table, "spec", f"archive.{spec.table}__specs holds a damaged spec record: {e}") from e
+        shape = spec_shape(spec)
+        changes = spec_changes(old, shape, spec.table) if old is not None else []
+        blocked = blocking(changes, full_refresh)
+        if blocked:
+            raise LayerError(
+                spec.table,
+                "spec",
+                f"the spec ({spec.file or spec.table}, version {version}) changed since version {state.spec_version} "
+                f"in a way this run cannot apply: " + "; ".join(c.describe() for c in blocked),
+            )
+        self._sync_schemas(spec, old, shape, rebuild=full_refresh)
+        self.bootstrap([spec], rebuilt=False)  # a view over the new columns (and any new table)
+        if not any(c.action == FULL_REFRESH for c in changes):
+            self.record_spec(spec, full_refresh=False)
+        return changes
+
+    def record_spec(self, spec: TableSpec, full_refresh: bool) -> None:
+        self.query(
+            render_record_spec(spec, self.naming),
+            {"spec_version": spec_version(spec), "spec": shape_json(spec_shape(spec)), "full_refresh": full_refresh},
+            spec.table,
+            "spec",
+            rows=False,
+        )
+
+    def _sync_schemas(self, spec: TableSpec, old: dict | None, new: dict, rebuild: bool) -> None:
+        """Add the declared columns a persistent table lacks; in the DWH, rename, drop, or (with
+        ``rebuild``) recreate the table when a column's type or the partitioning changed."""
+        for td in pipeline_tables(spec, self.naming):
+            if td.view_query is not None or td.rebuilt_by_sql:
+                continue
+            suffix = td.name[len(spec.table):]
+            have = self.columns(spec, td.layer, suffix)
+            declared = {f["name"]: f["type"] for f in td.fields}
+            if td.layer == "dwh":
+                retyped = [n for n, t in declared.items() if n in have and have[n] != t]
+                repartitioned = old is not None and old.get("partition_by") != new.get("partition_by")
+                if retyped or repartitioned:
+                    if not rebuild:
+                        raise LayerError(
+                            spec.table, "spec",
+                            f"the DWH's column(s) {', '.join(retyped) or '(partitioning)'} differ from the spec: run "
+                            f"`python -m pipeline_sql run --full-refresh --tables {spec.table}`",
+                        )
+                    self.client.delete_table(td.table_id, not_found_ok=True)
+                    self.client.create_table(_table(td))
+                    continue
+                for a, b in renamed_columns(old, new) if old is not None else []:
+                    if a in have and b not in have:
+                        self.query(render_rename_column(td.table_id, a, b), table=spec.table, layer="spec", rows=False)
+                        have[b] = have.pop(a)
+                for n in [n for n in have if n not in declared]:
+                    self.query(render_drop_column(td.table_id, n), table=spec.table, layer="spec", rows=False)
+            for n, t in declared.items():
+                if n not in have:
+                    self.query(render_add_column(td.table_id, n, t), table=spec.table, layer="spec", rows=False)
+
+    def run_full_refresh(self, spec: TableSpec) -> LayerResult:
+        """Rebuild transform and DWH from the whole archive with the current spec, then record
+        the spec version (see :func:`~pipeline_sql.render.render_full_refresh`)."""
+        t0 = time.perf_counter()
+        rows = self.query(self.sql(spec).full_refresh, table=spec.table, layer=FULL_REFRESH_LAYER)
+        row = dict(rows[0].items()) if rows else {}
+        self.record_spec(spec, full_refresh=True)
+        res = LayerResult(spec.table, FULL_REFRESH_LAYER, rows_in=row.get("rows_in") or 0, rows_out=row.get("dwh_rows") or 0)
+        res.detail = {"rejected": row.get("rejected") or 0}
+        res.seconds = time.perf_counter() - t0
+        return res
+
     # ------------------------------------------------------------------ whole runs
 
-    def run_table(self, spec: TableSpec, state: TableState | None = None, results: list[LayerResult] | None = None) -> list[LayerResult]:
+    def run_table(
+        self, spec: TableSpec, state: TableState | None = None, results: list[LayerResult] | None = None, full_refresh: bool = False
+    ) -> list[LayerResult]:
         """Stage and archive every pending batch, then delta, transform, dwh and checks once.
         Locally a table that is up to date (no pending file, and the DWH has applied everything
         archived) runs no layer, only its checks when one of them can change without new rows
@@ -664,7 +811,10 @@ class Runner:
         :class:`TableState` when the caller read it already (:meth:`run` reads all tables' at
         once). A refused landed file is quarantined (:meth:`quarantine`) and the next one
         loaded. Results are appended to ``results`` as the layers run, so a caller keeps them
-        when a later layer fails."""
+        when a later layer fails. First the table's stored schemas are brought to its spec
+        (:meth:`evolve`). ``full_refresh``: after archiving the pending files, transform and DWH
+        are rebuilt from the whole archive (:meth:`run_full_refresh`) instead of delta,
+        transform and dwh."""
         results = results if results is not None else []
 
         def step(res: LayerResult) -> LayerResult:
@@ -677,11 +827,14 @@ class Runner:
             if state is None:
                 state = self.table_states([spec])[spec.table]
             self._warn_landing(spec)
+            changes = self.evolve(spec, state, full_refresh)
+            if changes:
+                self.progress(f"{spec.table:<14} spec      " + "; ".join(c.describe() for c in changes))
             pending = self.pending_files(spec, state.archived)
-            if not pending and not state.dwh_behind:
+            if not pending and not state.dwh_behind and not full_refresh:
                 step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
                 return self._idle_checks(spec, step, results)
-            if not pending:
+            if not pending and not full_refresh:
                 step(LayerResult(spec.table, "staging"))
             loaded = 0
             for f in pending:
@@ -693,11 +846,19 @@ class Runner:
                 step(staged)
                 step(self.run_archive(spec))
                 loaded += 1
+            if full_refresh:
+                step(self.run_full_refresh(spec))
+                self._step_layer(spec, "checks", step)
+                return results
             if not loaded and not state.dwh_behind:  # every new file was refused: nothing changed
                 return self._idle_checks(spec, step, results)
         else:
             step(self.run_staging(spec))
             step(self.run_archive(spec))
+            if full_refresh:
+                step(self.run_full_refresh(spec))
+                self._step_layer(spec, "checks", step)
+                return results
         for layer in ("delta", "transform", "dwh", "checks"):
             self._step_layer(spec, layer, step)
         return results
@@ -717,22 +878,24 @@ class Runner:
             self._step_layer(spec, "checks", step)
         return results
 
-    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
+    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None, full_refresh: bool = False) -> list[LayerResult]:
         """Bootstrap what is missing, read every table's state at once, run each table. A
         failure in one table never stops the others: every table runs, then :class:`RunFailed`
         lists every table that failed and every landed file refused in this run. The results
         are appended to ``results`` (when given) as they come."""
         self.refused, self.warnings = [], []
         failures: dict[str, LayerError] = {}
-        self.bootstrap(specs, rebuilt=False, damaged=failures)
+        self.bootstrap(specs, rebuilt=False, damaged=failures, replace_views=False)
         todo = [s for s in specs if s.table not in failures]
         states = self._states_isolated(todo, failures) if self.local else {}
+        # the views of unchanged specs now; a changed spec's in evolve(), after its new columns
+        self.refresh_views([s for s in todo if s.table not in failures and (not self.local or states[s.table].spec_version == spec_version(s))])
         out = results if results is not None else []
         for spec in todo:
             if spec.table in failures:
                 continue
             try:
-                self.run_table(spec, states.get(spec.table), out)
+                self.run_table(spec, states.get(spec.table), out, full_refresh=full_refresh)
             except LayerError as e:
                 failures[spec.table] = e
             except Exception as e:  # a bug or an unexpected client error: still isolated

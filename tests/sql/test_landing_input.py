@@ -41,6 +41,10 @@ def test_a_refused_csv_header_is_quarantined_and_nothing_is_loaded(engine, tmp_p
     assert sorted((r["parcel_id"], r["status"]) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")) == [
         (1, "placed"), (2, "shipped")
     ]
+    # a file without the key column is refused (and quarantined)
+    (landing / "parcels" / "003_nokey.csv").write_text("status\nlost\n")
+    with pytest.raises(RunFailed, match="lacks required column id"):
+        runner.run([SPEC])
 
 
 def test_a_staging_stopped_before_its_description_never_files_rows_under_the_previous_batch(engine, tmp_path, monkeypatch):
