@@ -132,7 +132,7 @@ def _walk(node: yaml.Node, path: str, doc: YamlDocument, stack: set[int], count:
     if path and path not in doc.lines:
         doc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):
-        if node.style is None and node.tag in (_BOOL_TAG, _NULL_TAG) and node.value:
+        if not node.style and node.tag in (_BOOL_TAG, _NULL_TAG) and node.value:  # plain: None, or '' from libyaml
             doc.implicit[path] = node.value
         return
     stack.add(id(node))
@@ -168,7 +168,7 @@ def _walk(node: yaml.Node, path: str, doc: YamlDocument, stack: set[int], count:
                             sub,
                         )
                     seen[key] = line
-                    if key_node.style is None and key_node.tag in (_BOOL_TAG, _NULL_TAG):
+                    if not key_node.style and key_node.tag in (_BOOL_TAG, _NULL_TAG):
                         doc.implicit[sub] = key_node.value
                 doc.lines.setdefault(sub, value_node.start_mark.line + 1 if value_node.start_mark.line == key_node.start_mark.line else line)
                 _walk(value_node, sub, doc, stack, count, loader)
