@@ -119,6 +119,14 @@ IDENT_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 TABLE_PATTERN = r"[a-z][a-z0-9_]{0,62}"
 PATH_PATTERN = r"[A-Za-z0-9_\-./]+/"
 _IDENT = re.compile(IDENT_PATTERN)
+
+
+def json_pattern(pattern: str) -> str:
+    """``pattern`` for a JSON Schema, matching in full: ``(?![\\s\\S])`` rather than ``$``,
+    which Python's ``re`` (the ``jsonschema`` package's) also matches before a final newline."""
+    return f"^(?:{pattern})(?![\\s\\S])"
+
+
 _TABLE_IDENT = re.compile(TABLE_PATTERN)
 _PATH = re.compile(PATH_PATTERN)
 #: GoogleSQL reserved keywords: BigQuery accepts them as names only back-quoted, and the
@@ -350,7 +358,7 @@ SPEC_FIELDS: dict[str, tuple[FieldDef, ...]] = {
     ),
     "source": (
         FieldDef("format", {"enum": list(FORMATS)}, True, "file format: csv, json (newline-delimited) or parquet"),
-        FieldDef("path", {"type": "string", "pattern": f"^{PATH_PATTERN}$"}, True, "folder under the landing bucket, ending in '/'"),
+        FieldDef("path", {"type": "string", "pattern": json_pattern(PATH_PATTERN)}, True, "folder under the landing bucket, ending in '/'"),
         FieldDef("location", {"enum": list(LOCATIONS)}, doc="which landing bucket: gcs (default) or s3"),
         FieldDef("delimiter", {"type": "string", "minLength": 1, "maxLength": 1}, doc="csv only: the field delimiter (default ',')"),
     ),

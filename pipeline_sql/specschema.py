@@ -27,6 +27,7 @@ from .spec import (
     SPEC_FIELDS,
     TABLE_PATTERN,
     TYPES,
+    json_pattern,
 )
 from .spec_checks import WEEKDAYS
 
@@ -34,9 +35,9 @@ from .spec_checks import WEEKDAYS
 SCHEMA_PATH = Path("config") / "spec.schema.json"
 REGENERATE = "python -m pipeline_sql schema"
 
-_DURATION = r"^[0-9]+ (minute|minutes|hour|hours|day|days)$"
+_DURATION = r"[0-9]+ (minute|minutes|hour|hours|day|days)"
 #: the shapes parse_schedule accepts (it also checks the bounds, which a pattern cannot)
-_SCHEDULE = rf"^every ([0-9]+ (minutes|hours)|(day|{'|'.join(WEEKDAYS)})( ([01][0-9]|2[0-3]):[0-5][0-9])?)$"
+_SCHEDULE = rf"every ([0-9]+ (minutes|hours)|(day|{'|'.join(WEEKDAYS)})( ([01][0-9]|2[0-3]):[0-5][0-9])?)"
 
 #: JSON Schema of the value of each check-rule field (per rule where the rules differ)
 _PARAMS: dict[str, dict] = {
@@ -47,7 +48,7 @@ _PARAMS: dict[str, dict] = {
     "pattern": {"type": "string", "minLength": 1},
     "to": {"$ref": "#/$defs/table_name"},
     "field": {"$ref": "#/$defs/identifier"},
-    "max_age": {"type": "string", "pattern": _DURATION},
+    "max_age": {"type": "string", "pattern": json_pattern(_DURATION)},
     "max_change": {"type": "number", "exclusiveMinimum": 0},
 }
 _ROW_COUNT_PARAMS = {"min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}}
@@ -92,12 +93,12 @@ def _rule(kind: str) -> dict:
 def spec_schema() -> dict:
     """The JSON Schema (draft 2020-12) of a table spec."""
     defs: dict = {
-        "identifier": {"type": "string", "pattern": f"^{IDENT_PATTERN}$", "description": "letters, digits and _, not starting with a digit"},
-        "table_name": {"type": "string", "pattern": f"^{TABLE_PATTERN}$", "description": "lower-case letters, digits and _, starting with a letter"},
+        "identifier": {"type": "string", "pattern": json_pattern(IDENT_PATTERN), "description": "letters, digits and _, not starting with a digit"},
+        "table_name": {"type": "string", "pattern": json_pattern(TABLE_PATTERN), "description": "lower-case letters, digits and _, starting with a letter"},
         "type": {"enum": list(TYPES), "description": "a declared BigQuery type"},
         "schedule": {
             "type": "string",
-            "pattern": _SCHEDULE,
+            "pattern": json_pattern(_SCHEDULE),
             "description": "UTC: 'every N minutes' (N >= 15), 'every N hours', 'every day [HH:MM]' or 'every <weekday> [HH:MM]'",
         },
         "check": {"oneOf": [_rule(k) for k in CHECK_RULES]},

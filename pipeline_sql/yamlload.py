@@ -31,6 +31,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
 class YamlProblem(ValueError):
@@ -107,6 +108,8 @@ def parse_yaml(text: str) -> YamlDocument:
             doc.data = loader.construct_document(node)
         except yaml.YAMLError as e:
             raise _problem(e, text) from None
+        except (ValueError, TypeError, OverflowError) as e:  # a scalar PyYAML cannot build
+            raise YamlProblem(None, f"is not valid YAML: {e}") from None
         return doc
     finally:
         loader.dispose()
@@ -132,6 +135,8 @@ def _walk(node: yaml.Node, path: str, doc: YamlDocument, stack: set[int], count:
     if path and path not in doc.lines:
         doc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):
+        if node.tag == _TIMESTAMP_TAG:
+            _timestamp(node, path, loader)
         if not node.style and node.tag in (_BOOL_TAG, _NULL_TAG) and node.value:  # plain: None, or '' from libyaml
             doc.implicit[path] = node.value
         return
@@ -147,6 +152,8 @@ def _walk(node: yaml.Node, path: str, doc: YamlDocument, stack: set[int], count:
                     _walk(value_node, path, doc, stack, count, loader)
                     continue
                 if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.tag == _TIMESTAMP_TAG:
+                        _timestamp(key_node, path, loader)
                     try:
                         key = loader.construct_object(key_node, deep=True)
                     except yaml.YAMLError as e:
@@ -174,6 +181,20 @@ def _walk(node: yaml.Node, path: str, doc: YamlDocument, stack: set[int], count:
                 _walk(value_node, sub, doc, stack, count, loader)
     finally:
         stack.discard(id(node))
+
+
+def _timestamp(node: yaml.ScalarNode, path: str, loader) -> None:
+    """An unquoted date or time must be a real one (PyYAML fails on 2024-13-45 with a bare
+    ValueError)."""
+    try:
+        loader.construct_object(node)
+    except (ValueError, OverflowError) as e:
+        raise YamlProblem(
+            node.start_mark.line + 1,
+            f"{node.value!r} is read by YAML as a date or time, but is not a valid one ({e}); "
+            "expected a valid date (YYYY-MM-DD) or time, or text in quotes",
+            path or None,
+        ) from None
 
 
 def implicit_hint(text: str) -> str:
