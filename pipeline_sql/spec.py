@@ -413,14 +413,6 @@ class _Ctx:
     def value_error(self, path: str, e: SpecValueError) -> SpecError:
         return self.fail(path, str(e))
 
-    def optional(self, mapping: dict, name: str, path: str) -> Any:
-        """An optional field's value; an explicit YAML null written as text (``~``, ``null``)
-        is refused rather than read as "absent" (an empty value still means absent)."""
-        value = mapping.get(name)
-        if value is None and name in mapping and self.doc is not None and path in self.doc.implicit:
-            raise self.fail(path, "is null; expected a value, or leave the field out")
-        return value
-
     def mapping(self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
             raise self.fail(path or "(top level)", f"expected a mapping, got {_kind(value)}")
@@ -612,7 +604,7 @@ def parse_spec(data: Any, file: str = "<spec>", doc: YamlDocument | None = None)
             )
 
     version_by = None
-    if c.optional(top, "version_by", "version_by") is not None:
+    if top.get("version_by") is not None:
         version_by = must_be_column(top["version_by"], "version_by")
         vtype = next(col.type for col in columns if col.name == version_by)
         if vtype not in VERSION_TYPES:
@@ -701,7 +693,7 @@ def parse_spec(data: Any, file: str = "<spec>", doc: YamlDocument | None = None)
         checks=checks,
         schedule=schedule,
         file=file,
-        description=c.description(c.optional(top, "description", "description"), "description", MAX_TABLE_DESCRIPTION),
+        description=c.description(top.get("description"), "description", MAX_TABLE_DESCRIPTION),
     )
 
 
@@ -737,9 +729,11 @@ def _parse_check(c: _Ctx, ch: Any, p: str, types: dict[str, str], version_by: st
         return Check(kind, tuple(cols), severity)
     if rule.args == "expression":
         expr = c.string(value, at).strip()
+        from .schema import DWH_META  # schema imports this module: read at call time
+
         try:
             # the checks read the DWH table: its business columns and the pipeline's own
-            check_expression(expr, list(types) + list(RESERVED), "the DWH columns")
+            check_expression(expr, list(types) + [n for n, _ in DWH_META], "the DWH columns")
         except SpecValueError as err:
             raise c.value_error(at, err) from None
         return Check(kind, (), severity, (("expr", expr),))

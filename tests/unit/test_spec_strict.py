@@ -131,8 +131,12 @@ def test_unquoted_yes_as_a_key(tmp_path):
     refused(tmp_path, edit("  path: customers/\n", "  path: customers/\n  yes: 1\n"), "source.True", 5, "unknown field", "YAML reads the unquoted yes as a boolean")
 
 
-def test_tilde_for_an_optional_text_field(tmp_path):
-    refused(tmp_path, edit("version_by: updated_at", "version_by: ~"), "version_by", 6, "is null; expected a value, or leave the field out", "YAML reads the unquoted ~ as null")
+def test_tilde_for_a_required_name(tmp_path):
+    refused(tmp_path, edit("name: country,", "name: ~,"), "columns[2].name", 10, "missing required field", "YAML reads the unquoted ~ as null; write it in quotes ('~')")
+
+
+def test_null_for_an_optional_field_means_absent(tmp_path):
+    assert load_spec(write(tmp_path, edit("version_by: updated_at", "version_by: ~"))).version_by is None
 
 
 def test_off_as_a_schedule(tmp_path):
