@@ -34,7 +34,6 @@ from typing import Any
 
 from .spec_checks import (
     ENGINE_KEYWORDS,
-    SCHEDULE_FORMS,
     SpecValueError,
     check_expression,
     check_schedule_bounds,

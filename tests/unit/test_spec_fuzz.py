@@ -5,6 +5,7 @@ field: never another exception (no traceback for the user)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def mutated(draw) -> tuple[str, bytes]:
         else:
             line = lines[i].decode("utf-8", "replace")
             # a `key: value` pair, block or flow style
-            pairs = [(p.start(), p.end()) for p in __import__("re").finditer(r"[A-Za-z_]+(?=: )|(?<=: )[^,{}\[\]\n]+", line)]
+            pairs = [(p.start(), p.end()) for p in re.finditer(r"[A-Za-z_]+(?=: )|(?<=: )[^,{}\[\]\n]+", line)]
             if not pairs:
                 continue
             start, end = draw(st.sampled_from(pairs))
