@@ -10,8 +10,8 @@ of every unquoted scalar that YAML 1.1 read as a boolean or a null (``no``, ``on
 * bytes that are not UTF-8 (with the byte's offset and line, not a ``UnicodeDecodeError``);
 * characters YAML does not accept (control characters) and YAML syntax errors;
 * a key written twice in one mapping (YAML's last-one-wins hides the first);
-* a document that refers to itself through an alias, and documents of more than
-  :data:`MAX_NODES` nodes (aliases expanded).
+* a document that refers to itself through an alias, documents of more than
+  :data:`MAX_NODES` nodes (aliases expanded) and nesting deeper than :data:`MAX_DEPTH`.
 
 libyaml's C parser is used when available (``CSafeLoader``); the document is composed into nodes
 (which carry their marks), checked, then constructed by PyYAML's safe constructor.
@@ -29,6 +29,9 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Nodes (aliases counted each time they are used) a spec document may hold.
 MAX_NODES = 200_000
+#: How deeply mappings and sequences may nest (a spec needs 5; PyYAML's composer and
+#: constructor recurse, and thousands of levels overflow the stack, in C as well).
+MAX_DEPTH = 64
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -94,6 +97,7 @@ def load_yaml_document(path: str | Path) -> YamlDocument:
 
 def parse_yaml(text: str) -> YamlDocument:
     """Parse one YAML document strictly (see the module docstring)."""
+    _check_depth(text)
     loader = _Loader(text)
     try:
         try:
@@ -115,6 +119,23 @@ def parse_yaml(text: str) -> YamlDocument:
         loader.dispose()
 
 
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the event stream (the parser does not
+    recurse), before anything recursive reads the document."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1
+                    raise YamlProblem(line, f"nests mappings and lists more than {MAX_DEPTH} levels deep; expected a table spec")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as e:
+        raise _problem(e, text) from None
+
+
 def _problem(e: yaml.YAMLError, text: str) -> YamlProblem:
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     if mark is not None:
@@ -128,6 +149,8 @@ def _problem(e: yaml.YAMLError, text: str) -> YamlProblem:
 
 def _walk(node: yaml.Node, path: str, doc: YamlDocument, stack: set[int], count: list[int], loader) -> None:
     count[0] += 1
+    if len(stack) > MAX_DEPTH:  # aliases can nest deeper than the text does
+        raise YamlProblem(node.start_mark.line + 1, f"nests mappings and lists more than {MAX_DEPTH} levels deep (aliases expanded); expected a table spec")
     if count[0] > MAX_NODES:
         raise YamlProblem(node.start_mark.line + 1, f"holds more than {MAX_NODES} values (aliases expanded); expected a table spec")
     if id(node) in stack:

@@ -153,6 +153,22 @@ def test_alias_to_its_own_container(tmp_path):
     refused(tmp_path, SPEC + "description: &d [*d]\n", "description[0]", 17, "an alias refers to the value that contains it")
 
 
+def test_deep_nesting(tmp_path):
+    """Thousands of levels overflowed PyYAML's recursive composer (RecursionError, or a crash of
+    the whole process in libyaml's)."""
+    refused(tmp_path, SPEC + "description: " + "[" * 100_000 + "]" * 100_000 + "\n", "line 17", 17, "nests mappings and lists more than 64 levels deep")
+
+
+def test_deep_nesting_through_aliases(tmp_path):
+    chain = "".join(f"x{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 200))
+    refused(tmp_path, "x0: &a0 [1]\n" + chain + SPEC, "line 1", 1, "more than 64 levels deep (aliases expanded)")
+
+
+def test_alias_bomb(tmp_path):
+    bomb = "".join(f"x{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 30))
+    refused(tmp_path, "x0: &a0 [1, 2, 3]\n" + bomb + SPEC, "line 1", 1, "holds more than 200000 values (aliases expanded)")
+
+
 def test_errors_name_the_line_of_the_field(tmp_path):
     refused(tmp_path, edit("key: [customer_id]", "key: [customer]"), "key[0]", 5, "'customer' is not a column")
     refused(tmp_path, edit("type: TIMESTAMP", "type: TIME"), "columns[3].type", 11, "'TIME' is not supported")
