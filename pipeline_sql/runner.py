@@ -468,7 +468,8 @@ class Runner:
     def run_table(self, spec: TableSpec, state: TableState | None = None) -> list[LayerResult]:
         """Stage and archive every pending batch, then delta, transform, dwh and checks once.
         Locally a table that is up to date (no pending file, and the DWH has applied everything
-        archived) runs nothing: ``state`` is its :class:`TableState` when the caller read it
+        archived) runs no layer, only its checks when one of them can change without new rows
+        (``freshness``, ``relationships``: :attr:`CheckRule.judged_when_idle`): ``state`` is its :class:`TableState` when the caller read it
         already (:meth:`run` reads all tables' at once)."""
         results: list[LayerResult] = []
 
@@ -484,6 +485,9 @@ class Runner:
             pending = self.pending_files(spec, state.archived)
             if not pending and not state.dwh_behind:
                 step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
+                if any(ch.rule.judged_when_idle for ch in spec.checks):
+                    # freshness ages and a referenced table may have changed: judge them again
+                    step(self.run_checks(spec))
                 return results
             if not pending:
                 step(LayerResult(spec.table, "staging"))

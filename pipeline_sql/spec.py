@@ -73,6 +73,9 @@ class CheckRule:
     column_types: tuple[str, ...] | None = None
     row_level: bool = True
     summary: str = ""
+    #: The result can change while the table itself receives nothing new (time passes, another
+    #: table changes): a table with such a check runs its checks even when it is up to date.
+    judged_when_idle: bool = False
 
 
 #: The rule kinds a spec's ``checks:`` may use, named as dbt tests / Great Expectations name them.
@@ -95,10 +98,12 @@ CHECK_RULES: dict[str, CheckRule] = {
         CheckRule(
             "relationships", "fields", ("column", "to"), ("field",),
             summary="every non-NULL value exists in another table's DWH key (`field`: which key column, default its one-column key)",
+            judged_when_idle=True,
         ),
         CheckRule(
             "freshness", "fields", ("max_age",), ("column",), column_types=("DATE", "TIMESTAMP"), row_level=False,
             summary="the newest value of `column` (default: version_by when it is a time, else _ingested_at) is at most max_age old at the run's time",
+            judged_when_idle=True,
         ),
         CheckRule(
             "row_count", "fields", (), ("min", "max", "max_change"), row_level=False,

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline_sql.naming import Naming
 from pipeline_sql.render import render_table
-from pipeline_sql.runner import LayerError
+from pipeline_sql.runner import UP_TO_DATE, LayerError
 from sql_model import Model, make_spec, row_hash
 
 UTC = timezone.utc
@@ -630,6 +630,28 @@ def test_freshness_compares_the_newest_value_with_the_run_time(pipe_factory):
     assert r["passed"] and r["observed_value"] == 7200 and r["failing_rows"] is None
     with pytest.raises(LayerError, match=r"freshness\(seen\): newest seen is 121 minutes old \(at most 120\)"):
         p.runner.run_checks(p.spec, run_time=at(12, 31))
+
+
+def test_an_up_to_date_table_judges_again_only_the_checks_that_can_change_without_new_rows(pipe_factory):
+    """Nothing new landed: no layer runs. A freshness check still ages (and a relationships
+    check's referenced table may have changed), so a table with one runs its checks again; a
+    table whose checks judge only its own rows does not."""
+    fresh = make_spec(
+        [("id", "INT64"), ("seen", "TIMESTAMP")], "id", version_by="seen", table="fresh",
+        checks=[{"freshness": {"max_age": "2 hours"}, "severity": "warn"}],
+    )
+    plain = make_spec([("id", "INT64")], "id", table="plain", checks=[{"unique": ["id"]}])
+    fp, pp = pipe_factory(fresh), pipe_factory(plain)
+    fp.land([{"id": "1", "seen": "2024-05-01 09:00:00"}])
+    pp.land([{"id": "1"}])
+    assert [r.layer for r in fp.runner.run_table(fp.spec)][-1] == "checks"
+    assert [r.layer for r in pp.runner.run_table(pp.spec)][-1] == "checks"
+
+    again = fp.runner.run_table(fp.spec)
+    assert [r.layer for r in again] == [UP_TO_DATE, "checks"]
+    (r,) = again[1].detail["results"]
+    assert r["check_name"] == "freshness(seen)" and not r["passed"]  # 2024 is long past 2 hours
+    assert [r.layer for r in pp.runner.run_table(pp.spec)] == [UP_TO_DATE]
 
 
 def test_row_count_bounds_and_change_against_the_previous_run(pipe_factory):
