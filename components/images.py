@@ -1,4 +1,5 @@
-"""Every container image the service VMs run, pinned in this one module (pure, no Pulumi import).
+"""Every container image the service VMs run (and the local stack's catalog loader), pinned in
+this one module (pure, no Pulumi import).
 
 Images that are built for each other's versions form an :class:`ImageSet` and are only ever
 used together: a set is taken whole from one upstream release and is never mixed with images
@@ -15,9 +16,11 @@ API (stable)::
                                    (``digests``: role -> ``sha256:<64 hex>``, every role)
         .unpinned()                the same set without digests (what the tags say)
         .is_pinned                 every reference carries a digest
-    AMUNDSEN: ImageSet             neo4j, elasticsearch, search, metadata, frontend
+    AMUNDSEN: ImageSet             neo4j, elasticsearch, search, metadata, frontend, catalog
     METABASE: ImageSet             metabase, postgres
     IMAGE_SETS: dict[str, ImageSet]
+    TOOL_ROLES                     roles no service container runs (``catalog``)
+    service_references(images) -> list[str]   the references the containers run
     check_image_set(value, expected_roles, field) -> ImageSet   (ValueError naming the field)
     image_set_from_tags(value, expected, field) -> ImageSet
         a whole set from a mapping role -> ``repository:tag`` (a stack's
@@ -37,7 +40,12 @@ Where each set was read:
   release touching that file. It pairs Elasticsearch 8.0.0 with ``amundsen-search:4.0.2``:
   search gained Elasticsearch 8 support after 2.11.1 (upstream commit cdcf738f, "feat:
   Elasticsearch 8 compatibility (#1722)", first released in search-3.1.0), so 2.11.1 (built
-  for Elasticsearch 7) must not run against 8.0.0.
+  for Elasticsearch 7) must not run against 8.0.0. Its ``catalog`` role is flexyboots' own,
+  not upstream's: the Python the local stack's one-shot catalog loader runs databuilder in
+  (``stacks/local.py``; 3.11, the Python ``requirements-databuilder.lock`` was resolved with and
+  the Amundsen VM's Debian 12 runs the same job with). No container of the Amundsen compose
+  file uses it: a VM resolves its digest with the rest of the set (its ``service_images``
+  export lists it) and runs its catalog job in a virtualenv on the host instead.
 * ``METABASE``: the Metabase release ``v0.50.36`` with Postgres 16 as its application
   database (Metabase's ``MB_DB_*`` Postgres settings).
 """
@@ -123,6 +131,7 @@ AMUNDSEN = ImageSet(
         "search": "amundsendev/amundsen-search:4.0.2",
         "metadata": "amundsendev/amundsen-metadata:3.11.0",
         "frontend": "amundsendev/amundsen-frontend:4.2.0",
+        "catalog": "python:3.11-slim-bookworm",
     },
     upstream="github.com/amundsen-io/amundsen",
     release="frontend-4.3.0",
@@ -138,6 +147,13 @@ METABASE = ImageSet(
 )
 
 IMAGE_SETS: dict[str, ImageSet] = {s.name: s for s in (AMUNDSEN, METABASE)}
+#: roles of a set that no service container runs (one-shot tools: the local catalog loader)
+TOOL_ROLES: tuple[str, ...] = ("catalog",)
+
+
+def service_references(images: ImageSet) -> list[str]:
+    """The references of ``images`` its service containers run (:data:`TOOL_ROLES` left out)."""
+    return [ref for role, ref in images.images.items() if role not in TOOL_ROLES]
 
 
 def check_image_set(value: Any, expected: ImageSet, field_name: str = "images") -> ImageSet:

@@ -2,8 +2,9 @@
 pulumi-docker, from the very definitions the VMs run (``components.services``).
 
 Each component resolves its image set to digests (``components.image_digests``, the same
-lookup the VM presets make), pulls each image by digest (``docker.RemoteImage``, kept on
-destroy), and declares one ``docker.Network``, one named ``docker.Volume`` per data volume and
+lookup the VM presets make), pulls each image its containers run by digest
+(``docker.RemoteImage``, kept on destroy; a tool role such as Amundsen's ``catalog`` is
+resolved, in ``pinned_images``, and left to ``stacks/local.py``'s loader to pull), and declares one ``docker.Network``, one named ``docker.Volume`` per data volume and
 one ``docker.Container`` per container of the definition (``services.local_containers``):
 same image, environment, command, health check, ulimits and start order as the VM's compose
 file. Every published port is bound to 127.0.0.1; nothing listens on other interfaces.
@@ -30,7 +31,9 @@ Names: ``<env>-<name>`` prefixes everything (network ``local-metabase``, volume
 ``local-metabase-postgres-image``); the containers also answer
 on the network by their compose service and container names (``postgres``, ``es_amundsen``).
 
-Outputs: ``definition`` (the ``services.ServiceDefinition``, tags), ``pinned_images``
+Outputs: ``definition`` (the ``services.ServiceDefinition``, tags), ``prefix`` (``<env>-<name>``),
+``labels`` (the labels every Docker resource carries; ``docker_labels(labels, cls)`` turns
+them into pulumi-docker label blocks), ``pinned_images``
 (Output: role -> ``repository:tag@sha256:...``), ``containers`` / ``volumes`` / ``images``
 (name -> resource), ``network``, ``url`` (``http://127.0.0.1:<port>``); LocalMetabase adds
 ``db_password`` (the ``RandomPassword``) and ``health_url``.
@@ -75,7 +78,8 @@ class LocalAmundsenArgs:
     extra_labels: Optional[dict] = None
 
 
-def _docker_labels(lbls: Mapping[str, str], cls):
+def docker_labels(lbls: Mapping[str, str], cls):
+    """Labels as pulumi-docker's label blocks (``cls``: e.g. ``docker.ContainerLabelArgs``)."""
     return [cls(label=k, value=v) for k, v in sorted(lbls.items())]
 
 
@@ -104,16 +108,18 @@ class LocalService(pulumi.ComponentResource):
         secrets = self._secrets(prefix, args)
 
         self.definition = definition
+        self.prefix = prefix
+        self.labels = lbls
         self.url = f"http://{services.LOOPBACK}:{definition.public_port}"
         self.registry = image_digests.registry_provider(f"{prefix}-registry", opts=child)
         pinned = image_digests.resolve(definition.images, provider=self.registry, parent=self)
         self.pinned_images = pinned.apply(lambda s: dict(s.images))
 
         self.network = docker.Network(
-            prefix, name=prefix, labels=_docker_labels(lbls, docker.NetworkLabelArgs), opts=child
+            prefix, name=prefix, labels=docker_labels(lbls, docker.NetworkLabelArgs), opts=child
         )
         self.volumes = {
-            vol: docker.Volume(docker_name, name=docker_name, labels=_docker_labels(lbls, docker.VolumeLabelArgs), opts=child)
+            vol: docker.Volume(docker_name, name=docker_name, labels=docker_labels(lbls, docker.VolumeLabelArgs), opts=child)
             for vol, docker_name in services.local_volume_names(definition, prefix).items()
         }
         by_docker_name = {docker_name: vol for vol, docker_name in services.local_volume_names(definition, prefix).items()}
@@ -154,7 +160,7 @@ class LocalService(pulumi.ComponentResource):
                 restart=c.restart,
                 wait=spec.wait or None,
                 wait_timeout=spec.wait_timeout_s or None,
-                labels=_docker_labels(lbls, docker.ContainerLabelArgs),
+                labels=docker_labels(lbls, docker.ContainerLabelArgs),
                 opts=pulumi.ResourceOptions(
                     parent=self, depends_on=[self.containers[d.removeprefix(f"{prefix}-")] for d in spec.depends_on]
                 ),

@@ -35,6 +35,7 @@ mocks=None) -> Recording``
     ``inputs`` (plain dict, camelCase keys, secrets UNWRAPPED to plaintext),
     ``secret_paths`` (set of dotted input paths whose value was a Pulumi secret, e.g.
     ``"secretData"``), ``additional_secret_outputs``, ``protect``, ``dependencies`` (URNs),
+    ``replace_on_changes`` (input names), ``delete_before_replace``,
     ``outputs`` (state the mocks returned, plaintext), ``parent_name``, ``parent_type``,
     ``redacted_inputs()`` (secret paths and inputs named in ``additional_secret_outputs``
     replaced by ``"[secret]"``: use this for anything printed).
@@ -158,6 +159,9 @@ class RecordedResource:
     provider: str = ""
     id: str = ""
     outputs: dict = field(default_factory=dict)
+    #: the ``replace_on_changes`` and ``delete_before_replace`` resource options
+    replace_on_changes: list = field(default_factory=list)
+    delete_before_replace: bool = False
 
     @property
     def parent_type(self) -> str:
@@ -511,6 +515,8 @@ class RecordingMonitor(_mocks.MockMonitor):
                 provider=request.provider,
                 id=id_ or "",
                 outputs=_unwrap(state, "", set()),
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
             )
         )
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)

@@ -56,6 +56,10 @@ project file may hand them to every stack as defaults). It reads::
 
     flexyboots:env              [the stack name]
     flexyboots:labels           [{}] extra labels on every Docker resource
+    flexyboots:pipelines        {tables_dir [config/tables]}: the table specs whose tables,
+                                 descriptions and lineage a one-shot container loads into
+                                 the local Amundsen (the local runner's names); the
+                                 platform's other pipelines keys are accepted and not read
     flexyboots:services         {metabase|amundsen: {enabled [false], images [as above],
                                  port [3000 | 5000]: the host port, on 127.0.0.1}}; airbyte
                                  enabled is refused; the VM-only keys (machine_type,
@@ -109,6 +113,7 @@ _MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
 _IMAGE = re.compile(r"^composer-(\d+)(\.\d+\.\d+(-preview\.\d+)?)?-airflow-(\d+)(\.\d+(\.\d+)?)?$")
 _START = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _PATH = re.compile(r"^[A-Za-z0-9_\-./]+$")
+PIPELINES_KEYS = ("enabled", "tables_dir", "mode", "start_time", "layer_offset_minutes", "failure_email")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
 
 #: Service defaults: what each preset needs to run (Airbyte's abctl wants 4 vCPU / 8 GB unless
@@ -239,6 +244,8 @@ class LocalConfig:
     env: str
     labels: Mapping[str, str] = field(default_factory=dict)
     services: Mapping[str, LocalServiceConfig] = field(default_factory=dict)
+    #: the table specs loaded into the local Amundsen (relative to the project root)
+    tables_dir: str = "config/tables"
     composition: str = "local"
     #: no GCP project: the local composition creates nothing in the cloud
     project: str = ""
@@ -305,6 +312,11 @@ def _choice(key: str, v: Any, choices: tuple[str, ...]) -> str:
     if v not in choices:
         raise StackConfigError(key, f"expected one of {', '.join(choices)}, got {_show(v)}")
     return v
+
+
+def _tables_dir(pipelines: Mapping[str, Any]) -> str:
+    """``flexyboots:pipelines.tables_dir``: the table specs folder (both compositions read it)."""
+    return _str(f"{NS}:pipelines.tables_dir", pipelines.get("tables_dir", "config/tables"), _PATH, "a folder path such as 'config/tables'")
 
 
 def _mapping(key: str, v: Any, allowed: tuple[str, ...]) -> dict:
@@ -413,7 +425,9 @@ def parse_local_config(raw: Mapping[str, Any], stack: str) -> LocalConfig:
     ports = [(svc.port, name) for name, svc in services.items() if svc.enabled]
     if len({p for p, _ in ports}) != len(ports):
         raise StackConfigError(f"{NS}:services.amundsen.port", f"each service needs its own host port, got {ports}")
-    return LocalConfig(env=env, labels=_labels(get), services=services)
+    p = _mapping(f"{NS}:pipelines", get("pipelines"), PIPELINES_KEYS)
+    tables_dir = _tables_dir(p)
+    return LocalConfig(env=env, labels=_labels(get), services=services, tables_dir=tables_dir)
 
 
 def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
@@ -458,14 +472,10 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         temporary_expiration_days=_int(f"{NS}:warehouse.temporary_expiration_days", w.get("temporary_expiration_days", 7), 1, 3650),
     )
 
-    p = _mapping(
-        f"{NS}:pipelines",
-        get("pipelines"),
-        ("enabled", "tables_dir", "mode", "start_time", "layer_offset_minutes", "failure_email"),
-    )
+    p = _mapping(f"{NS}:pipelines", get("pipelines"), PIPELINES_KEYS)
     pipelines = PipelinesConfig(
         enabled=_bool(f"{NS}:pipelines.enabled", p.get("enabled", True)),
-        tables_dir=_str(f"{NS}:pipelines.tables_dir", p.get("tables_dir", "config/tables"), _PATH, "a folder path such as 'config/tables'"),
+        tables_dir=_tables_dir(p),
         mode=_choice(f"{NS}:pipelines.mode", p.get("mode", "scheduled"), MODES),
         start_time=_str(f"{NS}:pipelines.start_time", p.get("start_time", "2025-01-01T02:07:00Z"), _START, "a UTC time such as '2025-01-01T02:07:00Z'"),
         layer_offset_minutes=_int(f"{NS}:pipelines.layer_offset_minutes", p.get("layer_offset_minutes", 10), 1, 720),

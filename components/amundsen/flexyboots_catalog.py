@@ -7,6 +7,12 @@ given with ``--metadata-key`` (gzip + base64 JSON) or from a file (``--document`
 
     python flexyboots_catalog.py --metadata-key flexyboots-catalog --work-dir /mnt/disks/data/amundsen/catalog
     python flexyboots_catalog.py --document doc.json --work-dir /tmp/catalog --no-publish
+    python flexyboots_catalog.py --document /flexyboots/catalog.json --work-dir /tmp/c --wait-for-neo4j 600
+
+The local stack's document (``components.catalog.local_catalog_document``) has no BigQuery to
+read: its ``tables`` job takes the tables, columns and descriptions from the document itself
+(:class:`FlexybootsDocumentTableExtractor`); it runs in a one-shot container on the local
+Amundsen's Docker network, ``--wait-for-neo4j`` waiting for neo4j's bolt port first.
 
 Each job is ``DefaultJob(DefaultTask(extractor, loader, transformer), publisher)`` with the
 document's configuration; ``--no-publish`` keeps the loader's node and relationship CSV files
@@ -22,8 +28,10 @@ import gzip
 import importlib
 import json
 import logging
+import socket
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +39,7 @@ from typing import Any, Iterator
 from pyhocon import ConfigFactory, ConfigTree
 
 from databuilder.extractor.base_bigquery_extractor import BaseBigQueryExtractor
+from databuilder.extractor.base_extractor import Extractor
 from databuilder.job.job import DefaultJob
 from databuilder.models.badge import Badge, BadgeMetadata
 from databuilder.models.description_metadata import DescriptionMetadata
@@ -89,6 +98,47 @@ class FlexybootsTableTransformer(Transformer):
 
     def get_scope(self) -> str:
         return "transformer.flexyboots_table"
+
+
+# ------------------------------------------------------------------------------ tables from the document
+
+
+def _columns(fields: list[dict], parent: str = "", out: list | None = None) -> list:
+    """BigQuery schema fields -> ColumnMetadata, named and typed as databuilder's
+    BigQueryMetadataExtractor names them (``type:mode``; a RECORD's fields as ``parent.child``
+    after the record)."""
+    out = [] if out is None else out
+    for f in fields:
+        name = f"{parent}.{f['name']}" if parent else f["name"]
+        col_type = f"{f['type']}:{f['mode']}" if f.get("mode") else f["type"]
+        out.append(ColumnMetadata(name=name, description=f.get("description") or None, col_type=col_type, sort_order=len(out)))
+        if f["type"] == "RECORD":
+            _columns(f.get("fields", []), name, out)
+    return out
+
+
+class FlexybootsDocumentTableExtractor(Extractor):
+    """The document's ``tables`` (with their declared ``fields``) as TableMetadata: what the
+    BigQuery extractor and the flexyboots transformer give on the VM, for a catalog without
+    BigQuery (the local stack). Database ``bigquery``, cluster the document's project."""
+
+    def init(self, conf: ConfigTree) -> None:
+        project = DOCUMENT["project"]
+        records = []
+        for ref, t in sorted(DOCUMENT["tables"].items()):
+            dataset, _, name = ref.partition(".")
+            records.append(TableMetadata(
+                database="bigquery", cluster=project, schema=dataset, name=name,
+                description=t["description"] or None, columns=_columns(t["fields"]),
+                is_view=bool(t.get("is_view")), tags=sorted(set(t["tags"])),
+            ))
+        self.iter = iter(records)
+
+    def extract(self) -> Any:
+        return next(self.iter, None)
+
+    def get_scope(self) -> str:
+        return "extractor.flexyboots_document_tables"
 
 
 # ------------------------------------------------------------------------------ check results
@@ -240,6 +290,23 @@ def run(doc: dict, work_dir: str | Path, publish: bool = True, jobs: list[str] |
     return done
 
 
+def wait_for_neo4j(doc: dict, seconds: int) -> None:
+    """Wait until every neo4j endpoint the document publishes to accepts TCP connections."""
+    endpoints = sorted({j["conf"]["publisher.neo4j.neo4j_endpoint"] for j in doc["jobs"] if "publisher.neo4j.neo4j_endpoint" in j["conf"]})
+    deadline = time.monotonic() + seconds
+    for endpoint in endpoints:
+        url = urllib.parse.urlsplit(endpoint)
+        while True:
+            try:
+                with socket.create_connection((url.hostname, url.port or 7687), timeout=5):
+                    break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise SystemExit(f"flexyboots_catalog: neo4j at {endpoint} not reachable after {seconds} s: {exc}")
+                LOG.info("flexyboots catalog: waiting for neo4j at %s (%s)", endpoint, exc)
+                time.sleep(3)
+
+
 def read_metadata(key: str) -> dict:
     req = urllib.request.Request(METADATA_URL + key, headers={"Metadata-Flavor": "Google"})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -254,12 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", required=True, help="folder for the lineage files and the loader's CSV files")
     p.add_argument("--no-publish", action="store_true", help="load to CSV files only, publish nothing")
     p.add_argument("--jobs", default=None, help="comma-separated job names (default: all)")
+    p.add_argument("--wait-for-neo4j", type=int, default=0, metavar="SECONDS", help="first wait up to SECONDS for neo4j to accept connections")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     doc = read_metadata(args.metadata_key) if args.metadata_key else json.loads(Path(args.document).read_text())
     if doc.get("version") != 1:
         print(f"flexyboots_catalog: document version {doc.get('version')!r} is not supported; expected 1", file=sys.stderr)
         return 2
+    if args.wait_for_neo4j and not args.no_publish:
+        wait_for_neo4j(doc, args.wait_for_neo4j)
     done = run(doc, args.work_dir, publish=not args.no_publish, jobs=args.jobs.split(",") if args.jobs else None)
     LOG.info("flexyboots catalog: done (%s)", ", ".join(done))
     return 0

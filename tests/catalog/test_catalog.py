@@ -8,7 +8,6 @@ loader's CSV files."""
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pipeline_sql.naming import DATASETS, Naming
 from pipeline_sql.runner import Runner
 from pipeline_sql.schema import pipeline_tables, shared_tables
 from pipeline_sql.spec import load_specs
+from tests.catalog.records import read_csvs
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv-databuilder" / "bin" / "python"
@@ -103,14 +103,6 @@ def bigquery_fixture(rows: list[dict], schema: list[dict]) -> dict:
         "rows": [{"f": [{"v": _rest_value(r[f["name"]], by_name[f["name"]])} for f in schema]} for r in rows],
     }
     return {"datasets": datasets, "tables": tables, "query_response": query_response}
-
-
-def read_csvs(folder: Path) -> list[dict]:
-    out = []
-    for f in sorted(folder.glob("*.csv")):
-        with open(f, newline="") as fh:
-            out += [{k.split(":")[0]: v for k, v in row.items()} for row in csv.DictReader(fh)]
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -93,6 +93,9 @@ def test_images_are_pulled_by_the_digest_the_registry_returned(rec):
     pulled = {r.name: r.inputs["name"] for r in rec.of_type(IMAGE)}
     for set_ in (images.METABASE, images.AMUNDSEN):
         for role, ref in set_.images.items():
+            if role == "catalog":  # no service container's: stacks/local.py's catalog loader pulls it
+                assert f"local-{set_.name}-{role}-image" not in pulled
+                continue
             assert pulled[f"local-{set_.name}-{role}-image"] == f"{ref}@{registry_digest(ref)}"
     assert all(r.inputs["keepLocally"] is True for r in rec.of_type(IMAGE))
     by_urn = {r.urn: r for r in rec.of_type(IMAGE)}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.images import IMAGE_SETS, split_reference
+from components.images import IMAGE_SETS, service_references, split_reference
 from components.testing import registry_digest
 from components.service_agents import AGENT_EMAIL, SERVICE_AGENTS
 
@@ -116,7 +116,7 @@ _COMPOSE = re.compile(r"<<'COMPOSE'\n(.*?)COMPOSE\n", re.S)
 def test_no_vm_mixes_image_versions(plan, variant):
     vms = _of(plan, "gcp:compute/instance:Instance")
     assert vms
-    sets = {frozenset(s.references()): name for name, s in IMAGE_SETS.items()}
+    sets = {frozenset(service_references(s)): name for name, s in IMAGE_SETS.items()}
     seen = set()
     for vm in vms:
         script = vm.inputs["metadataStartupScript"]

@@ -6,7 +6,9 @@ real program's plans:
 * the VMs of dev and prod and the local containers run the same images (by the same digest)
   with the same settings: one definition, two places;
 * every image a VM runs is shown by digest in the prod plan, and moving a tag in the stack
-  config changes the digest in the script and in the plan.
+  config changes the digest in the script and in the plan;
+* the one-shot catalog loader: on the Amundsen network, after every Amundsen container, its
+  image by digest, the local document of the stack's specs uploaded, replaced when it changes.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def test_the_local_plan_is_docker_only_and_needs_no_project(plans):
     }
     assert plan.project == ""
     text = render_text(plan)
-    assert text.startswith("flexyboots plan: stack local, no GCP project (the workstation's Docker): 22 resources")
+    assert text.startswith("flexyboots plan: stack local, no GCP project (the workstation's Docker): 24 resources")
     assert "gcp:" not in text
     for name in ("local-metabase-postgres", "local-metabase-metabase", "local-amundsen-elasticsearch", "local-amundsen-amundsenfrontend"):
         assert f"docker:index/container:Container {name}  name={name}" in text
@@ -151,3 +153,82 @@ def test_the_policy_pack_passes_the_local_plan_with_its_stack_config(plans, poli
     bare = policy_pack.run(resources, {}, stack="local")
     assert {v.resource.split("::")[-1] for v in bare.by_policy("secrets-stay-in-secret-sinks")} == {
         "local-metabase-postgres", "local-metabase-metabase"}
+
+
+LOADER = "local-amundsen-catalog"
+
+
+def _loader(plan):
+    (loader,) = [c for c in _of(plan, CONTAINER) if c.name == LOADER]
+    return loader
+
+
+def test_the_catalog_loader_runs_once_on_the_amundsen_network_after_amundsen(plans):
+    from components.testing import Recording
+
+    plan = plans("local")
+    loader = _loader(plan)
+    inputs = loader.inputs
+    assert inputs["name"] == LOADER and inputs["restart"] == "no" and inputs["mustRun"] is False
+    assert inputs["attach"] is True and inputs["logs"] is True
+    assert not inputs.get("ports") and not inputs.get("volumes")  # publishes nothing, keeps nothing
+    (network,) = [n for n in _of(plan, "docker:index/network:Network") if n.name == "local-amundsen"]
+    assert inputs["networksAdvanced"] == [{"name": network.outputs["name"]}]
+    # created after every Amundsen container (neo4j among them), in the Amundsen component
+    amundsen = {c.urn for c in _of(plan, CONTAINER) if c.name.startswith("local-amundsen-") and c.name != LOADER}
+    assert len(amundsen) == 5 and amundsen <= set(loader.dependencies)
+    rec = Recording(resources=plan.resources, providers=[], stack_urn=plan.stack_urn, exports={}, secret_exports=set())
+    assert amundsen <= rec.waits_for(loader)
+    assert loader.parent_type == "flexyboots:local_services:LocalAmundsen"
+    # a changed document (or command, or image) replaces it, the old one deleted first (fixed name)
+    assert set(loader.replace_on_changes) == {"uploads", "command", "image"} and loader.delete_before_replace
+    assert {(l["label"], l["value"]) for l in inputs["labels"]} >= {("env", "local"), ("managed-by", "pulumi"), ("role", "catalog-loader")}
+    # the exit code is the load's verdict (the provider does not fail on it): exported
+    assert "amundsen_catalog_exit_code" in plan.exports
+
+
+def test_the_catalog_loaders_image_is_the_amundsen_sets_catalog_role_by_digest(plans):
+    plan = plans("local")
+    loader = _loader(plan)
+    images = {r.urn: r for r in _of(plan, IMAGE)}
+    (image,) = [images[d] for d in loader.dependencies if d in images]
+    ref = "python:3.11-slim-bookworm"
+    assert image.name == f"{LOADER}-image" and image.inputs["name"] == f"{ref}@{registry_digest(ref)}"
+    assert image.inputs["keepLocally"] is True and loader.inputs["image"] == image.outputs["imageId"]
+    assert plan.exports["service_images"]["amundsen"]["catalog"] == image.inputs["name"]
+
+
+def test_the_catalog_loader_uploads_the_local_document_of_the_stacks_specs(plans):
+    import json
+
+    from components import catalog
+    from pipeline_sql.spec import load_specs
+    from tests.stacks.conftest import TABLES
+
+    loader = _loader(plans("local"))
+    uploads = {u["file"]: u["content"] for u in loader.inputs["uploads"]}
+    command, files = catalog.render_local_loader(catalog.local_catalog_document(load_specs(TABLES)))
+    assert uploads == files and loader.inputs["command"] == command
+    doc = json.loads(uploads[f"{catalog.LOCAL_LOADER_DIR}/catalog.json"])
+    assert set(doc["dwh_keys"]) == {s.table for s in load_specs(TABLES)}
+    assert {j["conf"]["publisher.neo4j.neo4j_endpoint"] for j in doc["jobs"]} == {"bolt://neo4j_amundsen:7687"}
+    # the container the endpoint names is the local neo4j's, on the same network
+    neo4j = next(c for c in _of(plans("local"), CONTAINER) if c.name == "local-amundsen-neo4j")
+    assert "neo4j_amundsen" in neo4j.inputs["networksAdvanced"][0]["aliases"]
+
+
+def test_no_secret_and_no_password_in_the_catalog_loader(plans):
+    plan = plans("local")
+    loader = _loader(plan)
+    (password,) = _of(plan, "random:index/randomPassword:RandomPassword")
+    assert not loader.secret_paths and not loader.inputs.get("envs")
+    assert password.outputs["result"] not in str(loader.inputs)
+
+
+def test_other_specs_in_the_stack_config_change_the_loader_and_amundsen_off_means_no_loader(plans):
+    from tests.stacks.conftest import TABLES_S3
+
+    base, other = _loader(plans("local")), _loader(plans("local", tables=TABLES_S3))
+    assert base.inputs["uploads"] != other.inputs["uploads"]
+    off = plans("local", **{"flexyboots:services": {"metabase": {"enabled": True}, "amundsen": {"enabled": False}}})
+    assert not [c for c in _of(off, CONTAINER) if c.name == LOADER] and "amundsen_catalog_exit_code" not in off.exports

@@ -28,7 +28,12 @@ def test_amundsen_set_is_the_upstream_release():
     assert (s.upstream, s.release, s.commit, s.file) == (
         "github.com/amundsen-io/amundsen", "frontend-4.3.0", "125b04ff9f696091e2e5ff696ab8ad201580385d", "docker-amundsen.yml"
     )
-    assert {SERVICE_OF_ROLE[role]: ref for role, ref in s.images.items()} == AMUNDSEN_AT_FRONTEND_4_3_0
+    upstream = {role: ref for role, ref in s.images.items() if role != "catalog"}
+    assert {SERVICE_OF_ROLE[role]: ref for role, ref in upstream.items()} == AMUNDSEN_AT_FRONTEND_4_3_0
+    # flexyboots' own role: the local catalog loader's Python (the databuilder lock's 3.11)
+    assert s.images["catalog"] == "python:3.11-slim-bookworm"
+    assert images.TOOL_ROLES == ("catalog",)
+    assert images.service_references(s) == list(AMUNDSEN_AT_FRONTEND_4_3_0.values())  # what the compose file runs
 
 
 def test_the_rendered_compose_runs_exactly_that_set():

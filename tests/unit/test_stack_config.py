@@ -231,6 +231,21 @@ def test_local_config_refusals_name_the_key(services, message):
         parse_config({"flexyboots:composition": "local", "flexyboots:services": services}, "local")
 
 
+def test_the_local_composition_reads_the_specs_folder_and_only_that_of_pipelines():
+    from stacks.config import parse_config
+
+    local = {"flexyboots:composition": "local"}
+    assert parse_config(local, "local").tables_dir == "config/tables"
+    cfg = parse_config({**local, "flexyboots:pipelines": {"tables_dir": "tests/stacks/tables", "mode": "orchestrated"}}, "local")
+    assert cfg.tables_dir == "tests/stacks/tables"
+    cfg = parse_config({**local, "flexyboots:pipelines": '{"tables_dir": "/abs/specs"}'}, "local")  # as Pulumi hands it
+    assert cfg.tables_dir == "/abs/specs"
+    with pytest.raises(StackConfigError, match=r"^flexyboots:pipelines.tables_dir: expected a folder path such as 'config/tables'"):
+        parse_config({**local, "flexyboots:pipelines": {"tables_dir": "specs; rm -rf /"}}, "local")
+    with pytest.raises(StackConfigError, match=r"^flexyboots:pipelines.tabledir: unknown key"):
+        parse_config({**local, "flexyboots:pipelines": {"tabledir": "x"}}, "local")
+
+
 def test_composition_is_validated():
     from stacks.config import parse_config
 
@@ -245,7 +260,7 @@ def test_the_local_stack_file_holds_only_what_the_local_composition_reads():
 
     raw, secret_keys = read_stack_file("local")
     assert secret_keys == [] and not [k for k in raw if k.startswith("gcp:")]
-    assert set(raw) == {"flexyboots:composition", "flexyboots:env", "flexyboots:services"}
+    assert set(raw) == {"flexyboots:composition", "flexyboots:env", "flexyboots:services", "flexyboots:pipelines"}
     cfg = parse_config(raw, "local")
-    assert isinstance(cfg, LocalConfig)
+    assert isinstance(cfg, LocalConfig) and cfg.tables_dir == "config/tables"
     assert [n for n, s in cfg.services.items() if s.enabled] == ["metabase", "amundsen"]
