@@ -44,6 +44,9 @@ Two components live here:
       layer with an ``amazon_s3`` transfer instead (secret key in ``sensitive_params``) into
       Pulumi-managed staging tables (the staging dataset has no default table expiration, see
       :mod:`components.warehouse`, so they never expire between runs).
+    * a seventh, manual-only config (``disable_auto_scheduling`` in both modes) runs the full
+      refresh (:func:`pipeline_sql.render.render_full_refresh`: transform and DWH rebuilt from
+      the archive after a spec change that needs it), as its own ``refresh`` account;
     * ``orchestrated`` mode disables auto scheduling (Airflow starts the runs in order);
       ``scheduled`` mode runs each step on the spec's schedule, offset after the one before
       (:mod:`components.schedule`, which refuses offsets that do not fit in the period and
@@ -65,13 +68,16 @@ from components.schedule import ScheduleError, interval_minutes, layer_schedules
 from components.service_agents import service_agent
 from components.warehouse import Warehouse, bucket_location_compatible
 from pipeline_sql.naming import DATASETS, LAYERS, Naming
-from pipeline_sql.render import render_layer, transfer_data_path
+from pipeline_sql.render import render_full_refresh, render_layer, transfer_data_path
 from pipeline_sql.schema import TableDef, pipeline_tables, shared_tables
 from pipeline_sql.spec import TableSpec
 
 MODES = ("scheduled", "orchestrated")
 #: What runs per table, in order: the five layers, then the data-quality checks.
 STEPS = LAYERS + ("checks",)
+#: The on-demand step: transform and DWH rebuilt from the whole archive (a manual-only transfer
+#: config per table, never scheduled; see pipeline_sql.render.render_full_refresh).
+REFRESH = "refresh"
 
 #: layer -> (datasets its SQL reads, datasets its SQL writes). Each layer writes only its own
 #: dataset (archive: one INSERT, dwh: one MERGE). The delta counts the rejects through the
@@ -84,6 +90,7 @@ LAYER_ACCESS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "transform": (("delta",), ("transform",)),
     "dwh": (("transform",), ("dwh",)),
     "checks": (("dwh",), ("quality",)),
+    REFRESH: (("archive",), ("delta", "transform", "dwh")),
 }
 
 DTS_API = "bigquerydatatransfer.googleapis.com"
@@ -203,7 +210,7 @@ class PipelineRuntime(pulumi.ComponentResource):
         self.service_accounts = {}
         #: per layer, the grants a transfer config of that layer needs before it is created
         self.grants: dict[str, list[pulumi.Resource]] = {}
-        for layer in STEPS:
+        for layer in STEPS + (REFRESH,):
             sa = gcp.serviceaccount.Account(
                 f"{env}-dts-{layer}",
                 account_id=f"{env}-dts-{layer}",
@@ -342,6 +349,16 @@ class TablePipeline(pulumi.ComponentResource):
 
         if args.mode == "scheduled":
             plan = layer_schedules(spec.schedule, args.start_time, args.layer_offset_minutes, len(STEPS))
+        def common_of(step: str, display_name: str) -> dict:
+            return dict(
+                project=project,
+                display_name=display_name,
+                location=naming.location,
+                service_account_name=args.runtime.service_account_emails[step],
+                notification_pubsub_topic=args.runtime.topic_path,
+                email_preferences={"enable_failure_email": True} if args.failure_email else None,
+            )
+
         self.transfer_configs = {}
         for i, layer in enumerate(STEPS):
             # wait for the tables this layer's SQL touches and the grants it runs with
@@ -350,14 +367,7 @@ class TablePipeline(pulumi.ComponentResource):
             if layer == "checks":  # its DWH table (the others' belong to their own pipelines)
                 depends = [t for key, t in self.tables.items() if key == f"dwh.{spec.table}"]
             depends += args.runtime.grants[layer]
-            common = dict(
-                project=project,
-                display_name=f"{env} {spec.table} {i + 1}-{layer}",
-                location=naming.location,
-                service_account_name=args.runtime.service_account_emails[layer],
-                notification_pubsub_topic=args.runtime.topic_path,
-                email_preferences={"enable_failure_email": True} if args.failure_email else None,
-            )
+            common = common_of(layer, f"{env} {spec.table} {i + 1}-{layer}")
             if args.mode == "orchestrated":
                 common["schedule_options"] = {"disable_auto_scheduling": True}
             else:
@@ -372,6 +382,18 @@ class TablePipeline(pulumi.ComponentResource):
                 **common,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )
+        # ---- the full refresh: runnable on demand only (after a spec change that needs it)
+        self.transfer_configs[REFRESH] = gcp.bigquery.DataTransferConfig(
+            f"{env}-{spec.table}-{REFRESH}",
+            **common_of(REFRESH, f"{env} {spec.table} full-refresh (manual)"),
+            schedule_options={"disable_auto_scheduling": True},
+            data_source_id="scheduled_query",
+            params={"query": render_full_refresh(spec, naming)},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[t for key, t in self.tables.items() if key.split(".")[0] in ("archive", "dwh")] + args.runtime.grants[REFRESH],
+            ),
+        )
         self.transfer_config_names = {layer: c.name for layer, c in self.transfer_configs.items()}
         self.register_outputs({"transfer_config_names": self.transfer_config_names})
 

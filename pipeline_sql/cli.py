@@ -3,7 +3,7 @@ and a demo that lands the sample batches round by round.
 
     python -m pipeline_sql validate [--config-dir DIR]
     python -m pipeline_sql render TABLE [--layer L] [--project P] [--env E] [--landing-uri gs://B]
-    python -m pipeline_sql run [--tables a,b] [--landing DIR] [--state DIR] [--project P]
+    python -m pipeline_sql run [--tables a,b] [--full-refresh] [--landing DIR] [--state DIR] [--project P]
                                [--lineage-file F] [--lineage-url U] [--summary-mermaid F]
     python -m pipeline_sql export TABLE [--layer staging|archive|delta|transform|dwh|rejects] [--state DIR]
     python -m pipeline_sql checks [--tables a,b] [--history N] [--state DIR]
@@ -173,7 +173,8 @@ def cmd_run(args) -> int:
         with session as runner:
             if not args.project:
                 _print(f"engine started in {session.engine_seconds:.2f}s")
-            runner.run(specs, results)  # results grow as tables run: a failure keeps what ran
+            # results grow as tables run: a failure keeps what ran
+            runner.run(specs, results, full_refresh=args.full_refresh)
     except LayerError as e:
         _emit_lineage(args, specs, results, failed=(e.table, e.layer, str(e)))
         raise
@@ -428,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
     sp.add_argument("--landing", default=str(DEFAULT_LANDING), help="landing folder, or gs://bucket with --project (default: the sample landing/)")
     sp.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    sp.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild transform and DWH from the whole archive with the current spec (after a type, derived-column, "
+        "version_by or partitioning change; see the README's 'Changing a spec')",
+    )
     sp.add_argument("--summary-mermaid", default=None, metavar="F", help="also write the run's summary as a Mermaid flowchart to F")
     sp.add_argument("--lineage-file", default=None, metavar="F", help="append the run's OpenLineage events to this file (JSON lines)")
     sp.add_argument("--lineage-url", default=None, metavar="U", help="POST the run's OpenLineage events to U/api/v1/lineage (Marquez or any OpenLineage consumer)")

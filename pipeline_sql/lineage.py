@@ -210,11 +210,13 @@ def _add_table(lin: Lineage, spec: TableSpec, by_name: dict[str, TableSpec]) -> 
     t = spec.table
     raw = [(c.source, "STRING") for c in spec.columns]
     renamed = [(c.name, "STRING") for c in spec.columns]
+    # the archive keeps each column under its first name, dropped columns included
+    archived = [(c.archive_name, "STRING") for c in spec.archive_columns]
     typed = list(spec.dwh_columns)
     meta = list(ARCHIVE_META)
     files = _add_dataset(lin, spec, "landing", raw, kind="files", description=f"{t}: landed {spec.source.format} files")
     staging = _add_dataset(lin, spec, "staging", raw)
-    archive = _add_dataset(lin, spec, "archive", renamed + meta)
+    archive = _add_dataset(lin, spec, "archive", archived + meta)
     delta = _add_dataset(lin, spec, "delta", renamed + meta + [("_valid", "BOOL"), ("_through", "TIMESTAMP")])
     transform = _add_dataset(lin, spec, "transform", typed + meta + [("_through", "TIMESTAMP")])
     dwh = _add_dataset(lin, spec, "dwh", typed + list(DWH_META), description=spec.description)
@@ -248,8 +250,9 @@ def _add_table(lin: Lineage, spec: TableSpec, by_name: dict[str, TableSpec]) -> 
 
     for c in spec.columns:
         hop((files, c.source), (staging, c.source), "identity", "loaded as STRING")
-        hop((staging, c.source), (archive, c.name), "rename" if c.source != c.name else "identity", f"{c.source} AS {c.name}" if c.source != c.name else "")
-        hop((archive, c.name), (delta, c.name), "identity")
+        a = c.archive_name
+        hop((staging, c.source), (archive, a), "rename" if c.source != a else "identity", f"{c.source} AS {a}" if c.source != a else "")
+        hop((archive, a), (delta, c.name), "rename" if a != c.name else "identity", f"{a} AS {c.name}" if a != c.name else "")
     for c in spec.columns:
         hop((staging, c.source), (archive, "_row_hash"), "hash", "MD5 over the renamed business columns")
     hop((archive, "_row_hash"), (delta, "_row_hash"), "identity")
@@ -260,10 +263,10 @@ def _add_table(lin: Lineage, spec: TableSpec, by_name: dict[str, TableSpec]) -> 
     for name, _ in typed + [("_row_hash", "STRING")]:
         hop((transform, name), (dwh, name), "identity", "MERGE")
     for k in spec.key:
-        hop((archive, k), (rejects, k), "identity")
+        hop((archive, spec.column(k).archive_name), (rejects, k), "identity")
     for c in spec.columns:
         if c.type != "STRING":
-            hop((archive, c.name), (rejects, "value"), "identity", f"{c.name} when it is not a valid {c.type}")
+            hop((archive, c.archive_name), (rejects, "value"), "identity", f"{c.archive_name} when it is not a valid {c.type}")
     for ch in refs:
         lin.references.append(Reference((dwh, ch.columns[0]), (f"dwh.{ch.ref_table}", ch.ref_column), ch.name, ch.severity))
 

@@ -46,6 +46,7 @@ class RenderedTable:
     staging_batch: str  # the staging batch descriptor, with @batch_id/@source_file/... parameters
     batch_log: str  # the runner's record of an archived batch (see render_batch_log)
     rejects_view: str  # the SELECT of the quality.<t>__rejects view
+    full_refresh: str  # transform + DWH rebuilt from the whole archive (see render_full_refresh)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -56,11 +57,19 @@ def _indent(lines: list[str], n: int = 4) -> str:
 
 
 def row_hash(columns: list[str], prefix: str = "") -> str:
-    """NULL-safe, unambiguous row hash: MD5 (hex) of the values as a JSON array of strings, e.g.
-    ``["42","a,b",null]`` (JSON quoting keeps separators inside values apart, NULL is ``null``).
-    Natively computed on BigQuery and on the embedded engine (1.7x faster there than
-    length-prefixing each value); a hash is only ever compared within one warehouse."""
-    return f"TO_HEX(MD5(TO_JSON_STRING([{', '.join(prefix + c for c in columns)}])))"
+    """NULL-stable, unambiguous row hash: MD5 (hex) of ``"<name>":<value as JSON>,`` for every
+    non-NULL column, in column-name order, e.g. ``"email":"a@b","id":"42",``. A NULL column adds
+    nothing, so adding a column that is NULL in a version leaves that version's hash unchanged
+    (no new archive version, no DWH update), and the order of the spec's columns does not
+    matter. ``columns`` are the archive's column names (a renamed column keeps its first name, so
+    a rename changes no hash either); JSON quoting keeps separators inside values apart.
+    Natively computed on BigQuery and on the embedded engine; a hash is only ever compared
+    within one warehouse."""
+    parts = [
+        f"IF({prefix}{c} IS NULL, '', CONCAT({string_literal(chr(34) + c + chr(34) + ':')}, TO_JSON_STRING({prefix}{c}), ','))"
+        for c in sorted(columns)
+    ]
+    return f"TO_HEX(MD5(CONCAT({', '.join(parts)})))"
 
 
 def safe_cast(expr: str, typ: str) -> str:
@@ -75,9 +84,9 @@ def safe_cast(expr: str, typ: str) -> str:
 
 
 def _valid_predicate(spec: TableSpec, prefix: str) -> str:
-    """TRUE when every non-NULL value of the row casts to its declared type."""
+    """TRUE when every non-NULL value of the archived row casts to its declared type."""
     conds = [
-        f"({prefix}{c.name} IS NULL OR {safe_cast(prefix + c.name, c.type)} IS NOT NULL)"
+        f"({prefix}{c.archive_name} IS NULL OR {safe_cast(prefix + c.archive_name, c.type)} IS NOT NULL)"
         for c in spec.columns
         if c.type != "STRING"
     ]
@@ -135,7 +144,14 @@ def render_staging(spec: TableSpec, naming: Naming, landing_uri: str) -> str:
         "require_hive_partition_filter = true",
     ]
     if spec.source.format == "csv":
-        opts += ["skip_leading_rows = 1", f"field_delimiter = {string_literal(spec.source.delimiter)}", "allow_quoted_newlines = true"]
+        # allow_jagged_rows: a file landed before columns were appended to the spec lacks those
+        # trailing columns, which then read NULL (BigQuery's CsvOptions.allowJaggedRows)
+        opts += [
+            "skip_leading_rows = 1",
+            f"field_delimiter = {string_literal(spec.source.delimiter)}",
+            "allow_quoted_newlines = true",
+            "allow_jagged_rows = true",
+        ]
     cols = ",\n".join(f"  {c.source} STRING" for c in spec.columns)
     batch = _template("staging_batch").substitute(
         staging_batch=naming.ref("staging", spec.table, "__batch"),
@@ -188,8 +204,9 @@ MAX_BOUND_KEYS = 10_000
 
 
 def render_archive(spec: TableSpec, naming: Naming) -> str:
-    names = list(spec.column_names)
-    key = list(spec.key)
+    # the archive's own column names (a renamed column keeps its first name there)
+    names = [c.archive_name for c in spec.columns]
+    key = [spec.column(k).archive_name for k in spec.key]
     non_key = [n for n in names if n not in key]
     return _template("archive").substitute(
         table=spec.table,
@@ -208,11 +225,11 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
         ),
         max_keys=MAX_BOUND_KEYS,
         first_key=key[0],
-        first_key_source=spec.column(key[0]).source,
+        first_key_source=spec.column(spec.key[0]).source,
         # back-quoted: GoogleSQL cannot parse a column named `table` unquoted in an INSERT column
         # list (found by the spec strategy: "Syntax error: Unexpected ','"), though it can elsewhere
         archive_columns=", ".join(f"`{n}`" for n in names + ["_row_hash", "_ingested_at", "_batch_id", "_source_file"]),
-        renames=",\n".join(f"    {c.source} AS {c.name}" for c in spec.columns),
+        renames=",\n".join(f"    {c.source} AS {c.archive_name}" for c in spec.columns),
         row_hash=row_hash(names),
         key_not_null=" AND ".join(f"{k} IS NOT NULL" for k in key),
         key_and_hash=", ".join(key + ["_row_hash"]),
@@ -220,6 +237,13 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
         fresh_columns=",\n".join(f"  _fresh.{n}" for n in names),
         archive_match=" AND ".join([f"a.{k} = _fresh.{k}" for k in key] + ["a._row_hash = _fresh._row_hash"]),
         source_key_null=" OR ".join(f"{spec.column(k).source} IS NULL" for k in key),
+    )
+
+
+def _archived_columns(spec: TableSpec) -> str:
+    """The archive's columns under their current names (``a.``; a dropped column left out)."""
+    return ",\n".join(
+        [f"    a.{_as(c)}" for c in spec.columns] + [f"    a.{m}" for m in ("_row_hash", "_ingested_at", "_batch_id", "_source_file")]
     )
 
 
@@ -232,6 +256,7 @@ def render_delta(spec: TableSpec, naming: Naming) -> str:
         dwh=naming.ref("dwh", spec.table),
         rejects=naming.ref("quality", spec.table, "__rejects"),
         valid=_valid_predicate(spec, "a."),
+        archived_columns=_archived_columns(spec),
         # keys are compared as typed values: '1' and '01' are one INT64 key
         typed_key_list=", ".join(_cast(spec.column(k), "") for k in key),
         order_desc=_order_desc(spec),
@@ -287,17 +312,22 @@ def render_rejects_view(spec: TableSpec, naming: Naming) -> str:
     permanent archive, so a reject is recorded exactly once and can never be lost, whatever
     order the layers ran in."""
     archive = naming.ref("archive", spec.table)
-    keys = ", ".join(spec.key)
+    keys = ", ".join(_as(spec.column(k)) for k in spec.key)
     meta = "_row_hash, _batch_id, _source_file, _ingested_at"
     branches = [
-        f"SELECT {keys}, {string_literal(c.name)} AS column_name, {c.name} AS value, {string_literal('not a valid ' + c.type)} AS reason, {meta}\n"
-        f"FROM {archive}\nWHERE {c.name} IS NOT NULL AND {safe_cast(c.name, c.type)} IS NULL"
+        f"SELECT {keys}, {string_literal(c.name)} AS column_name, {c.archive_name} AS value, {string_literal('not a valid ' + c.type)} AS reason, {meta}\n"
+        f"FROM {archive}\nWHERE {c.archive_name} IS NOT NULL AND {safe_cast(c.archive_name, c.type)} IS NULL"
         for c in spec.columns
         if c.type != "STRING"
     ]
     if not branches:
         branches = [f"SELECT {keys}, '' AS column_name, '' AS value, '' AS reason, {meta}\nFROM {archive}\nWHERE FALSE"]
     return "\nUNION ALL\n".join(branches)
+
+
+def _as(c) -> str:
+    """An archive column under its current name."""
+    return c.name if c.archive_name == c.name else f"{c.archive_name} AS {c.name}"
 
 
 def render_batch_log(spec: TableSpec, naming: Naming) -> str:
@@ -331,6 +361,7 @@ def render_table(spec: TableSpec, naming: Naming, landing_uri: str = "gs://landi
         staging_batch=render_staging_batch(spec, naming),
         batch_log=render_batch_log(spec, naming),
         rejects_view=render_rejects_view(spec, naming),
+        full_refresh=render_full_refresh(spec, naming),
     )
 
 
@@ -356,12 +387,13 @@ def render_declared_ddl(specs, naming: Naming) -> str:
 
 def render_table_states(specs, naming: Naming) -> str:
     """What the runner plans a run from, per table (one query for several): the archived file
-    contents, the archive's and the DWH's high-water marks."""
+    contents, the archive's and the DWH's high-water marks, the spec version last applied."""
     return "\nUNION ALL\n".join(
         f"SELECT {string_literal(s.table)} AS table_name,\n"
         f"  ARRAY(SELECT content_sha256 FROM {naming.ref('archive', s.table, '__batches')} WHERE content_sha256 IS NOT NULL) AS archived,\n"
         f"  (SELECT MAX(_ingested_at) FROM {naming.ref('archive', s.table)}) AS archived_through,\n"
-        f"  (SELECT MAX(_through) FROM {naming.ref('dwh', s.table)}) AS applied_through"
+        f"  (SELECT MAX(_through) FROM {naming.ref('dwh', s.table)}) AS applied_through,\n"
+        f"  (SELECT spec_version FROM {naming.ref('archive', s.table, '__specs')} ORDER BY applied_at DESC LIMIT 1) AS spec_version"
         for s in specs
     )
 
@@ -386,7 +418,7 @@ def export_order(spec: TableSpec, layer: str) -> list[str]:
     if layer == "staging":
         return [spec.column(k).source for k in spec.key]
     if layer == "archive":
-        return list(spec.key) + ["_ingested_at", "_row_hash"]
+        return [spec.column(k).archive_name for k in spec.key] + ["_ingested_at", "_row_hash"]
     if layer == "rejects":
         return list(spec.key) + ["_ingested_at", "column_name"]
     return list(spec.key)
@@ -409,3 +441,73 @@ def render_dwh_snapshot(spec: TableSpec, naming: Naming) -> str:
 def render_rejects_listing(spec: TableSpec, naming: Naming) -> str:
     """The rejects, oldest first (the demo prints the new ones)."""
     return f"SELECT * FROM {naming.ref('quality', spec.table, '__rejects')} ORDER BY _ingested_at, column_name"
+
+
+# --------------------------------------------------------------------------- spec evolution
+# The statements that apply a spec change (see pipeline_sql.evolution): the runner sends them
+# locally; deployed, Pulumi applies the same table schemas (schema.py) in place.
+
+
+def render_columns_probe(spec: TableSpec, naming: Naming, layer: str, suffix: str = "") -> str:
+    """No rows, only the table's current columns (the result's schema): what the table holds
+    now, read the same way on both engines (the embedded engine's INFORMATION_SCHEMA does not
+    follow ALTER TABLE)."""
+    return f"SELECT * FROM {naming.ref(layer, spec.table, suffix)} LIMIT 0"
+
+
+def render_add_column(table_id: str, name: str, typ: str) -> str:
+    """A nullable column added in place (existing rows read NULL)."""
+    return f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {name} {sql_type(typ)}"
+
+
+def render_rename_column(table_id: str, old: str, new: str) -> str:
+    return f"ALTER TABLE `{table_id}` RENAME COLUMN {old} TO {new}"
+
+
+def render_drop_column(table_id: str, name: str) -> str:
+    """Only ever for the DWH (rebuildable from the archive), never for the archive."""
+    return f"ALTER TABLE `{table_id}` DROP COLUMN IF EXISTS {name}"
+
+
+def render_recorded_spec(spec: TableSpec, naming: Naming) -> str:
+    """The spec version the table was last run with, and its shape (JSON)."""
+    return (
+        f"SELECT spec_version, spec FROM {naming.ref('archive', spec.table, '__specs')}\n"
+        "ORDER BY applied_at DESC LIMIT 1"
+    )
+
+
+def render_record_spec(spec: TableSpec, naming: Naming) -> str:
+    """Record a spec version the runner applied (``@spec_version``, ``@spec``, ``@full_refresh``)."""
+    return (
+        f"INSERT INTO {naming.ref('archive', spec.table, '__specs')} (spec_version, spec, applied_at, full_refresh)\n"
+        "VALUES (@spec_version, @spec, CURRENT_TIMESTAMP(), @full_refresh)"
+    )
+
+
+def render_full_refresh(spec: TableSpec, naming: Naming) -> str:
+    """Rebuild transform and DWH from the whole archive with the current spec: the delta holds
+    the latest valid version of every key (by the same order as the delta layer), the transform
+    layer's very SQL types it, and one MERGE makes the DWH equal to it (every row rewritten,
+    keys no longer valid removed, ``_inserted_at`` kept for the keys it had). Same text on
+    BigQuery (a manual-only scheduled query) and locally (``run --full-refresh``)."""
+    key = list(spec.key)
+    cols = [n for n, _ in spec.dwh_columns]
+    meta = ["_row_hash", "_ingested_at", "_batch_id", "_through"]
+    return _template("full_refresh").substitute(
+        table=spec.table,
+        archive=naming.ref("archive", spec.table),
+        delta=naming.ref("delta", spec.table),
+        dwh=naming.ref("dwh", spec.table),
+        archived_columns=_archived_columns(spec),
+        valid=_valid_predicate(spec, "a."),
+        typed_key_list=", ".join(_cast(spec.column(k), "") for k in key),
+        order_desc=_order_desc(spec),
+        order_text=_order_text(spec),
+        transform_sql=render_transform(spec, naming),
+        transform=naming.ref("transform", spec.table),
+        merge_match=" AND ".join(f"_T.{k} = _S.{k}" for k in key),
+        update_set=",\n    ".join(f"{c} = _S.{c}" for c in cols + meta) + ",\n    _updated_at = _run_at",
+        insert_columns=", ".join(cols + meta + ["_inserted_at", "_updated_at"]),
+        insert_values=", ".join(f"_S.{c}" for c in cols + meta) + ", _run_at, _run_at",
+    )

@@ -7,15 +7,22 @@ whose content (SHA-256) is not archived yet is loaded into staging with a load j
 archived; re-landing the same content changes nothing. Against a real project (``--project``)
 the staging layer runs its rendered script instead (the files that landed in the run's window).
 
+A CSV file loads by its own header (a column a file lacks reads NULL, unless the spec requires
+it). ``run_table(..., full_refresh=True)`` rebuilds transform and DWH from the whole archive
+instead of delta, transform and dwh.
+
 Each layer writes with one statement; a failure raises :class:`LayerError` naming the
 table and layer and leaves the previous state intact, so a re-run finishes the job.
 
 A whole run (:meth:`Runner.run`) is planned before anything is written, with few requests:
 
 1. :meth:`Runner.bootstrap` lists the datasets' tables and creates only what is missing;
-2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes and the
-   two high-water marks (what the archive holds, what the DWH has applied);
-3. per table (:meth:`Runner.run_table`): stage and archive each pending file, then delta,
+2. :meth:`Runner.table_states` reads, for every table at once, the archived file hashes, the
+   two high-water marks (what the archive holds, what the DWH has applied) and the spec version
+   last applied;
+3. per table (:meth:`Runner.run_table`): when the spec changed, :meth:`Runner.evolve` applies
+   the change to the stored schemas or refuses it (see :mod:`pipeline_sql.evolution`); then
+   stage and archive each pending file, then delta,
    transform, dwh and checks, unless the table is up to date (no pending file, the DWH applied
    everything archived), in which case nothing runs for it: those layers would change nothing.
 """
@@ -23,6 +30,7 @@ A whole run (:meth:`Runner.run`) is planned before anything is written, with few
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,12 +41,19 @@ from .naming import DATASETS, LAYERS, Naming
 from .checks import render_check_results, render_check_statements, run_id as checks_run_id
 from .render import (
     RenderedTable,
+    render_add_column,
     render_archived_hashes,
+    render_columns_probe,
+    render_drop_column,
+    render_record_spec,
+    render_recorded_spec,
+    render_rename_column,
     render_staging_rows,
     render_table,
     render_table_states,
     render_truncate_staging_batch,
 )
+from .evolution import FULL_REFRESH, blocking, renamed_columns, shape_json, spec_changes, spec_shape, spec_version
 from .schema import pipeline_tables, shared_tables
 from .spec import TableSpec
 
@@ -83,6 +98,8 @@ class LayerResult:
             if d.get("failed"):
                 text += f", {d['failed']} FAILED"
             return text
+        if self.layer == FULL_REFRESH_LAYER:
+            return f"{self.rows_in} rows rebuilt from the archive, {d.get('rejected', 0)} versions failing their casts, {self.rows_out} rows in DWH"
         if self.layer == UP_TO_DATE:
             return "up to date: no new landed file, the DWH holds everything archived (nothing to run)"
         return ""
@@ -90,6 +107,10 @@ class LayerResult:
 
 #: The pseudo-layer a run reports for a table it skipped because nothing was new.
 UP_TO_DATE = "-"
+#: The pseudo-layer of a full refresh (transform and DWH rebuilt from the archive).
+FULL_REFRESH_LAYER = "refresh"
+#: The client's legacy type names -> the declared (standard SQL) ones.
+_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +120,7 @@ class TableState:
     archived: frozenset  # content SHA-256 of every archived landed file
     archived_through: datetime | None  # the newest _ingested_at in the archive
     applied_through: datetime | None  # the newest _through in the DWH: what it has applied
+    spec_version: str | None = None  # the spec version the runner last applied (None: never)
 
     @property
     def dwh_behind(self) -> bool:
@@ -120,22 +142,40 @@ def landed_files(landing_dir: Path, spec: TableSpec) -> list[Path]:
     )
 
 
-def check_csv_header(spec: TableSpec, path: Path) -> None:
-    """CSV columns load by position: refuse a file whose header is not the spec's source
-    columns in the spec's order, before anything is loaded."""
+def csv_header(spec: TableSpec, path: Path) -> list[str]:
+    """The spec's source columns a CSV file carries, in the file's order (spelled as in the
+    spec). A file may lack a column the spec does not require (it loads NULL: a file landed
+    before the column was added); it is refused, before anything is loaded, when it lacks a
+    required or key column, or has a column the spec does not know."""
     import csv
 
     with open(path, newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f, delimiter=spec.source.delimiter), [])
     found = [h.strip() for h in header]
-    expected = [c.source for c in spec.columns]
-    if [h.lower() for h in found] != [e.lower() for e in expected]:
+    by_lower = {c.source.lower(): c for c in spec.columns}
+    unknown = [h for h in found if h.lower() not in by_lower]
+    seen = [h.lower() for h in found]
+    missing = [c.source for c in spec.columns if spec.must_load(c) and c.source.lower() not in seen]
+    if unknown or missing or len(set(seen)) != len(seen):
+        what = []
+        if unknown:
+            what.append(f"unknown column(s) {', '.join(unknown)}")
+        if missing:
+            what.append(f"lacks required column(s) {', '.join(missing)}")
+        if len(set(seen)) != len(seen):
+            what.append("a column appears twice")
         raise LayerError(
             spec.table,
             "staging",
-            f"{path}: header {','.join(found) or '(empty)'} does not match the spec's source columns; "
-            f"expected {','.join(expected)} (CSV columns load by position)",
+            f"{path}: header {','.join(found) or '(empty)'} does not match the spec's source columns ({'; '.join(what)}); "
+            f"expected {','.join(c.source for c in spec.columns)} in any order (the key and `required: true` columns in every file)",
         )
+    return [by_lower[h.lower()].source for h in found]
+
+
+def check_csv_header(spec: TableSpec, path: Path) -> None:
+    """Refuse a CSV file whose header does not fit the spec (see :func:`csv_header`)."""
+    csv_header(spec, path)
 
 
 def file_sha256(path: Path) -> str:
@@ -171,6 +211,8 @@ class Runner:
         self.local = local
         self._rendered: dict[str, RenderedTable] = {}
         self._hash_cache: dict[tuple[str, float, int], str] = {}
+        #: the staging columns each table's last load job left (None: unknown)
+        self._staging_shape: dict[str, tuple | None] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -205,13 +247,15 @@ class Runner:
         rows = self.query(sql, table=table, layer=layer)
         return dict(rows[0].items()) if rows else {}
 
-    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True) -> None:
+    def bootstrap(self, specs: Iterable[TableSpec], rebuilt: bool = True, replace_views: bool = True) -> None:
         """Create every dataset, table and view the layers need that does not exist yet, so that
         layers can run in any order from the start (idempotent). One listing request per dataset;
         creations go through the tables API (the same :func:`~pipeline_sql.schema.pipeline_tables`
         declarations the Pulumi component deploys), a view is replaced when its SQL changed.
         ``rebuilt=False`` skips the tables a layer rebuilds itself (staging, delta, transform):
-        only a layer run out of order reads one before its first run, a whole run never does."""
+        only a layer run out of order reads one before its first run, a whole run never does.
+        ``replace_views=False`` leaves existing views alone (a whole run replaces a changed
+        table's view in :meth:`evolve`, after the columns it reads exist)."""
         from google.api_core import retry as api_retry
         from google.api_core.exceptions import Conflict
 
@@ -239,12 +283,29 @@ class Runner:
                         self.client.create_table(table, retry=retry)
                     except Conflict:  # created meanwhile: compare it like an existing one
                         existing[td.layer].add(td.name)
-                if td.view_query is not None and td.name in existing[td.layer]:
-                    if self.client.get_table(td.table_id, retry=retry).description != table.description:
-                        self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
-                        self.client.create_table(table, retry=retry)
+                if td.view_query is not None and td.name in existing[td.layer] and replace_views:
+                    self._replace_view_if_changed(td, retry)
         except LayerError:
             raise
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError("(all)", "bootstrap", _clean(e)) from e
+
+    def _replace_view_if_changed(self, td, retry) -> None:
+        table = _table(td)
+        if self.client.get_table(td.table_id, retry=retry).description != table.description:
+            self.client.delete_table(td.table_id, not_found_ok=True, retry=retry)
+            self.client.create_table(table, retry=retry)
+
+    def refresh_views(self, specs: Iterable[TableSpec]) -> None:
+        """Replace each spec's views whose SQL changed (the part of :meth:`bootstrap` a whole
+        run leaves until it knows which specs changed: those get theirs in :meth:`evolve`)."""
+        from google.api_core import retry as api_retry
+
+        try:
+            for spec in specs:
+                for td in pipeline_tables(spec, self.naming):
+                    if td.view_query is not None:
+                        self._replace_view_if_changed(td, api_retry.Retry(deadline=30))
         except Exception as e:  # the client raises many types; keep the message
             raise LayerError("(all)", "bootstrap", _clean(e)) from e
 
@@ -257,7 +318,9 @@ class Runner:
             sql = render_table_states(part, self.naming)
             table = part[0].table if len(part) == 1 else "(all)"
             for row in self.query(sql, table=table, layer="plan"):
-                out[row["table_name"]] = TableState(frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"])
+                out[row["table_name"]] = TableState(
+                    frozenset(row["archived"] or ()), row["archived_through"], row["applied_through"], row["spec_version"]
+                )
         return out
 
     # ------------------------------------------------------------------ layers
@@ -332,8 +395,12 @@ class Runner:
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         )
         fmt = spec.source.format
+        missing: list = []
         if fmt == "csv":
-            check_csv_header(spec, path)
+            # loaded by the file's own header: a file landed before a column was added lacks it
+            header = csv_header(spec, path)
+            cfg.schema = [bigquery.SchemaField(h, "STRING") for h in header]
+            missing = [c.source for c in spec.columns if c.source not in header]
             cfg.source_format = bigquery.SourceFormat.CSV
             cfg.skip_leading_rows = 1
             cfg.field_delimiter = spec.source.delimiter
@@ -343,7 +410,14 @@ class Runner:
         else:
             cfg.source_format = bigquery.SourceFormat.PARQUET
         table_id = self.naming.table_id("staging", spec.table)
+        shape = tuple(f.name for f in cfg.schema)
         try:
+            if self._staging_shape.get(spec.table) != shape:
+                # the embedded engine loads into an existing table with the table's columns, not the
+                # job's: a staging table of another layout (another spec version, a file without a
+                # nullable column) is dropped first
+                self.client.delete_table(table_id, not_found_ok=True)
+            self._staging_shape[spec.table] = shape if not missing else None
             if self.read_in_place:
                 uri = f"{self.landing_uri}/{path.relative_to(self.landing_dir).as_posix()}"
                 job = self.client.load_table_from_uri(uri, table_id, job_config=cfg)
@@ -353,6 +427,8 @@ class Runner:
             job.result()
         except Exception as e:
             raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
+        for name in missing:  # the columns the file lacks read NULL
+            self.query(render_add_column(table_id, name, "STRING"), table=spec.table, layer="staging", rows=False)
         return int(job.output_rows or 0)
 
     def _run_script(self, spec: TableSpec, layer: str) -> dict:
@@ -383,6 +459,7 @@ class Runner:
                 "content_sha256": row.get("content_sha256") or "",
                 "rows_in": int(row.get("rows_in") or 0),
                 "null_key_rows": int(row.get("null_key_rows") or 0),
+                "spec_version": spec_version(spec),
             },
             spec.table,
             "archive",
@@ -463,14 +540,116 @@ class Runner:
             raise ValueError(f"unknown layer {layer!r}; expected one of: {', '.join(LAYERS + ('checks',))}")
         return fn(spec)
 
+    # ------------------------------------------------------------------ spec evolution
+
+    def columns(self, spec: TableSpec, layer: str, suffix: str = "") -> dict[str, str]:
+        """A table's current columns (name -> BigQuery type), from a query's result schema."""
+        try:
+            result = self.client.query(render_columns_probe(spec, self.naming, layer, suffix)).result()
+        except Exception as e:  # the client raises many types; keep the message
+            raise LayerError(spec.table, "spec", _clean(e)) from e
+        return {f.name: _TYPE_NAMES.get(f.field_type, f.field_type) for f in result.schema}
+
+    def evolve(self, spec: TableSpec, state: TableState | None = None, full_refresh: bool = False) -> list:
+        """Bring a table's stored schemas to its spec before it runs. Nothing happens when the
+        spec version is the one last applied. Otherwise the change is classified
+        (:func:`~pipeline_sql.evolution.spec_changes`, against the shape recorded in
+        ``archive.<t>__specs``): a change this run cannot apply raises :class:`LayerError`
+        (layer ``spec``) naming it and the way forward, before anything is written; the others
+        are applied (a nullable column added to archive and DWH, a DWH column renamed or dropped;
+        with ``full_refresh`` a DWH whose column types or partitioning changed is recreated, for
+        the full refresh to fill) and the new version is recorded (after the refresh, for a
+        change that needs one). Returns the changes."""
+        version = spec_version(spec)
+        if state is None:
+            state = self.table_states([spec])[spec.table]
+        if state.spec_version == version:
+            return []
+        try:
+            rows = self.query(render_recorded_spec(spec, self.naming), table=spec.table, layer="spec")
+            old = json.loads(rows[0]["spec"]) if rows else None
+        except ValueError as e:
+            raise LayerError(spec.table, "spec", f"archive.{spec.table}__specs holds a damaged spec record: {e}") from e
+        shape = spec_shape(spec)
+        changes = spec_changes(old, shape, spec.table) if old is not None else []
+        blocked = blocking(changes, full_refresh)
+        if blocked:
+            raise LayerError(
+                spec.table,
+                "spec",
+                f"the spec ({spec.file or spec.table}, version {version}) changed since version {state.spec_version} "
+                f"in a way this run cannot apply: " + "; ".join(c.describe() for c in blocked),
+            )
+        self._sync_schemas(spec, old, shape, rebuild=full_refresh)
+        self.bootstrap([spec], rebuilt=False)  # a view over the new columns (and any new table)
+        if not any(c.action == FULL_REFRESH for c in changes):
+            self.record_spec(spec, full_refresh=False)
+        return changes
+
+    def record_spec(self, spec: TableSpec, full_refresh: bool) -> None:
+        self.query(
+            render_record_spec(spec, self.naming),
+            {"spec_version": spec_version(spec), "spec": shape_json(spec_shape(spec)), "full_refresh": full_refresh},
+            spec.table,
+            "spec",
+            rows=False,
+        )
+
+    def _sync_schemas(self, spec: TableSpec, old: dict | None, new: dict, rebuild: bool) -> None:
+        """Add the declared columns a persistent table lacks; in the DWH, rename, drop, or (with
+        ``rebuild``) recreate the table when a column's type or the partitioning changed."""
+        for td in pipeline_tables(spec, self.naming):
+            if td.view_query is not None or td.rebuilt_by_sql:
+                continue
+            suffix = td.name[len(spec.table):]
+            have = self.columns(spec, td.layer, suffix)
+            declared = {f["name"]: f["type"] for f in td.fields}
+            if td.layer == "dwh":
+                retyped = [n for n, t in declared.items() if n in have and have[n] != t]
+                repartitioned = old is not None and old.get("partition_by") != new.get("partition_by")
+                if retyped or repartitioned:
+                    if not rebuild:
+                        raise LayerError(
+                            spec.table, "spec",
+                            f"the DWH's column(s) {', '.join(retyped) or '(partitioning)'} differ from the spec: run "
+                            f"`python -m pipeline_sql run --full-refresh --tables {spec.table}`",
+                        )
+                    self.client.delete_table(td.table_id, not_found_ok=True)
+                    self.client.create_table(_table(td))
+                    continue
+                for a, b in renamed_columns(old, new) if old is not None else []:
+                    if a in have and b not in have:
+                        self.query(render_rename_column(td.table_id, a, b), table=spec.table, layer="spec", rows=False)
+                        have[b] = have.pop(a)
+                for n in [n for n in have if n not in declared]:
+                    self.query(render_drop_column(td.table_id, n), table=spec.table, layer="spec", rows=False)
+            for n, t in declared.items():
+                if n not in have:
+                    self.query(render_add_column(td.table_id, n, t), table=spec.table, layer="spec", rows=False)
+
+    def run_full_refresh(self, spec: TableSpec) -> LayerResult:
+        """Rebuild transform and DWH from the whole archive with the current spec, then record
+        the spec version (see :func:`~pipeline_sql.render.render_full_refresh`)."""
+        t0 = time.perf_counter()
+        rows = self.query(self.sql(spec).full_refresh, table=spec.table, layer=FULL_REFRESH_LAYER)
+        row = dict(rows[0].items()) if rows else {}
+        self.record_spec(spec, full_refresh=True)
+        res = LayerResult(spec.table, FULL_REFRESH_LAYER, rows_in=row.get("rows_in") or 0, rows_out=row.get("dwh_rows") or 0)
+        res.detail = {"rejected": row.get("rejected") or 0}
+        res.seconds = time.perf_counter() - t0
+        return res
+
     # ------------------------------------------------------------------ whole runs
 
-    def run_table(self, spec: TableSpec, state: TableState | None = None) -> list[LayerResult]:
+    def run_table(self, spec: TableSpec, state: TableState | None = None, full_refresh: bool = False) -> list[LayerResult]:
         """Stage and archive every pending batch, then delta, transform, dwh and checks once.
         Locally a table that is up to date (no pending file, and the DWH has applied everything
         archived) runs no layer, only its checks when one of them can change without new rows
         (``freshness``, ``relationships``: :attr:`CheckRule.judged_when_idle`): ``state`` is its :class:`TableState` when the caller read it
-        already (:meth:`run` reads all tables' at once)."""
+        already (:meth:`run` reads all tables' at once). First the table's stored schemas are
+        brought to its spec (:meth:`evolve`). ``full_refresh``: after archiving the pending
+        files, transform and DWH are rebuilt from the whole archive (:meth:`run_full_refresh`)
+        instead of delta, transform and dwh."""
         results: list[LayerResult] = []
 
         def step(res: LayerResult) -> LayerResult:
@@ -482,7 +661,17 @@ class Runner:
             t0 = time.perf_counter()
             if state is None:
                 state = self.table_states([spec])[spec.table]
+            changes = self.evolve(spec, state, full_refresh)
+            if changes:
+                self.progress(f"{spec.table:<14} spec      " + "; ".join(c.describe() for c in changes))
             pending = self.pending_files(spec, state.archived)
+            if full_refresh:
+                for f in pending:
+                    step(self.run_staging(spec, f))
+                    step(self.run_archive(spec))
+                step(self.run_full_refresh(spec))
+                step(self.run_checks(spec))
+                return results
             if not pending and not state.dwh_behind:
                 step(LayerResult(spec.table, UP_TO_DATE, seconds=time.perf_counter() - t0))
                 if any(ch.rule.judged_when_idle for ch in spec.checks):
@@ -497,19 +686,25 @@ class Runner:
         else:
             step(self.run_staging(spec))
             step(self.run_archive(spec))
+            if full_refresh:
+                step(self.run_full_refresh(spec))
+                step(self.run_checks(spec))
+                return results
         for layer in ("delta", "transform", "dwh", "checks"):
             step(self.run_layer(spec, layer))
         return results
 
-    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None) -> list[LayerResult]:
+    def run(self, specs: list[TableSpec], results: list[LayerResult] | None = None, full_refresh: bool = False) -> list[LayerResult]:
         """Bootstrap what is missing, read every table's state at once, run each table. The
         results are appended to ``results`` (when given) table by table, so a caller still has
         those of the tables that ran when a later one fails."""
-        self.bootstrap(specs, rebuilt=False)
+        self.bootstrap(specs, rebuilt=False, replace_views=False)
         states = self.table_states(specs) if self.local else {}
+        # the views of unchanged specs now; a changed spec's in evolve(), after its new columns
+        self.refresh_views([s for s in specs if not self.local or states[s.table].spec_version == spec_version(s)])
         out = results if results is not None else []
         for spec in specs:
-            out += self.run_table(spec, states.get(spec.table))
+            out += self.run_table(spec, states.get(spec.table), full_refresh=full_refresh)
         return out
 
 

@@ -94,6 +94,8 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
     about = {c.name: c.description for c in spec.columns} | {d.name: d.description for d in spec.transform}
     raw = [_f(c.source, "STRING", description=c.description) for c in spec.columns]
     renamed = [_f(c.name, "STRING", description=c.description) for c in spec.columns]
+    # the archive keeps each column under its first name, and keeps dropped columns
+    archived = [_f(c.archive_name, "STRING", description=c.description) for c in spec.archive_columns]
     archive_meta = [_m(n, ty) for n, ty in ARCHIVE_META]
     typed = [_f(n, ty, description=about[n]) for n, ty in spec.dwh_columns]
     key_raw = [_f(k, "STRING", description=about[k]) for k in spec.key]
@@ -126,9 +128,9 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
         d(
             "archive",
             "",
-            renamed + archive_meta,
+            archived + archive_meta,
             partition={"field": "_ingested_at", "type": "DAY"},
-            clustering=spec.key[:4],
+            clustering=tuple(spec.column(k).archive_name for k in spec.key[:4]),
             protected=True,
             description=f"{t}: full permanent history (renamed, deduplicated on key + row hash)",
         ),
@@ -143,9 +145,22 @@ def pipeline_tables(spec: TableSpec, naming: Naming) -> list[TableDef]:
                 _f("null_key_rows", "INT64"),
                 _f("rows_archived", "INT64"),
                 _f("archived_at", "TIMESTAMP"),
+                _f("spec_version", "STRING", description="the spec version (pipeline_sql.evolution.spec_version) that archived the batch"),
             ],
             protected=True,
             description=f"{t}: one row per archived batch",
+        ),
+        d(
+            "archive",
+            "__specs",
+            [
+                _f("spec_version", "STRING"),
+                _f("spec", "STRING", description="the spec's shape as JSON (pipeline_sql.evolution.spec_shape)"),
+                _f("applied_at", "TIMESTAMP"),
+                _f("full_refresh", "BOOL", description="TRUE when a full refresh rebuilt the DWH with this version"),
+            ],
+            protected=True,
+            description=f"{t}: the spec versions the runner applied, one row each (the newest is the DWH's)",
         ),
         d(
             "delta",

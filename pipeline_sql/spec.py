@@ -13,10 +13,12 @@ line and a hint to quote them.
 Identifiers (table, column and derived names) are validated here, matched in full, so that
 nothing in the rendered SQL can be injected through a name; names GoogleSQL reserves and names the
 embedded engine cannot read unquoted (:data:`pipeline_sql.spec_checks.ENGINE_KEYWORDS`) are
-refused. Transform expressions and ``expression`` checks are the spec author's own BigQuery SQL,
-rendered as given after :func:`pipeline_sql.spec_checks.check_expression` parsed them (one
-expression, only this table's columns, no subquery). Schedules are parsed by
-:func:`pipeline_sql.spec_checks.parse_schedule`.
+refused. A column may also carry the spec-evolution fields ``renamed_from`` (former names: the
+archive keeps its first), ``required`` (landed files must carry it) and ``dropped`` (kept in the
+archive only); see :mod:`pipeline_sql.evolution`. Transform expressions and ``expression`` checks
+are the spec author's own BigQuery SQL, rendered as given after
+:func:`pipeline_sql.spec_checks.check_expression` parsed them (one expression, only this table's
+columns, no subquery). Schedules are parsed by :func:`pipeline_sql.spec_checks.parse_schedule`.
 
 The fields a spec may have are declared once, in :data:`SPEC_FIELDS`: the parser takes each
 mapping's required and optional fields from it, and :mod:`pipeline_sql.specschema` generates the
@@ -225,6 +227,18 @@ class Column:
     name: str
     type: str
     description: str = ""
+    #: the column's former names, newest first (``renamed_from: old`` or a list): the archive keeps
+    #: the column under its first name (:attr:`archive_name`), so a rename rewrites no history
+    renamed_from: tuple[str, ...] = ()
+    #: a landed file must carry it (key columns always must); else a file without it loads NULL
+    required: bool = False
+    #: no longer loaded nor in the DWH; the archive keeps its column and values (``dropped: true``)
+    dropped: bool = False
+
+    @property
+    def archive_name(self) -> str:
+        """The archive's column: the column's first name (it never changes once archived)."""
+        return self.renamed_from[-1] if self.renamed_from else self.name
 
 
 @dataclass(frozen=True)
@@ -302,12 +316,25 @@ class TableSpec:
     file: str = ""
     #: what the table holds (BigQuery table descriptions); columns carry their own
     description: str = ""
+    #: columns declared ``dropped: true``: not loaded, not in the DWH, kept in the archive
+    dropped: tuple[Column, ...] = ()
+    #: every declared column, dropped ones included, in the spec's order (the archive's columns)
+    declared: tuple[Column, ...] = ()
 
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def must_load(self, col: Column) -> bool:
+        """A landed file must carry this column (a key column, or one declared ``required``)."""
+        return col.required or col.name in self.key
+
+    @property
+    def archive_columns(self) -> tuple[Column, ...]:
+        """Every column the archive holds, dropped ones included, in the spec's order."""
+        return self.declared or self.columns + self.dropped
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -371,6 +398,14 @@ SPEC_FIELDS: dict[str, tuple[FieldDef, ...]] = {
         FieldDef("name", _ref("identifier"), True, "the column's name from the archive on"),
         FieldDef("type", _ref("type"), True, "the declared type"),
         FieldDef("description", {"type": "string", "maxLength": MAX_COLUMN_DESCRIPTION}, doc="what the column holds"),
+        # spec evolution (pipeline_sql.evolution)
+        FieldDef(
+            "renamed_from",
+            {"oneOf": [_ref("identifier"), _list_of(_ref("identifier"))]},
+            doc="former name(s) of the column, newest first: the archive keeps its first name",
+        ),
+        FieldDef("required", {"type": "boolean"}, doc="landed files must carry the column (default false)"),
+        FieldDef("dropped", {"type": "boolean"}, doc="no longer loaded; kept in the archive only (default false)"),
     ),
     "derived": (
         FieldDef("name", _ref("identifier"), True, "the derived column's name"),
@@ -572,6 +607,7 @@ def parse_spec(data: Any, file: str = "<spec>", doc: YamlDocument | None = None)
             )
         n = c.column_name(m["name"], f"{p}.name", table)
         t = c.choice(m["type"], f"{p}.type", TYPES, upper=True)
+        renamed_from, required, dropped = _evolution_fields(c, m, p, table, n)
         if n.lower() in RESERVED or n.startswith("_"):
             raise c.fail(f"{p}.name", f"{n!r} is reserved for the pipeline; expected a name not starting with '_'")
         if n.lower() in seen_targets:
@@ -580,7 +616,14 @@ def parse_spec(data: Any, file: str = "<spec>", doc: YamlDocument | None = None)
             raise c.fail(f"{p}.source", f"duplicate source column {s!r} (also {seen_sources[s.lower()]}); expected each source column once")
         seen_targets[n.lower()] = f"{p}.name"
         seen_sources[s.lower()] = f"{p}.source"
-        columns.append(Column(source=s, name=n, type=t, description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION)))
+        columns.append(Column(source=s, name=n, type=t, description=c.description(m.get("description"), f"{p}.description", MAX_COLUMN_DESCRIPTION),
+                              renamed_from=renamed_from, required=required, dropped=dropped))
+    _check_archive_names(c, columns)
+    declared = tuple(columns)
+    dropped_columns = tuple(col for col in columns if col.dropped)
+    columns = [col for col in columns if not col.dropped]
+    if not columns:
+        raise c.fail("columns", "every column is dropped; expected at least one column that is loaded")
     names = [col.name for col in columns]
 
     def must_be_column(value: Any, path: str) -> str:
@@ -698,7 +741,45 @@ def parse_spec(data: Any, file: str = "<spec>", doc: YamlDocument | None = None)
         schedule=schedule,
         file=file,
         description=c.description(top.get("description"), "description", MAX_TABLE_DESCRIPTION),
+        dropped=dropped_columns,
+        declared=declared,
     )
+
+
+def _evolution_fields(c: _Ctx, m: dict, p: str, table: str, name: str) -> tuple[tuple[str, ...], bool, bool]:
+    """A column's ``renamed_from`` (a former name or a list, newest first), ``required`` and
+    ``dropped`` (booleans) fields (see the README's "Changing a spec")."""
+    former: list[str] = []
+    for i, old in enumerate(c.seq(m.get("renamed_from") or [], f"{p}.renamed_from", nonempty=False)):
+        at = f"{p}.renamed_from" if isinstance(m.get("renamed_from"), str) else f"{p}.renamed_from[{i}]"
+        o = c.column_name(old, at, table)
+        if o.lower() == name.lower() or o.lower() in (f.lower() for f in former):
+            raise c.fail(at, f"{o!r} appears twice among the column's names; expected each former name once")
+        former.append(o)
+    flags = []
+    for flag in ("required", "dropped"):
+        v = m.get(flag, False)
+        if not isinstance(v, bool):
+            raise c.fail(f"{p}.{flag}", f"expected true or false, got {_kind(v)}")
+        flags.append(v)
+    if flags[0] and flags[1]:
+        raise c.fail(f"{p}.required", "a dropped column is no longer loaded, so it cannot be required; expected one of required, dropped")
+    return tuple(former), flags[0], flags[1]
+
+
+def _check_archive_names(c: _Ctx, columns: list[Column]) -> None:
+    """Every column keeps its own archive column (its first name): a new column may not take
+    the name a renamed column still has in the archive."""
+    seen: dict[str, int] = {}
+    for i, col in enumerate(columns):
+        a = col.archive_name.lower()
+        if a in seen:
+            raise c.fail(
+                f"columns[{i}].name" if not col.renamed_from else f"columns[{i}].renamed_from",
+                f"the archive keeps columns[{seen[a]}] under {col.archive_name!r} (its first name); "
+                "expected another name for this column (a name an archived column had cannot be reused)",
+            )
+        seen[a] = i
 
 
 def _parse_check(c: _Ctx, ch: Any, p: str, types: dict[str, str], version_by: str | None) -> Check:

@@ -25,6 +25,14 @@ ddl                    every dataset and declared table as DDL: the runner and P
 export:<layer>         ``python -m pipeline_sql export`` (every layer and the rejects)
 demo_snapshot          the demo's DWH snapshot query
 demo_rejects           the demo's rejects listing
+full_refresh           ``run --full-refresh`` and the manual-only scheduled query: transform and
+                       DWH rebuilt from the whole archive
+recorded_spec          the runner's read of the spec version last applied (``__specs``)
+record_spec            the runner's record of an applied spec version (``@spec_version``, ...)
+columns_probe:<t>      the runner's read of a persistent table's current columns (LIMIT 0)
+add_column:<t>         ``ALTER TABLE ADD COLUMN`` of a column a spec adds (archive, batches, dwh)
+rename_column:dwh      ``ALTER TABLE RENAME COLUMN`` of a renamed column in the DWH
+drop_column:dwh        ``ALTER TABLE DROP COLUMN`` of a dropped column in the DWH
 =====================  =====================================================================
 
 Adding a statement kind (a new layer, a check-results insert, a new staging design): render it
@@ -46,7 +54,13 @@ from .checks import CHECK_RESULTS_PARAMS, render_check_results
 from .naming import LAYERS, Naming
 from .render import (
     EXPORT_LAYERS,
+    render_add_column,
     render_archived_hashes,
+    render_columns_probe,
+    render_drop_column,
+    render_record_spec,
+    render_recorded_spec,
+    render_rename_column,
     render_declared_ddl,
     render_table_states,
     render_dwh_snapshot,
@@ -73,7 +87,10 @@ BATCH_LOG_PARAMS = (
     ("content_sha256", "STRING"),
     ("rows_in", "INT64"),
     ("null_key_rows", "INT64"),
+    ("spec_version", "STRING"),
 )
+#: What the runner binds when it records an applied spec version.
+RECORD_SPEC_PARAMS = (("spec_version", "STRING"), ("spec", "STRING"), ("full_refresh", "BOOL"))
 
 
 @dataclass(frozen=True)
@@ -113,9 +130,34 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
         s("staging_rows", render_staging_rows(spec, naming)),
         s("demo_snapshot", render_dwh_snapshot(spec, naming)),
         s("demo_rejects", render_rejects_listing(spec, naming)),
+        s("full_refresh", r.full_refresh),
+        s("recorded_spec", render_recorded_spec(spec, naming)),
+        s("record_spec", render_record_spec(spec, naming), RECORD_SPEC_PARAMS),
     ]
+    out += _evolution_statements(spec, naming, s)
     out += [s(f"export:{layer}", render_export(spec, naming, layer)) for layer in EXPORT_LAYERS]
     out += [s(f"check_results:{of}", render_check_results(naming, of), params) for of, params in CHECK_RESULTS_PARAMS.items()]
+    return out
+
+
+def _evolution_statements(spec: TableSpec, naming: Naming, s) -> list[Statement]:
+    """The runner's schema changes for a spec change, as it would send them for this spec: the
+    probes of the persistent tables, a column added to each (its last column, as after an
+    addition), a DWH column renamed and dropped (analyzed against the declared tables)."""
+    from .schema import pipeline_tables
+
+    out = []
+    for td in pipeline_tables(spec, naming):
+        if td.view_query is not None or td.rebuilt_by_sql:
+            continue
+        suffix = td.name[len(spec.table):]
+        out.append(s(f"columns_probe:{td.layer}{suffix}", render_columns_probe(spec, naming, td.layer, suffix)))
+        last = td.fields[-1]
+        out.append(s(f"add_column:{td.layer}{suffix}", render_add_column(td.table_id, last["name"], last["type"])))
+    dwh = naming.table_id("dwh", spec.table)
+    name, _ = spec.dwh_columns[-1]
+    out.append(s("rename_column:dwh", render_rename_column(dwh, name, f"{name}_renamed")))
+    out.append(s("drop_column:dwh", render_drop_column(dwh, name)))
     return out
 
 

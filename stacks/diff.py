@@ -221,6 +221,22 @@ def _holds_data(item: dict) -> str:
     return ""
 
 
+def _archive_columns_dropped(type_: str, old_inputs: dict, new_inputs: dict) -> list:
+    """Columns an in-place schema update removes from an archive table (permanent history)."""
+    if type_ != TABLE or not re.search(r"(^|_)archive$", str(old_inputs.get("datasetId", ""))):
+        return []
+
+    def names(v: Any) -> list:
+        try:
+            fields = json.loads(v) if isinstance(v, str) else (v or [])
+        except ValueError:
+            return []
+        return [f.get("name") for f in fields if isinstance(f, dict)]
+
+    kept = set(names(new_inputs.get("schema")))
+    return [n for n in names(old_inputs.get("schema")) if n not in kept]
+
+
 def _advice(change: Change, old: dict) -> str:
     t, inputs = change.type, old.get("inputs") or {}
     paths = {r.path.split(".")[0] for r in change.reasons}
@@ -236,7 +252,9 @@ def _advice(change: Change, old: dict) -> str:
     if t == TABLE and "schema" in paths:
         return ("change the schema in steps BigQuery applies in place: add a new NULLABLE column and backfill it instead of "
                 "changing a type or renaming; drop columns in a change of their own; for a widening type change run "
-                "ALTER TABLE ... ALTER COLUMN ... SET DATA TYPE first so the provider sees no difference")
+                "ALTER TABLE ... ALTER COLUMN ... SET DATA TYPE first so the provider sees no difference; a DWH table is "
+                "rebuilt from the archive: create the new table, fill it with `run --full-refresh`, swap "
+                "(README, 'Changing a spec')")
     if t == DATASET:
         return "a dataset's id and location are fixed: revert the change, or create a new dataset and copy the tables into it"
     return "revert the change to the immutable input, or migrate the data by hand before applying it"
@@ -310,6 +328,11 @@ def diff_plans(old_items: list, new_items: list) -> PlanDiff:
                 c.destructive, c.advice = why, _advice(c, o)
         else:
             c.notes += update_notes(item["type"], paths)
+            lost = _archive_columns_dropped(item["type"], oi, ni)
+            if lost:  # in place, but the archived values of those columns are gone
+                c.destructive = f"drops column(s) {', '.join(lost)} of {oi.get('datasetId')}.{oi.get('tableId')}: their archived values are deleted"
+                c.advice = ("keep the column in the spec with `dropped: true` (it stops being loaded and leaves the DWH, the archive "
+                            "keeps its values), or `renamed_from: <old name>` on its new name; see the README's 'Changing a spec'")
         changes.append(c)
         before, after = _sql_of(o), _sql_of(n)
         if before is not None and after is not None and before != after:

@@ -11,7 +11,9 @@ DECLARE _through_mark TIMESTAMP DEFAULT (SELECT MAX(_ingested_at) FROM $archive 
 
 CREATE OR REPLACE TABLE $delta AS
 WITH _checked AS (
-  SELECT a.*, $valid AS _valid
+  SELECT
+$archived_columns,
+    $valid AS _valid
   FROM $archive AS a
   WHERE a._ingested_at > _mark AND a._ingested_at <= _through_mark
 ),

@@ -10,7 +10,7 @@ import pytest
 
 from components.common import ComponentArgsError
 from components.testing import FAKE_PROJECT_NUMBER, run_program
-from components.table_pipeline import STEPS
+from components.table_pipeline import REFRESH, STEPS
 from pipeline_sql.naming import DATASETS, LAYERS, Naming
 from pipeline_sql.render import render_table
 from pipeline_sql.spec import parse_spec
@@ -86,7 +86,7 @@ def configs(rec):
 def test_scheduled_queries_take_only_the_rendered_sql():
     rec = program([spec()])
     cfgs = configs(rec)
-    assert sorted(cfgs) == sorted(f"dev-customers-{step}" for step in STEPS)
+    assert sorted(cfgs) == sorted(f"dev-customers-{step}" for step in STEPS + (REFRESH,))
     r = render_table(spec(), NAMING, landing_uri=f"gs://{LANDING}")
     expected_sql = {**r.layers, "checks": r.checks}  # the checks: the very script the runner runs
     for layer in STEPS:
@@ -109,7 +109,21 @@ def test_scheduled_mode_offsets_each_step_after_the_one_before():
     starts = [cfgs[f"dev-customers-{step}"].inputs["scheduleOptions"]["startTime"] for step in STEPS]
     assert starts == [f"2025-03-01T{h}Z" for h in ("02:05:00", "02:20:00", "02:35:00", "02:50:00", "03:05:00", "03:20:00")]
     assert {cfgs[f"dev-customers-{step}"].inputs["schedule"] for step in STEPS} == {"every 24 hours"}
-    assert all("disableAutoScheduling" not in c.inputs["scheduleOptions"] for c in cfgs.values())
+    assert all("disableAutoScheduling" not in cfgs[f"dev-customers-{step}"].inputs["scheduleOptions"] for step in STEPS)
+    # the full refresh never runs on a schedule, whatever the mode
+    assert cfgs["dev-customers-refresh"].inputs["scheduleOptions"] == {"disableAutoScheduling": True}
+    assert "schedule" not in cfgs["dev-customers-refresh"].inputs
+
+
+def test_the_full_refresh_is_a_manual_only_scheduled_query_of_the_runners_sql():
+    rec = program([spec()])
+    c = configs(rec)["dev-customers-refresh"]
+    r = render_table(spec(), NAMING, landing_uri=f"gs://{LANDING}")
+    assert c.inputs["dataSourceId"] == "scheduled_query"
+    assert c.inputs["params"] == {"query": r.full_refresh}  # the text `run --full-refresh` runs
+    assert c.inputs["scheduleOptions"] == {"disableAutoScheduling": True}
+    assert c.inputs["serviceAccountName"] == f"dev-dts-refresh@{PROJECT}.iam.gserviceaccount.com"
+    assert "MERGE `acme-data-dev.dev_dwh.customers`" in c.inputs["params"]["query"]
 
 
 def test_time_of_day_schedules_shift_the_time_itself():
@@ -151,6 +165,7 @@ def test_managed_tables_schema_partitioning_clustering():
     assert sorted(tables) == [
         "dev_archive.customers",
         "dev_archive.customers__batches",
+        "dev_archive.customers__specs",
         "dev_dwh.customers",
         "dev_quality.check_results",  # the runtime's, shared by every table's checks
         "dev_quality.customers__rejects",
@@ -228,14 +243,14 @@ def test_rejects_is_a_view_over_the_archive():
 def test_protected_stack_protects_archive_and_dwh_tables():
     rec = program([spec()], pipeline={"protect": True})
     tables = {r.name: r for r in rec.of_type("gcp:bigquery/table:Table")}
-    for name in ("dev_archive.customers", "dev_archive.customers__batches", "dev_dwh.customers"):
+    for name in ("dev_archive.customers", "dev_archive.customers__batches", "dev_archive.customers__specs", "dev_dwh.customers"):
         assert tables[name].inputs["deletionProtection"] is True and tables[name].protect is True
 
 
 def test_runtime_identities_are_least_privilege():
     rec = program([spec()])
     sas = {r.inputs["accountId"] for r in rec.of_type("gcp:serviceaccount/account:Account")}
-    assert sas == {f"dev-dts-{step}" for step in STEPS}
+    assert sas == {f"dev-dts-{step}" for step in STEPS + (REFRESH,)}
     project_roles = {(r.inputs["role"], r.inputs["member"]) for r in rec.of_type("gcp:projects/iAMMember:IAMMember")}
     assert {role for role, _ in project_roles} == {"roles/bigquery.jobUser", "roles/bigquerydatatransfer.serviceAgent"}
     # the service agent role only to the agent the program created (docs: an agent created on
@@ -259,12 +274,17 @@ def test_runtime_identities_are_least_privilege():
         ("dev-dts-dwh", "dev_dwh", "roles/bigquery.dataEditor"),
         ("dev-dts-checks", "dev_dwh", "roles/bigquery.dataViewer"),
         ("dev-dts-checks", "dev_quality", "roles/bigquery.dataEditor"),
+        # the manual-only full refresh: reads the archive, rebuilds delta, transform and dwh
+        ("dev-dts-refresh", "dev_archive", "roles/bigquery.dataViewer"),
+        ("dev-dts-refresh", "dev_delta", "roles/bigquery.dataEditor"),
+        ("dev-dts-refresh", "dev_transform", "roles/bigquery.dataEditor"),
+        ("dev-dts-refresh", "dev_dwh", "roles/bigquery.dataEditor"),
     }
     token = rec.of_type("gcp:serviceaccount/iAMMember:IAMMember")
-    assert len(token) == len(STEPS)
+    assert len(token) == len(STEPS) + 1
     assert {(t.inputs["role"], t.inputs["member"]) for t in token} == {("roles/iam.serviceAccountTokenCreator", AGENT)}
     assert {t.inputs["serviceAccountId"] for t in token} == {
-        f"projects/{PROJECT}/serviceAccounts/dev-dts-{step}@{PROJECT}.iam.gserviceaccount.com" for step in STEPS
+        f"projects/{PROJECT}/serviceAccounts/dev-dts-{step}@{PROJECT}.iam.gserviceaccount.com" for step in STEPS + (REFRESH,)
     }
     (pub,) = rec.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember")
     assert pub.inputs["role"] == "roles/pubsub.publisher" and pub.inputs["member"] == AGENT
@@ -286,7 +306,7 @@ def test_the_transfer_agent_is_created_before_anything_is_granted_to_it():
     assert {r.type for r in to_agent} == {
         "gcp:serviceaccount/iAMMember:IAMMember", "gcp:pubsub/topicIAMMember:TopicIAMMember", "gcp:projects/iAMMember:IAMMember"
     }
-    assert len(to_agent) == len(STEPS) + 2  # token creator per step account, publisher, agent role
+    assert len(to_agent) == len(STEPS) + 3  # token creator per step account, publisher, agent role
     for grant in to_agent:
         assert identity.urn in grant.dependencies, f"{grant.name} takes its member from the identity"
         assert api.urn in deps(grant.urn)
@@ -428,7 +448,74 @@ def test_many_tables_share_one_runtime():
     rec = program(specs)
     counts = rec.count_by_type()
     assert counts["flexyboots:table_pipeline:TablePipeline"] == 3
-    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 18
-    assert counts["gcp:serviceaccount/account:Account"] == 6
+    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 21  # 6 steps + the manual refresh, per table
+    assert counts["gcp:serviceaccount/account:Account"] == 7
     assert counts["gcp:pubsub/topic:Topic"] == 1
     assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1
+
+
+# --------------------------------------------------------------------------- spec changes, deployed
+
+
+def _table_items(pipeline_spec):
+    """The pipeline's BigQuery tables as plan items ({type, name, parent, inputs, protect}) of a
+    protected stack, for ``stacks.diff.diff_plans``."""
+    rec = program([pipeline_spec], pipeline={"protect": True})
+    return [
+        {"type": "gcp:bigquery/table:Table", "name": r.name, "parent": "", "inputs": r.inputs, **({"protect": True} if r.protect else {})}
+        for r in rec.of_type("gcp:bigquery/table:Table")
+    ]
+
+
+def _spec_changes_plan(**changes):
+    from stacks.diff import diff_plans
+
+    d = diff_plans(_table_items(spec()), _table_items(spec(**changes)))
+    return {c.name: c for c in d.changes if c.name != "dev_quality.customers__rejects"}, d
+
+
+def test_adding_a_nullable_column_updates_the_protected_tables_in_place():
+    cols = CUSTOMERS["columns"] + [{"source": "phone", "name": "phone", "type": "STRING"}]
+    changed, d = _spec_changes_plan(columns=cols)
+    assert {n: c.action for n, c in changed.items()} == {"dev_archive.customers": "update", "dev_dwh.customers": "update"}
+    assert not d.destructive
+    assert "+phone STRING" in changed["dev_dwh.customers"].values["schema"][1]
+
+
+def test_a_rename_keeps_the_archive_and_replaces_the_protected_dwh_with_the_migration_path():
+    cols = [CUSTOMERS["columns"][0], {"source": "email", "name": "email_address", "type": "STRING", "renamed_from": "email"}, CUSTOMERS["columns"][2]]
+    changed, d = _spec_changes_plan(columns=cols)
+    assert set(changed) == {"dev_dwh.customers"}  # the archive keeps the column under its first name
+    c = changed["dev_dwh.customers"]
+    assert c.action == "replace" and "protect" in c.destructive
+    assert "full-refresh" in c.advice and d.exit_code() == 3
+
+
+def test_a_dropped_column_leaves_the_dwh_in_place_and_stays_in_the_archive():
+    cols = CUSTOMERS["columns"][:1] + [{**CUSTOMERS["columns"][1], "dropped": True}] + CUSTOMERS["columns"][2:]
+    changed, d = _spec_changes_plan(columns=cols)
+    assert {n: c.action for n, c in changed.items()} == {"dev_dwh.customers": "update"}
+    assert not d.destructive
+
+
+def test_a_column_removed_from_the_spec_would_delete_archived_values_and_is_flagged():
+    cols = CUSTOMERS["columns"][:1] + CUSTOMERS["columns"][2:]
+    changed, d = _spec_changes_plan(columns=cols)
+    a = changed["dev_archive.customers"]
+    assert a.action == "update" and "drops column(s) email" in a.destructive and "dropped: true" in a.advice
+    assert d.exit_code() == 3
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"columns": CUSTOMERS["columns"][:1] + [{"source": "email", "name": "email", "type": "INT64"}] + CUSTOMERS["columns"][2:]}, "column email changes type STRING -> INT64"),
+        ({"dwh": {"partition_by": {"column": "updated_at", "granularity": "MONTH"}, "cluster_by": ["customer_id"]}}, "partitioning granularity DAY -> MONTH"),
+    ],
+)
+def test_type_and_partitioning_changes_are_replacements_of_the_protected_dwh(change, reason):
+    changed, d = _spec_changes_plan(**change)
+    assert set(changed) == {"dev_dwh.customers"}  # the archive holds raw strings: untouched
+    c = changed["dev_dwh.customers"]
+    assert c.action == "replace" and reason in [r.why for r in c.reasons]
+    assert "protect" in c.destructive and d.exit_code() == 3

@@ -10,9 +10,9 @@ The model never reads SQL or the engine: from the batches in landing (= archive)
 
 The one thing it shares with the renderer is the *definition* of the row hash, needed to
 reproduce the tie-break between two versions of a key with the same ``version_by`` in the same
-batch (documented in ``pipeline_sql.render.row_hash``): MD5 hex of the renamed business columns in
-spec order as a compact JSON array of strings (``["42","a,b",null]``). It is re-implemented
-here from that definition, not imported.
+batch (documented in ``pipeline_sql.render.row_hash``): MD5 hex of ``"<name>":<value as JSON>,``
+for each non-NULL business column, in name order (a NULL column adds nothing). It is
+re-implemented here from that definition, not imported.
 
 Casts model BigQuery's SAFE_CAST on the small value sets the tests use (clearly valid or clearly
 invalid values only: the embedded engine is laxer than BigQuery for strings like '1e3' as INT64,
@@ -115,9 +115,10 @@ def valid(value: str | None, typ: str) -> bool:
         return False
 
 
-def row_hash(values: Iterable[str | None]) -> str:
-    """The archive's ``_row_hash`` by its definition (see the module docstring)."""
-    text = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+def row_hash(values: dict[str, str | None]) -> str:
+    """The archive's ``_row_hash`` by its definition (see the module docstring): MD5 hex of
+    ``"<archive name>":<JSON string>,`` for each non-NULL value, in name order."""
+    text = "".join(f"{json.dumps(n)}:{json.dumps(v, ensure_ascii=False)}," for n, v in sorted(values.items()) if v is not None)
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
@@ -138,25 +139,36 @@ class _Version:
 
 class Model:
     """The expected outcome of archiving ``batches`` (lists of {target name: str | None}), in
-    order, then running delta, transform and dwh."""
+    order, then running delta, transform and dwh.
 
-    def __init__(self, spec: TableSpec, batches: list[list[dict]]):
+    Spec changes: ``specs[i]`` is the spec batch ``i`` was landed and archived under (default:
+    ``spec`` for every batch); its rows are keyed by that spec's target names. The archive holds
+    each column under its first name (``archive_name``), a column a batch's spec lacks is NULL
+    there, and the row hash covers the non-NULL columns only; the DWH, the rejects and the casts
+    follow the final ``spec`` (what a run, or a full refresh after a change that needs one,
+    leaves behind)."""
+
+    def __init__(self, spec: TableSpec, batches: list[list[dict]], specs: list[TableSpec] | None = None):
         self.spec = spec
+        specs = specs or [spec] * len(batches)
+        assert len(specs) == len(batches)
         names = spec.column_names
         types = {c.name: c.type for c in spec.columns}
         # archive: first occurrence of (raw key, row hash); NULL keys never archived
         self.archive: dict[tuple, dict] = {}  # (key, hash) -> {row, batch, hash}
         self.null_key_rows: list[int] = []
-        for b, batch in enumerate(batches):
+        for b, (batch, bspec) in enumerate(zip(batches, specs)):
             nulls = 0
             for row in batch:
-                row = {n: row.get(n) for n in names}
-                key = tuple(row[k] for k in spec.key)
+                archived = {c.archive_name: row.get(c.name) for c in bspec.columns}
+                key = tuple(archived[bspec.column(k).archive_name] for k in bspec.key)
                 if any(v is None for v in key):
                     nulls += 1
                     continue
-                h = row_hash(row[n] for n in names)
-                self.archive.setdefault((key, h), {"row": row, "batch": b, "hash": h})
+                h = row_hash(archived)
+                # the row under the final spec's names (a column the batch lacked is NULL)
+                current = {c.name: archived.get(c.archive_name) for c in spec.columns}
+                self.archive.setdefault((key, h), {"row": current, "batch": b, "hash": h})
             self.null_key_rows.append(nulls)
         # dwh: latest valid version per key; keys compare as typed values ('1' and '01' are one
         # INT64 key), so group by the cast key (a valid row's key always casts)
@@ -208,9 +220,12 @@ def make_spec(
     **extra: Any,
 ) -> TableSpec:
     """A spec validated by ``parse_spec``. ``columns`` are ``(name, type)`` (the source column is
-    then ``src_<name>``) or ``(source, name, type)``."""
+    then ``src_<name>``), ``(source, name, type)`` or a spec file's column mapping."""
     cols = []
     for c in columns:
+        if isinstance(c, dict):  # a column entry as written in a spec file
+            cols.append(c)
+            continue
         src, name, typ = (f"src_{c[0]}", c[0], c[1]) if len(c) == 2 else c
         cols.append({"source": src, "name": name, "type": typ})
     data: dict[str, Any] = {

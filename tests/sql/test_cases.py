@@ -204,9 +204,9 @@ def test_ties_on_version_break_by_batch_then_row_hash(pipe_factory):
     # same key, same version, same batch: the largest row hash wins (deterministic)
     p.land([{"id": "1", "name": n, "ver": "5"} for n in names] + [{"id": "2", "name": "first", "ver": "5"}])
     p.run_all()
-    winner = max(names, key=lambda n: row_hash(["1", n, "5"]))
+    winner = max(names, key=lambda n: row_hash({"id": "1", "name": n, "ver": "5"}))
     assert p.dwh()[(1,)]["name"] == winner
-    assert p.dwh(meta=True)[(1,)]["_row_hash"] == row_hash(["1", winner, "5"])
+    assert p.dwh(meta=True)[(1,)]["_row_hash"] == row_hash({"id": "1", "name": winner, "ver": "5"})
     # same version in a later batch: the later batch wins
     p.land([{"id": "2", "name": "second", "ver": "5"}])
     p.run_all()
@@ -225,7 +225,7 @@ def test_without_version_by_the_latest_batch_wins_and_ties_break_by_hash(pipe_fa
     p.land([{"id": "j", "name": "2"}])
     p.run_all()  # three batches archived before one delta
     assert p.dwh() == {
-        ("k",): {"id": "k", "name": max("xy", key=lambda n: row_hash(["k", n]))},
+        ("k",): {"id": "k", "name": max("xy", key=lambda n: row_hash({"id": "k", "name": n}))},
         ("j",): {"id": "j", "name": "2"},
     }
 
@@ -335,7 +335,7 @@ def test_csv_quoting_commas_quotes_and_newlines_survive(pipe_factory):
     p.run_all()
     assert {k[0]: v["text"] for k, v in p.dwh().items()} == dict(enumerate(texts))
     # the row hash is the documented one (so the model's tie-break is the engine's)
-    assert {r["_row_hash"] for r in p.archive()} == {row_hash([str(i), t]) for i, t in enumerate(texts)}
+    assert {r["_row_hash"] for r in p.archive()} == {row_hash({"id": str(i), "text": t}) for i, t in enumerate(texts)}
 
 
 def test_csv_with_another_delimiter(pipe_factory):
@@ -684,7 +684,7 @@ def test_key_values_equal_after_their_cast_are_one_key(pipe_factory):
     p.run_all()
     rows = p.dwh_rows()
     assert len(rows) == 1, rows
-    winner = max(batch, key=lambda r: row_hash([r["id"], r["name"]]))
+    winner = max(batch, key=lambda r: row_hash({"id": r["id"], "name": r["name"]}))
     assert rows[0]["name"] == winner["name"]
     assert len(p.archive()) == 3
     p.land([{"id": "001", "name": "later"}])

@@ -21,25 +21,34 @@ SPEC = parse_spec(
 )
 
 
-def test_csv_header_in_another_order_is_refused_and_nothing_is_loaded(engine, tmp_path):
+def test_csv_loads_by_its_header_and_a_header_the_spec_does_not_fit_is_refused(engine, tmp_path):
     landing = tmp_path / "landing"
     (landing / "parcels").mkdir(parents=True)
-    bad = landing / "parcels" / "001_swapped.csv"
-    bad.write_text("status,id\nplaced,1\n")
+    bad = landing / "parcels" / "001_unknown.csv"
+    bad.write_text("id,state\n1,placed\n")
     runner = Runner(engine.client, Naming(env="hdrcheck"), landing_dir=landing)
     runner.bootstrap([SPEC])
     with pytest.raises(LayerError) as e:
         runner.run_table(SPEC)
     msg = str(e.value)
     assert "parcels: staging layer failed" in msg and str(bad) in msg
-    assert "header status,id does not match" in msg and "expected id,status" in msg
+    assert "header id,state does not match the spec's source columns (unknown column(s) state)" in msg and "expected id,status" in msg
     assert runner.query("SELECT COUNT(*) AS n FROM `flexyboots-local.hdrcheck_staging.parcels`")[0]["n"] == 0
 
-    bad.write_text("ID,Status\n1,placed\n")  # same names, other case: BigQuery names are case-insensitive
+    bad.write_text("status,id\nplaced,1\n")  # another order: loaded by name
     runner.run_table(SPEC)
-    assert [dict(r.items()) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels`")] == [
-        {"parcel_id": 1, "status": "placed"}
+    bad.unlink()
+    # same names, other case: BigQuery names are case-insensitive
+    (landing / "parcels" / "002_case.csv").write_text("ID,Status\n2,sent\n")
+    runner.run_table(SPEC)
+    assert [dict(r.items()) for r in runner.query("SELECT parcel_id, status FROM `flexyboots-local.hdrcheck_dwh.parcels` ORDER BY parcel_id")] == [
+        {"parcel_id": 1, "status": "placed"},
+        {"parcel_id": 2, "status": "sent"},
     ]
+    # a file without the key column is refused
+    (landing / "parcels" / "003_nokey.csv").write_text("status\nlost\n")
+    with pytest.raises(LayerError, match="lacks required column"):
+        runner.run_table(SPEC)
 
 
 def test_a_staging_stopped_before_its_description_never_files_rows_under_the_previous_batch(engine, tmp_path, monkeypatch):

@@ -60,11 +60,11 @@ def test_one_table_example_wires_the_pipeline_to_its_warehouse_and_lake(monkeypa
     )
     counts = rec.count_by_type()
     assert counts["flexyboots:table_pipeline:TablePipeline"] == 1
-    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 6  # 5 layers + checks
+    assert counts["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 7  # 5 layers + checks + the manual full refresh
     assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1  # the Data Transfer agent, created
     staging = rec.get("sandbox-customers-staging").inputs["params"]["query"]
     (bucket,) = rec.of_type("gcp:storage/bucket:Bucket")
     assert f"gs://{bucket.inputs['name']}/customers/*" in staging
     assert "`acme-sandbox.sandbox_staging.customers`" in staging
     assert {c.inputs["location"] for c in rec.of_type("gcp:bigquery/dataTransferConfig:DataTransferConfig")} == {"EU"}
-    assert set(rec.exports["transfer_configs"]) == {"staging", "archive", "delta", "transform", "dwh", "checks"}
+    assert set(rec.exports["transfer_configs"]) == {"staging", "archive", "delta", "transform", "dwh", "checks", "refresh"}

@@ -87,9 +87,9 @@ def test_dev_and_prod_differ_where_the_design_says(plans):
     dev, prod = counts(plans("dev")), counts(plans("prod"))
     assert "gcp:composer/environment:Environment" not in dev
     assert prod["gcp:composer/environment:Environment"] == 1
-    assert prod["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == dev["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 12  # 2 tables x (5 layers + checks)
-    modes = {
-        s: {str(r.inputs.get("scheduleOptions")) for r in plans(s).resources if r.type.endswith("DataTransferConfig")}
+    assert prod["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == dev["gcp:bigquery/dataTransferConfig:DataTransferConfig"] == 14  # 2 tables x (5 layers + checks + the manual full refresh)
+    modes = {  # the six steps' configs (the full refresh is manual-only in both)
+        s: {str(r.inputs.get("scheduleOptions")) for r in plans(s).resources if r.type.endswith("DataTransferConfig") and not r.name.endswith("-refresh")}
         for s in ("dev", "prod")
     }
     assert modes["prod"] == {"{'disableAutoScheduling': True}"}

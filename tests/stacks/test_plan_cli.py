@@ -52,7 +52,7 @@ def test_text_plan_has_tree_and_counts(plans):
     text = render_text(plans("prod"))
     assert "  flexyboots:table_pipeline:TablePipeline customers\n" in text
     assert "    gcp:bigquery/table:Table prod_dwh.customers [protected]" in text
-    assert "resources per type:" in text and re.search(r"gcp:bigquery/dataTransferConfig:DataTransferConfig +12\n", text)
+    assert "resources per type:" in text and re.search(r"gcp:bigquery/dataTransferConfig:DataTransferConfig +14\n", text)
 
 
 def test_dags_cli_writes_the_files_the_stack_uploads(tmp_path):
