@@ -9,6 +9,7 @@ and a demo that lands the sample batches round by round.
     python -m pipeline_sql checks [--tables a,b] [--history N] [--state DIR]
     python -m pipeline_sql demo [--landing DIR] [--state DIR]
     python -m pipeline_sql lineage [TABLE] [--format mermaid|dot|json|openlineage] [--project P] [--env E]
+    python -m pipeline_sql schema [--output F] [--check]    (the spec format's JSON Schema)
 
 Locally everything runs on the embedded engine with its state in ``.flexyboots/`` (so runs
 accumulate history like a real warehouse); ``--project P`` runs the same SQL on real BigQuery
@@ -34,6 +35,7 @@ from .spec import SpecError, TableSpec, load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "tables"
+DEFAULT_SCHEMA = ROOT / "config" / "spec.schema.json"
 DEFAULT_LANDING = ROOT / "landing"
 DEFAULT_STATE = ROOT / ".flexyboots"
 
@@ -127,6 +129,22 @@ def cmd_validate(args) -> int:
     for s in specs:
         _print(f"ok  {s.file}  ({s.table}: {len(s.columns)} columns, key {', '.join(s.key)}, {s.source.format})")
     _print(f"{len(specs)} table specs valid")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    """Write (or with --check, compare) the JSON Schema of the spec format."""
+    from .specschema import REGENERATE, schema_text, write_schema
+
+    out = Path(args.output)
+    if args.check:
+        if not out.exists() or out.read_text(encoding="utf-8") != schema_text():
+            print(f"error: {out} is stale; regenerate it with `{REGENERATE}`", file=sys.stderr)
+            return 1
+        _print(f"{out} is up to date")
+        return 0
+    changed = write_schema(out)
+    _print(f"{'wrote' if changed else 'unchanged'} {out}")
     return 0
 
 
@@ -411,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("validate", help="check every table spec; exit non-zero on the first bad one")
     common(sp, project=False)
     sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("schema", help="write the JSON Schema of the spec format (editors complete and check specs with it)")
+    sp.add_argument("--output", default=str(DEFAULT_SCHEMA), metavar="F", help="where to write it (default: config/spec.schema.json)")
+    sp.add_argument("--check", action="store_true", help="write nothing; exit 1 when the file differs from the generated schema")
+    sp.set_defaults(func=cmd_schema)
 
     sp = sub.add_parser("render", help="print a table's SQL (all layers and checks, or one)")
     sp.add_argument("table")

@@ -253,7 +253,7 @@ def test_a_corrupt_cache_file_is_removed_not_trusted(tmp_path):
 def test_command_analyzes_a_folder_of_specs(tmp_path, capsys):
     """`python -m pipeline_sql.googlesql --config-dir DIR`: exit 0 when clean; exit 1 and the
     statement, line and message when a derived expression (the author's own SQL, which the
-    validator does not analyze) is one BigQuery refuses."""
+    validator parses but does not type) is one BigQuery refuses."""
     from pipeline_sql.googlesql import main
 
     spec = (
@@ -264,8 +264,10 @@ def test_command_analyzes_a_folder_of_specs(tmp_path, capsys):
     (tmp_path / "parcels.yaml").write_text(spec)
     assert main(["--config-dir", str(tmp_path)]) == 0
     assert "0 problems" in capsys.readouterr().out
-    (tmp_path / "parcels.yaml").write_text(spec.replace("weight > 10", "weigth > 10"))
+    # the validator parses the expression and checks the columns it names (an unknown column is
+    # refused before this point); the types are the analyzer's to judge
+    (tmp_path / "parcels.yaml").write_text(spec.replace("weight > 10", "LOWER(weight) > 10"))
     assert main(["--config-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "parcels/layer:transform (flexyboots-local/-): Unrecognized name: weigth" in out
-    assert "CAST((weigth > 10" in out  # the excerpt shows the line
+    assert "parcels/layer:transform (flexyboots-local/-): No matching signature for function LOWER" in out
+    assert "CAST((LOWER(weight) > 10" in out  # the excerpt shows the line

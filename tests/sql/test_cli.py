@@ -23,7 +23,7 @@ def test_validate_and_render(capsys, tmp_path):
     (bad / "orders.yaml").write_text("table: orders\nsource: {format: csv, path: orders/}\nkey: [nope]\ncolumns:\n  - {source: id, name: id, type: INT64}\n")
     assert main(["validate", "--config-dir", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert f"{bad / 'orders.yaml'}: key[0]: 'nope' is not a column" in err
+    assert f"{bad / 'orders.yaml'}:3: key[0]: 'nope' is not a column" in err
 
 
 def test_run_accumulates_state_and_export_sorts_by_key(capsys, tmp_path):

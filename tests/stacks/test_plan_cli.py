@@ -43,7 +43,7 @@ def test_bad_table_spec_fails_naming_the_file(tmp_path, capsys):
     (tmp_path / "broken.yaml").write_text("table: broken\nsource: {format: xml, path: b/}\nkey: [a]\ncolumns: [{source: a, name: a, type: STRING}]\n")
     assert main(["plan", "--stack", "dev", "--tables-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "broken.yaml: source.format" in err
+    assert "broken.yaml:2: source.format" in err
 
 
 def test_text_plan_has_tree_and_counts(plans):
