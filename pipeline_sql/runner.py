@@ -217,6 +217,8 @@ class Runner:
         self._hash_cache: dict[tuple[str, float, int], str] = {}
         #: table -> the columns of the last file loaded into its staging table (None: unknown)
         self._staging_shape: dict[str, tuple | None] = {}
+        #: table id -> version of the spec :meth:`bootstrap` created that table from, in this process
+        self._created: dict[str, str] = {}
         #: table -> {content SHA-256: (file, reason)} of quarantined files (read once per run)
         self._quarantine: dict[str, dict[str, tuple[str, str]]] | None = None
         #: the files refused in this run (:meth:`run` resets it)
@@ -301,11 +303,13 @@ class Runner:
                 if rebuilt or not (td.rebuilt_by_sql and td.name == spec.table)
             ]
             local = [refused_files_table(self.naming)] if self.local else []
+            versions = {td.table_id: spec_version(spec) for spec in specs for td in pipeline_tables(spec, self.naming)}
             for td in shared_tables(self.naming) + local + wanted:
                 table = _table(td)
                 if td.name not in existing[td.layer]:
                     try:
                         self.client.create_table(table, retry=retry)
+                        self._created[td.table_id] = versions.get(td.table_id, "")
                     except Conflict:  # created meanwhile: compare it like an existing one
                         existing[td.layer].add(td.name)
                 if td.view_query is not None and td.name in existing[td.layer] and replace_views:
@@ -719,11 +723,18 @@ class Runner:
         are applied (a nullable column added to archive and DWH, a DWH column renamed or dropped;
         with ``full_refresh`` a DWH whose column types or partitioning changed is recreated, for
         the full refresh to fill) and the new version is recorded (after the refresh, for a
-        change that needs one). Returns the changes."""
+        change that needs one). A table whose stored tables :meth:`bootstrap` has just created
+        from this spec only gets its version recorded. Returns the changes."""
         version = spec_version(spec)
         if state is None:
             state = self.table_states([spec])[spec.table]
         if state.spec_version == version:
+            return []
+        stored = [td for td in pipeline_tables(spec, self.naming) if td.view_query is None and not td.rebuilt_by_sql]
+        if state.spec_version is None and all(self._created.get(td.table_id) == version for td in stored):
+            # a new table: bootstrap just created every stored table from this spec, nothing to
+            # bring up to date (and nothing to probe): record the version only
+            self.record_spec(spec, full_refresh=False)
             return []
         try:
             rows = self.query(render_recorded_spec(spec, self.naming), table=spec.table, layer="spec")

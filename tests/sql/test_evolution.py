@@ -170,3 +170,26 @@ def test_a_new_environment_replays_files_of_every_spec_version(pipe_factory, tmp
     new.assert_model([rows1, rows2], [v1, v2])
     assert len(new.archive()) == 3
     assert new.dwh()[(2,)]["phone"] == "7" and new.dwh()[(1,)]["phone"] is None
+
+
+def test_a_new_table_records_its_version_without_probing_and_a_spec_changed_before_its_first_run_is_applied(pipe_factory, monkeypatch):
+    """Bootstrap created every stored table from the spec: its first run only records the
+    version (no column probes: they cost a round trip each per table). When the spec changed
+    between the bootstrap and the first run (same runner), the tables are brought up to it."""
+    v1 = spec_with()
+    p = pipe_factory(v1)  # bootstraps from v1
+    probed = []
+    real = p.runner.columns
+    monkeypatch.setattr(p.runner, "columns", lambda *a, **k: probed.append(a[1]) or real(*a, **k))
+    p.land([{"id": "1", "name": "a", "amount": "1", "score": "x", "ver": "1"}])
+    p.runner.run_table(v1)
+    assert probed == [] and p.runner.table_states([v1])[v1.table].spec_version == spec_version(v1)
+
+    q = pipe_factory(v1)  # bootstraps from v1 ...
+    v2 = spec_with(BASE + [("phone", "STRING")])
+    q.spec = v2  # ... then runs under v2 with the same runner: phone must be added first
+    monkeypatch.setattr(q.runner, "columns", lambda *a, **k: probed.append(a[1]) or real.__func__(q.runner, *a, **k))
+    q.land([{"id": "1", "name": "a", "amount": "1", "score": "x", "ver": "1", "phone": "555"}])
+    q.runner.run_table(v2)
+    assert "archive" in probed and "dwh" in probed
+    assert q.dwh()[(1,)]["phone"] == "555"
