@@ -225,6 +225,7 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
             f"  FROM {naming.ref('staging', spec.table, '__batch')}"
         ),
         max_keys=MAX_BOUND_KEYS,
+        max_keys_1=MAX_BOUND_KEYS + 1,
         first_key=key[0],
         first_key_source=spec.column(spec.key[0]).source,
         # back-quoted: GoogleSQL cannot parse a column named `table` unquoted in an INSERT column
