@@ -89,7 +89,7 @@ PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
     "_key",  # the archive's batch keys, collected
     "_run_at", "_mark", "_through_mark", "_batch_keys", "_window_start", "_window_end",  # script variables (underscored: no spec column can shadow them)
     "dt",  # the landing date, the hive partition of staging.<t>__landed
-    "_first_inserted_at", "_replaces",  # the dwh MERGE's source
+    "_first_inserted_at", "_replaces", "_delete",  # the dwh MERGE's source
     # quality.check_results and the checks script's own names
     "run_id", "table_name", "check_name", "rule", "columns", "severity", "passed", "failing_rows", "sample_keys",
     "observed_value", "message", "referenced_table", "checked_at", "n",
@@ -432,7 +432,11 @@ def test_dwh_merge_has_version_guard_with_version_by():
     assert "WHERE _D.customer_id IS NULL OR (_D._row_hash != _S._row_hash AND ((_S.updated_at > _D.updated_at) OR (_S.updated_at IS NOT NULL AND _D.updated_at IS NULL) OR" in sql
     assert "_S._ingested_at > _D._ingested_at" in sql  # tie-break on equal versions
     # the changed key's row is replaced: deleted (matching on the key) and inserted (never matching)
-    assert "SELECT *, customer_id AS _merge_customer_id FROM _changed WHERE _replaces\n  UNION ALL\n  SELECT *, CAST(NULL AS INT64) AS _merge_customer_id FROM _changed" in sql
+    assert (
+        "  SELECT _changed.*, IF(_delete, customer_id, NULL) AS _merge_customer_id\n"
+        "  FROM _changed CROSS JOIN UNNEST([TRUE, FALSE]) AS _delete\n"
+        "  WHERE NOT _delete OR _replaces\n"
+    ) in sql
     assert "ON _T.customer_id = _S._merge_customer_id\nWHEN MATCHED THEN DELETE\n" in sql
     assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _through, _inserted_at, _updated_at)" in sql
     # the replacing row records the high-water mark it came from and keeps the key's first insertion time
