@@ -257,3 +257,54 @@ def test_an_unknown_manifest_format_is_an_import_error_naming_the_file(tmp_path)
     bag = dagbag(tmp_path / "dags")
     (error,) = bag.import_errors.values()
     assert f"{name}: manifest format 99" in error and bag.dag_ids == []
+
+
+def test_the_scheduler_never_runs_a_full_refresh_beside_a_regular_run(airflow_db, tmp_path):
+    """max_active_runs=1 on the one DAG: Airflow's own trigger path queues the refresh, and the
+    scheduler's own code starts it only once the regular run is over (and the other way round)."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import ParamValidationError
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models import DagModel, DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    render(tmp_path / "dags")
+    dag = dagbag(tmp_path / "dags").dags[dag_id("prod", "customers")]
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.dag_id == dag.dag_id).delete()
+    dag.sync_to_db()
+    SerializedDagModel.write_dag(dag)
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == dag.dag_id).update({"is_paused": False})
+
+    when = dt.datetime(2025, 4, 1, 2, 7, tzinfo=dt.timezone.utc)
+    regular = dag.create_dagrun(
+        run_type=DagRunType.SCHEDULED, execution_date=when, state=DagRunState.RUNNING,
+        data_interval=(when - dt.timedelta(days=1), when),
+    )
+    with pytest.raises(ParamValidationError):  # the trigger itself refuses a non-boolean
+        trigger_dag(dag.dag_id, conf={"full_refresh": "yes"}, execution_date=when + dt.timedelta(hours=1))
+    refresh = trigger_dag(dag.dag_id, conf={"full_refresh": True}, execution_date=when + dt.timedelta(hours=1))
+    assert refresh.state == DagRunState.QUEUED
+
+    def start_queued():
+        runner = SchedulerJobRunner(job=Job(), subdir=str(tmp_path / "dags"))
+        with create_session() as session:
+            runner._start_queued_dagruns(session)
+        with create_session() as session:
+            return {r.run_id: r.state for r in session.query(DagRun).filter(DagRun.dag_id == dag.dag_id)}
+
+    assert start_queued()[refresh.run_id] == DagRunState.QUEUED  # the regular run is still running
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.run_id == regular.run_id).update({"state": DagRunState.SUCCESS})
+    assert start_queued()[refresh.run_id] == DagRunState.RUNNING
+    # and the next scheduled run waits for the refresh
+    nxt = dag.create_dagrun(
+        run_type=DagRunType.SCHEDULED, execution_date=when + dt.timedelta(days=1), state=DagRunState.QUEUED,
+        data_interval=(when, when + dt.timedelta(days=1)),
+    )
+    assert start_queued()[nxt.run_id] == DagRunState.QUEUED
