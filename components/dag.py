@@ -6,9 +6,11 @@ own chain. The table's FULL REFRESH (its manual-only ``refresh`` transfer config
 DWH rebuilt from the archive) is a path of that same DAG, taken by a run triggered with the DAG
 param ``full_refresh`` = true (:data:`REFRESH_PARAM`): staging >> archive >> refresh >> checks
 instead of delta >> transform >> dwh. Being the same DAG, ``max_active_runs=1`` keeps a refresh
-and a regular run of the table from ever running at once (two MERGEs on one DWH). The DAGs are built by a small STATIC Python file (``components/airflow/
-flexyboots_dags.py``, uploaded unchanged) from the JSON manifest uploaded beside it, instead of
-thousands of lines of generated Python. Tables are spread over several copies of that file
+and a regular run of the table from ever running at once (two MERGEs on one DWH).
+
+The DAGs are built by a small STATIC Python file (``components/airflow/flexyboots_dags.py``,
+uploaded unchanged) from the JSON manifest uploaded beside it, instead of thousands of lines of
+generated Python. Tables are spread over several copies of that file
 (shards, each with its own manifest) so that no file holds more than about
 :data:`TABLES_PER_FILE` tables: Airflow imports each file within its own timeout (Composer: 30 s
 by default) and the total import time grows linearly with the number of tables.

@@ -12,8 +12,10 @@ path instead: staging >> archive >> refresh >> checks, where ``refresh`` starts 
 manual-only full-refresh config (transform and DWH rebuilt from the archive); the task
 ``refresh_or_layers`` (a BranchPythonOperator) picks the path and skips the other. Being one DAG
 with ``max_active_runs=1``, a refresh never runs at the same time as a regular run of the table:
-it waits queued for the running one, and the next scheduled run waits for it. Each task is a :class:`TransferStep`: it starts a manual run of the step's
-BigQuery Data Transfer config (automatic scheduling is off for these configs), or ADOPTS the
+it waits queued for the running one, and the next scheduled run waits for it.
+
+Each task is a :class:`TransferStep`: it starts a manual run of the step's BigQuery Data Transfer
+config (automatic scheduling is off for these configs), or ADOPTS the
 run of that config that is still pending or running (so a retry never starts a second run of a
 layer while one is running), then defers to the Google provider's
 ``BigQueryDataTransferRunTrigger`` (Airflow's triggerer polls the run; no worker slot is held
