@@ -172,7 +172,11 @@ class LocalEngine:
           per job in persistent mode (jobs stay in its in-memory catalog for this process);
         * parsing the same SQL text again: the emulator parses each statement ~8 times with
           sqlglot (parse, translate, and one parse per catalog-sync check), which is most of a
-          small statement's cost; parses are memoized and each caller gets its own copy.
+          small statement's cost; parses are memoized and each caller gets its own copy;
+        * translating the same statement again (a table's staging and archive statements run
+          once per landed file): the BigQuery -> DuckDB translation is a pure function of the
+          statement's text, the referenced tables' column types and the caller, and is
+          memoized on all three.
 
         Written against bqemulator 1.4.0 (pinned); ``tests/sql/test_engine.py`` fails if an
         upgrade moves what these rely on."""
@@ -195,6 +199,7 @@ class LocalEngine:
             # one to the database costs a commit (an fsync) per job and they are never read again
             server._catalog._write_job = lambda job: None
         _cache_sqlglot_parses()
+        _cache_translations()
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB
@@ -241,6 +246,43 @@ def _cache_sqlglot_parses(maxsize: int = 512) -> None:
 
     parse_cached._flexyboots_cached = True
     Dialect.parse = parse_cached
+
+
+def _cache_translations(maxsize: int = 1024) -> None:
+    """Memoize bqemulator's ``SQLTranslator.translate`` (text -> text, no catalog access: its
+    inputs are the statement, the column types of the tables it reads and the caller) on those
+    three; only successful translations are kept (a string, shared safely)."""
+    import json
+    from collections import OrderedDict
+
+    from bqemulator.domain.result import Ok
+    from bqemulator.sql.translator import SQLTranslator
+
+    if getattr(SQLTranslator.translate, "_flexyboots_cached", False):
+        return
+    translate = SQLTranslator.translate
+    done: OrderedDict = OrderedDict()
+
+    def translate_cached(self, bq_sql, *, schema=None, caller=None, **kwargs):
+        if kwargs:
+            return translate(self, bq_sql, schema=schema, caller=caller, **kwargs)
+        try:
+            key = (id(self), bq_sql, json.dumps(schema, sort_keys=True), repr(caller))
+        except (TypeError, ValueError):
+            return translate(self, bq_sql, schema=schema, caller=caller)
+        hit = done.get(key)
+        if hit is not None:
+            done.move_to_end(key)
+            return hit
+        result = translate(self, bq_sql, schema=schema, caller=caller)
+        if isinstance(result, Ok):
+            done[key] = result
+            if len(done) > maxsize:
+                done.popitem(last=False)
+        return result
+
+    translate_cached._flexyboots_cached = True
+    SQLTranslator.translate = translate_cached
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The embedded engine's tuning (``LocalEngine._tune``) and its durability.
 
-The tuning removes three emulator costs without changing results: the time-travel copy after
-every write, the per-job record written to the database, repeated sqlglot parses. These tests
+The tuning removes four emulator costs without changing results: the time-travel copy after
+every write, the per-job record written to the database, repeated sqlglot parses, repeated
+translations of the same statement. These tests
 fail if a bqemulator upgrade moves what it relies on, and prove that a run killed mid-way loses
 nothing it had stored."""
 
@@ -52,6 +53,28 @@ def test_parses_are_memoized_and_each_caller_gets_its_own_tree(engine):
     from sqlglot.dialects.dialect import Dialect
 
     assert getattr(Dialect.parse, "_flexyboots_cached", False)
+
+
+def test_translations_are_memoized_on_text_column_types_and_caller(engine):
+    """A statement run again with the same column types is not translated again; a table whose
+    column types changed in between (CREATE OR REPLACE) gets a new translation."""
+    from bqemulator.sql.translator import SQLTranslator
+
+    assert getattr(SQLTranslator.translate, "_flexyboots_cached", False)
+    c = engine.client
+    c.query("CREATE SCHEMA IF NOT EXISTS memo").result()
+    c.query("CREATE OR REPLACE TABLE memo.t (a NUMERIC(38, 9))").result()
+    sql = "SELECT AVG(a) AS m, COUNT(*) AS n FROM memo.t"
+    tr = SQLTranslator()
+    first = tr.translate(sql, schema={"t": {"a": "DECIMAL(38,9)"}})
+    assert tr.translate(sql, schema={"t": {"a": "DECIMAL(38,9)"}}) is first  # served from the memo
+    other = tr.translate(sql, schema={"t": {"a": "BIGINT"}})
+    assert other is not first and other.value != first.value  # AVG over a DECIMAL keeps its type
+    assert [dict(r.items()) for r in c.query(sql).result()] == [{"m": None, "n": 0}]
+    c.query("INSERT INTO memo.t (a) VALUES (1.5), (2.5)").result()
+    c.query("CREATE OR REPLACE TABLE memo.t (a INT64)").result()
+    c.query("INSERT INTO memo.t (a) VALUES (1), (2)").result()
+    assert [dict(r.items()) for r in c.query(sql).result()] == [{"m": 1.5, "n": 2}]
 
 
 def test_a_killed_run_loses_nothing_it_had_stored(tmp_path):
