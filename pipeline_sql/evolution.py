@@ -11,11 +11,12 @@ not part of it (they change no stored row). The runner records each version it a
 :func:`spec_changes` compares two shapes and classifies every difference:
 
 * ``in place``: applied by the next run (a nullable column added, a column renamed through
-  ``renamed_from``, a column dropped with ``dropped: true``, a derived column removed,
-  ``required`` switched, clustering changed): ``ALTER TABLE`` locally, Pulumi's in-place
-  schema update deployed;
+  ``renamed_from``, a column dropped with ``dropped: true`` whose archived values all cast, a
+  derived column removed, ``required`` switched, clustering changed): ``ALTER TABLE`` locally,
+  Pulumi's in-place schema update deployed;
 * ``full refresh``: the rows already in the DWH must be rebuilt from the archive (a column's
-  type, a new or changed derived column, ``version_by``, the DWH's partitioning): a normal run
+  type; a dropped column some archived values of which failed its cast, whose versions become
+  valid; a new or changed derived column, ``version_by``, the DWH's partitioning): a normal run
   refuses and names ``python -m pipeline_sql run --full-refresh --tables <t>``;
 * ``refused``: nothing can apply it without losing history or meaning (a column removed from
   the spec instead of dropped, a new column declared ``required``, a changed key): the message
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Mapping
 
 from .spec import TableSpec
 
@@ -78,8 +80,20 @@ def _by(items: list[dict], key: str) -> dict[str, dict]:
     return {i[key]: i for i in items}
 
 
-def spec_changes(old: dict, new: dict, table: str = "<table>") -> list[SpecChange]:
-    """Every difference between two shapes (:func:`spec_shape`), classified."""
+def typed_drops(old: dict, new: dict) -> list[tuple[str, str]]:
+    """(archive name, type) of each column ``new`` drops whose type is not STRING: archived
+    values of it may have failed its cast, which :func:`spec_changes` needs to know."""
+    n_live, n_drop = _by(new["columns"], "archive_name"), _by(new.get("dropped", []), "archive_name")
+    return [(a, p["type"]) for a, p in _by(old["columns"], "archive_name").items() if a in n_drop and a not in n_live and p["type"] != "STRING"]
+
+
+def spec_changes(old: dict, new: dict, table: str = "<table>", cast_failures: Mapping[str, int] | None = None) -> list[SpecChange]:
+    """Every difference between two shapes (:func:`spec_shape`), classified.
+
+    ``cast_failures``: for the columns of :func:`typed_drops`, how many archived versions hold a
+    value that fails the column's cast (unknown columns count as some). Dropping such a column
+    makes those versions valid again (they were rejects, kept out of the DWH), so it needs a full
+    refresh; dropping one with none is in place."""
     out: list[SpecChange] = []
     refresh = f"run `python -m pipeline_sql run --full-refresh --tables {table}` (rebuilds transform and DWH from the archive)"
     o_live, n_live = _by(old["columns"], "archive_name"), _by(new["columns"], "archive_name")
@@ -110,7 +124,21 @@ def spec_changes(old: dict, new: dict, table: str = "<table>") -> list[SpecChang
         if a in n_live:
             continue
         if a in n_drop:
-            out.append(SpecChange("drop", p["name"], f"column {p['name']} dropped (leaves the DWH, stays in the archive)", IN_PLACE))
+            failing = None if cast_failures is None else cast_failures.get(a)
+            if p["type"] == "STRING" or failing == 0:
+                out.append(SpecChange("drop", p["name"], f"column {p['name']} dropped (leaves the DWH, stays in the archive)", IN_PLACE))
+            else:
+                # versions whose value failed the column's cast were kept out of the DWH (they are
+                # rejects); without the column they are valid, and may be their key's latest
+                count = "archived versions" if failing is None else f"{failing} archived version(s)"
+                out.append(
+                    SpecChange(
+                        "drop", p["name"],
+                        f"column {p['name']} dropped (leaves the DWH, stays in the archive); {count} whose {p['name']} "
+                        f"failed its cast to {p['type']} were kept out of the DWH and are valid without it",
+                        FULL_REFRESH, refresh,
+                    )
+                )
         else:
             out.append(
                 SpecChange(

@@ -468,6 +468,16 @@ def render_columns_probe(spec: TableSpec, naming: Naming, layer: str, suffix: st
     return f"SELECT * FROM {naming.ref(layer, spec.table, suffix)} LIMIT 0"
 
 
+def render_cast_failures(spec: TableSpec, naming: Naming, archive_name: str, typ: str) -> str:
+    """How many archived versions hold a value of an archive column that fails its cast to
+    ``typ`` (the rejects of that column; asked before a typed column is dropped, see
+    :func:`pipeline_sql.evolution.spec_changes`)."""
+    return (
+        f"SELECT COUNT(*) AS failing FROM {naming.ref('archive', spec.table)}\n"
+        f"WHERE {archive_name} IS NOT NULL AND {safe_cast(archive_name, typ)} IS NULL"
+    )
+
+
 def render_add_column(table_id: str, name: str, typ: str) -> str:
     """A nullable column added in place (existing rows read NULL)."""
     return f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {name} {sql_type(typ)}"

@@ -52,6 +52,7 @@ from .render import (
     render_archived_hashes,
     render_batches_count,
     render_staging_add_columns,
+    render_cast_failures,
     render_columns_probe,
     render_drop_column,
     render_record_spec,
@@ -62,7 +63,7 @@ from .render import (
     render_table_states,
     render_truncate_staging_batch,
 )
-from .evolution import FULL_REFRESH, blocking, renamed_columns, shape_json, spec_changes, spec_shape, spec_version
+from .evolution import FULL_REFRESH, blocking, renamed_columns, shape_json, spec_changes, spec_shape, spec_version, typed_drops
 from .schema import pipeline_tables, shared_tables
 from .landed import (
     REFUSED_TABLE,
@@ -758,7 +759,11 @@ class Runner:
         except ValueError as e:
             raise LayerError(spec.table, "spec", f"archive.{spec.table}__specs holds a damaged spec record: {e}") from e
         shape = spec_shape(spec)
-        changes = spec_changes(old, shape, spec.table) if old is not None else []
+        failures = {
+            a: self.query(render_cast_failures(spec, self.naming, a, t), table=spec.table, layer="spec")[0]["failing"]
+            for a, t in (typed_drops(old, shape) if old is not None else [])
+        }
+        changes = spec_changes(old, shape, spec.table, failures) if old is not None else []
         blocked = blocking(changes, full_refresh)
         if blocked:
             raise LayerError(

@@ -38,6 +38,8 @@ columns_probe:<t>      the runner's read of a persistent table's current columns
 add_column:<t>         ``ALTER TABLE ADD COLUMN`` of a column a spec adds (archive, batches, dwh)
 rename_column:dwh      ``ALTER TABLE RENAME COLUMN`` of a renamed column in the DWH
 drop_column:dwh        ``ALTER TABLE DROP COLUMN`` of a dropped column in the DWH
+cast_failures:<c>      the runner's count of archived values of a typed column that fail its
+                       cast, before the column is dropped
 =====================  =====================================================================
 
 Adding a statement kind (a new layer, a check-results insert, a new staging design): render it
@@ -63,6 +65,7 @@ from .render import (
     render_archived_hashes,
     render_batches_count,
     render_staging_add_columns,
+    render_cast_failures,
     render_columns_probe,
     render_drop_column,
     render_record_spec,
@@ -170,6 +173,11 @@ def _evolution_statements(spec: TableSpec, naming: Naming, s) -> list[Statement]
     name, _ = spec.dwh_columns[-1]
     out.append(s("rename_column:dwh", render_rename_column(dwh, name, f"{name}_renamed")))
     out.append(s("drop_column:dwh", render_drop_column(dwh, name)))
+    out += [
+        s(f"cast_failures:{c.name}", render_cast_failures(spec, naming, c.archive_name, c.type))
+        for c in spec.columns + spec.dropped
+        if c.type != "STRING"
+    ]
     return out
 
 

@@ -16,14 +16,26 @@
         assert_googlesql_clean([Statement("my_thing", sql, spec.table, (("run_time", "TIMESTAMP"),))],
                                Catalog.for_specs([spec], [naming]))
 
+Hypothesis runs under the profile ``HYPOTHESIS_PROFILE`` names: ``ci`` (the default, what
+`make test` and CI run) draws the same examples on every run (``derandomize``), so a result is
+reproducible and a red CI run is a change's fault; ``explore`` draws new ones each run, to look
+for new failures (``HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest tests/sql``). A failure
+it finds is added to its test as an ``@example``.
+
 The DAG tests in tests/airflow_dags/ need Apache Airflow, which lives in its own virtualenv
 (.venv-airflow; `make test` runs them there). Elsewhere they are not collected."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 collect_ignore = [] if importlib.util.find_spec("airflow") else ["airflow_dags"]
 

@@ -154,6 +154,35 @@ def test_changes_a_run_cannot_apply_are_refused_with_the_way_forward(pipe_factor
         assert p.snapshot() == before  # nothing written
 
 
+def test_dropping_a_typed_column_with_rejects_refuses_until_a_full_refresh_readmits_its_versions(pipe_factory):
+    """Key 2's only version failed score's INT64 cast: a reject, not in the DWH. Dropping score
+    makes it valid, so the plain run refuses (naming the count and the full refresh) and the
+    full refresh brings key 2 into the DWH; dropping a typed column nothing failed is in place."""
+    typed = [BASE[0], BASE[1], ("amount", "INT64"), ("score", "INT64"), BASE[4]]
+    v1 = spec_with(typed)
+    p = pipe_factory(v1)
+    rows = [{"id": "1", "name": "a", "amount": "1", "score": "5", "ver": "1"}, {"id": "2", "name": "b", "amount": "2", "score": "x", "ver": "1"}]
+    p.land(rows)
+    p.run_all()
+    assert set(p.dwh()) == {(1,)} and [r["column_name"] for r in p.rejects()] == ["score"]
+    # amount: every archived value casts: dropped in place by the next run
+    no_amount = [BASE[0], BASE[1], col("amount", "INT64", dropped=True), ("score", "INT64"), BASE[4]]
+    p = p.respec(spec_with(no_amount))
+    p.run_all()
+    assert "amount" not in p.dwh()[(1,)]
+    # score: one archived version failed its cast: the plain run refuses, nothing written
+    no_score = no_amount[:3] + [col("score", "INT64", dropped=True), BASE[4]]
+    p = p.respec(spec_with(no_score))
+    before = p.snapshot()
+    with pytest.raises(LayerError) as e:
+        p.run_all()
+    assert e.value.layer == "spec" and "1 archived version(s) whose score failed its cast to INT64" in str(e.value)
+    assert "--full-refresh" in str(e.value) and p.snapshot() == before
+    p.runner.run_table(p.spec, full_refresh=True)
+    assert set(p.dwh()) == {(1,), (2,)} and p.rejects() == []
+    p.assert_model([rows], [v1])
+
+
 def test_a_new_environment_replays_files_of_every_spec_version(pipe_factory, tmp_path):
     """Files landed under the old spec (no phone column) and under the new one load into a
     fresh archive under the new spec: the old ones with phone NULL, and the same values landed

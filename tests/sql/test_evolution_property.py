@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from pipeline_sql.evolution import FULL_REFRESH, spec_changes, spec_shape
@@ -63,6 +63,10 @@ def scenarios(draw):
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=scenarios())
+# found by CI: a column whose value failed its cast (a reject, kept out of the DWH) is dropped;
+# without it the version is valid again: a new key for the DWH, or another latest version
+@example(steps=[("land", [{"id": "1", "v": "1", "ver": "1"}, {"id": "2", "ver": "1", "v": "x"}]), ("retype", 0), ("drop", 0)])
+@example(steps=[("land", [{"id": "1", "v": "1", "ver": "1"}, {"id": "1", "ver": "1", "v": "x"}]), ("add", 0), ("retype", 0), ("drop", 0)])
 def test_any_sequence_of_spec_changes_matches_the_model(pipe_factory, steps):
     note(f"steps={steps}")
     columns = base_columns()

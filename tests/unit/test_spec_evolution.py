@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from pipeline_sql.evolution import FULL_REFRESH, IN_PLACE, REFUSED, blocking, spec_changes, spec_shape, spec_version
+from pipeline_sql.evolution import FULL_REFRESH, IN_PLACE, REFUSED, blocking, spec_changes, spec_shape, spec_version, typed_drops
 from pipeline_sql.naming import Naming
 from pipeline_sql.render import render_archive, render_delta, render_full_refresh, render_rejects_view
 from pipeline_sql.schema import pipeline_tables
@@ -118,7 +118,10 @@ def test_spec_version_ignores_what_changes_no_stored_row():
         (lambda d: cols(d).append({"source": "phone", "name": "phone", "type": "STRING", "required": True}), "add_required", REFUSED),
         # (balance: no derived column reads it, which would then read the new name)
         (lambda d: cols(d)[2].update(name="amount", renamed_from="balance"), "rename", IN_PLACE),
-        (lambda d: cols(d)[2].update(dropped=True), "drop", IN_PLACE),
+        # email: a STRING always casts (its derived column goes with it)
+        (lambda d: (cols(d)[1].update(dropped=True), d.update(transform=[])), "drop", IN_PLACE),
+        # balance (NUMERIC) with no count of its cast failures given: some may have failed
+        (lambda d: cols(d)[2].update(dropped=True), "drop", FULL_REFRESH),
         (lambda d: cols(d).pop(2), "remove", REFUSED),
         (lambda d: cols(d)[2].update(type="FLOAT64"), "retype", FULL_REFRESH),
         (lambda d: cols(d)[1].update(required=True), "require", IN_PLACE),
@@ -143,6 +146,19 @@ def test_each_change_is_classified(mutate, kind, action):
         assert blocking(found, full_refresh=False) == found and blocking(found, full_refresh=True) == []
     if action == REFUSED:
         assert c.remedy and blocking(found, full_refresh=True) == found
+
+
+def test_dropping_a_typed_column_needs_a_refresh_only_when_archived_values_failed_its_cast():
+    # a version whose balance failed its cast was a reject, kept out of the DWH; without the
+    # column it is valid (a new key for the DWH, or its key's new latest version)
+    old, new = spec_shape(spec()), spec_shape(spec(lambda d: cols(d)[2].update(dropped=True)))
+    assert typed_drops(old, new) == [("balance", "NUMERIC")]
+    (c,) = spec_changes(old, new, "customers", {"balance": 0})
+    assert (c.kind, c.action) == ("drop", IN_PLACE)
+    (c,) = spec_changes(old, new, "customers", {"balance": 3})
+    assert (c.kind, c.action) == ("drop", FULL_REFRESH)
+    assert "3 archived version(s) whose balance failed its cast to NUMERIC" in c.detail and "--full-refresh" in c.remedy
+    assert typed_drops(old, spec_shape(spec(lambda d: (cols(d)[1].update(dropped=True), d.update(transform=[]))))) == []
 
 
 def test_a_forgotten_dropped_column_is_refused():
