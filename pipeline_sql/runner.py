@@ -329,7 +329,7 @@ class Runner:
         DWH's types may change with the spec, a full refresh rebuilds it); ``archive.<t>__specs``
         is not verified here (see :meth:`_states_isolated`). A spec's new column
         missing from a table is no refusal (the spec evolution adds it). The schemas are read
-        through the tables API (one ``tables.get`` per stored table, ~2-3 ms each on the
+        through the tables API (one ``tables.get`` per stored table, a few ms each on the
         embedded engine, where an ``INFORMATION_SCHEMA.COLUMNS`` query costs seconds at 100
         tables). On the embedded engine both read the same catalog, which follows ``CREATE
         [OR REPLACE] TABLE`` but not ``ALTER TABLE`` (measured on bqemulator 1.4.0); on
