@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.dag import STEPS, TABLES_PER_FILE, DagSettings, DagTable, render_dag_files  # noqa: E402
+from components.dag import CONFIGS, TABLES_PER_FILE, DagSettings, DagTable, render_dag_files  # noqa: E402
 
 SCHEDULES = ("every 24 hours", "every 1 hours", "every 6 hours", "every 30 minutes", "every day 03:10", "every monday 06:30", "every 90 minutes")
 
@@ -40,6 +40,8 @@ import airflow  # noqa: F401
 from airflow.models import DagBag
 import airflow.providers.google.cloud.operators.bigquery_dts  # noqa: F401  (pre-import, as the DAG processor)
 import airflow.providers.google.cloud.triggers.bigquery_dts  # noqa: F401
+import airflow.models.param  # noqa: F401
+import airflow.operators.python  # noqa: F401
 pre = time.perf_counter() - t0
 bag = DagBag(dag_folder=sys.argv[1], include_examples=False, safe_mode=True)
 stats = [{"file": s.file, "s": s.duration.total_seconds(), "dags": s.dag_num, "tasks": s.task_num} for s in bag.dagbag_stats]
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     tables = [
-        DagTable(f"table_{i:05d}", {s: f"{i:08x}-0000-4000-8000-{STEPS.index(s):012x}" for s in STEPS}, SCHEDULES[i % len(SCHEDULES)])
+        DagTable(f"table_{i:05d}", {s: f"{i:08x}-0000-4000-8000-{CONFIGS.index(s):012x}" for s in CONFIGS}, SCHEDULES[i % len(SCHEDULES)])
         for i in range(args.tables)
     ]
     settings = DagSettings(project="flexyboots-prod", location="EU", env="prod", tables_per_file=args.tables_per_file)

@@ -2,9 +2,15 @@
 
 Layout, chosen by measurement (``benchmarks/dag_bench.py``; see the README): ONE DAG PER TABLE,
 so each table runs on its own schedule with ``max_active_runs=1`` and a failure stops only its
-own chain; the DAGs are built by a small STATIC Python file (``components/airflow/
-flexyboots_dags.py``, uploaded unchanged) from the JSON manifest uploaded beside it, instead of
-thousands of lines of generated Python. Tables are spread over several copies of that file
+own chain. The table's FULL REFRESH (its manual-only ``refresh`` transfer config: transform and
+DWH rebuilt from the archive) is a path of that same DAG, taken by a run triggered with the DAG
+param ``full_refresh`` = true (:data:`REFRESH_PARAM`): staging >> archive >> refresh >> checks
+instead of delta >> transform >> dwh. Being the same DAG, ``max_active_runs=1`` keeps a refresh
+and a regular run of the table from ever running at once (two MERGEs on one DWH).
+
+The DAGs are built by a small STATIC Python file (``components/airflow/flexyboots_dags.py``,
+uploaded unchanged) from the JSON manifest uploaded beside it, instead of thousands of lines of
+generated Python. Tables are spread over several copies of that file
 (shards, each with its own manifest) so that no file holds more than about
 :data:`TABLES_PER_FILE` tables: Airflow imports each file within its own timeout (Composer: 30 s
 by default) and the total import time grows linearly with the number of tables.
@@ -34,17 +40,30 @@ from pipeline_sql.naming import LAYERS
 
 #: What each table's DAG runs, in order: the five layers, then the checks.
 STEPS = LAYERS + ("checks",)
+#: The on-demand full refresh (a manual-only transfer config per table): in a run triggered with
+#: ``{"full_refresh": true}`` it replaces the steps after :data:`REFRESH_AFTER` and before
+#: :data:`REFRESH_BEFORE` (delta, transform, dwh).
+REFRESH = "refresh"
+REFRESH_PARAM = "full_refresh"
+REFRESH_AFTER, REFRESH_BEFORE = "archive", "checks"
+#: Every transfer config a table's DAG starts.
+CONFIGS = STEPS + (REFRESH,)
 #: The static DAG file every shard uploads unchanged.
 DAG_FILE = Path(__file__).with_name("airflow") / "flexyboots_dags.py"
 #: Tables per DAG file, at most on average (measured: ~0.2 s per 100 tables; see the README).
 TABLES_PER_FILE = 100
-MANIFEST_FORMAT = 1
+#: Manifest format: 1 (the regular chain only), 2 (adds each table's ``full_refresh``). The
+#: static DAG file reads both.
+MANIFEST_FORMAT = 2
 #: The triggerer the DAGs' deferrable tasks wait on (Composer runs none unless its count is
 #: set): added to a Composer environment's workloads when they name none.
 DEFAULT_TRIGGERER = {"cpu": 0.5, "count": 1, "memory_gb": 1}
 #: Per-step wait limits (seconds): a run still going after this fails the try (and is adopted,
-#: not restarted, by the retry).
-DEFAULT_TIMEOUTS = {"staging": 3600, "archive": 3600, "delta": 3600, "transform": 3600, "dwh": 3600, "checks": 1800}
+#: not restarted, by the retry). The full refresh does the work of delta, transform and dwh over
+#: the whole archive in one script: it gets their three hours.
+DEFAULT_TIMEOUTS = {
+    "staging": 3600, "archive": 3600, "delta": 3600, "transform": 3600, "dwh": 3600, "checks": 1800, REFRESH: 10800,
+}
 
 _TABLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CONFIG_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
@@ -61,7 +80,8 @@ class DagError(ValueError):
 
 @dataclass(frozen=True)
 class DagTable:
-    """One table: its spec schedule and the transfer config (name or id) of each step."""
+    """One table: its spec schedule and the transfer config (name or id) of each step
+    (:data:`CONFIGS`: the five layers, the checks and the full refresh)."""
 
     table: str
     transfer_configs: Mapping[str, str] = field(default_factory=dict)
@@ -151,13 +171,13 @@ def _validate(tables: Iterable[DagTable]) -> list[tuple[str, str, dict[str, str]
             raise DagError(f"table {t.table!r}: expected lower-case letters, digits and _ starting with a letter")
         if t.table in out:
             raise DagError(f"table {t.table!r} appears twice; expected each table once")
-        missing = [s for s in STEPS if s not in t.transfer_configs]
-        extra = sorted(set(t.transfer_configs) - set(STEPS))
+        missing = [s for s in CONFIGS if s not in t.transfer_configs]
+        extra = sorted(set(t.transfer_configs) - set(CONFIGS))
         if missing:
             raise DagError(f"table {t.table!r}: no transfer config for step(s) {', '.join(missing)}")
         if extra:
-            raise DagError(f"table {t.table!r}: unknown step(s) {', '.join(extra)}; expected {', '.join(STEPS)}")
-        out[t.table] = (t.schedule, {s: transfer_config_id(t.transfer_configs[s]) for s in STEPS})
+            raise DagError(f"table {t.table!r}: unknown step(s) {', '.join(extra)}; expected {', '.join(CONFIGS)}")
+        out[t.table] = (t.schedule, {s: transfer_config_id(t.transfer_configs[s]) for s in CONFIGS})
     return [(name, sched, ids) for name, (sched, ids) in sorted(out.items())]
 
 
@@ -166,8 +186,8 @@ def render_manifests(tables: Iterable[DagTable], settings: DagSettings) -> dict[
     shards are left out."""
     if not _ENV.match(settings.env or ""):
         raise DagError(f"env {settings.env!r}: expected 1-16 lower-case letters and digits")
-    if sorted(settings.timeouts_s) != sorted(STEPS) or any(not isinstance(v, int) or v < 60 for v in settings.timeouts_s.values()):
-        raise DagError(f"timeouts_s: expected whole seconds >= 60 for each of {', '.join(STEPS)}")
+    if sorted(settings.timeouts_s) != sorted(CONFIGS) or any(not isinstance(v, int) or v < 60 for v in settings.timeouts_s.values()):
+        raise DagError(f"timeouts_s: expected whole seconds >= 60 for each of {', '.join(CONFIGS)}")
     if settings.retries < 0 or settings.retry_delay_s < 0 or settings.poll_interval_s < 1:
         raise DagError("retries and retry_delay_s >= 0, poll_interval_s >= 1 expected")
     m = _START.match(settings.start_time)
@@ -198,6 +218,12 @@ def render_manifests(tables: Iterable[DagTable], settings: DagSettings) -> dict[
             "schedule": airflow_schedule(schedule, settings.start_time),
             "schedule_text": schedule,
             "steps": [[s, ids[s]] for s in STEPS],
+            # run instead of the steps between "after" and "before" when triggered with
+            # {REFRESH_PARAM: true}
+            "full_refresh": {
+                "task_id": REFRESH, "config_id": ids[REFRESH], "param": REFRESH_PARAM,
+                "after": REFRESH_AFTER, "before": REFRESH_BEFORE,
+            },
         }
         out.setdefault(stem, {**common, "tables": []})["tables"].append(entry)
     return dict(sorted(out.items()))
@@ -214,13 +240,19 @@ def render_dag_files(tables: Iterable[DagTable], settings: DagSettings) -> dict[
     return files
 
 
-def chains(files: Mapping[str, str]) -> dict[str, list[str]]:
-    """The step order of each table's DAG, read back from rendered manifests (for reviews)."""
+def chains(files: Mapping[str, str], full_refresh: bool = False) -> dict[str, list[str]]:
+    """The step order of each table's DAG, read back from rendered manifests (for reviews): the
+    regular run's, or with ``full_refresh`` the order of a run triggered with the param."""
     out: dict[str, list[str]] = {}
     for name, text in files.items():
         if name.endswith(".json"):
             for t in json.loads(text)["tables"]:
-                out[t["table"]] = [s for s, _ in t["steps"]]
+                steps = [s for s, _ in t["steps"]]
+                fr = t.get("full_refresh")
+                if full_refresh and fr:
+                    a, b = steps.index(fr["after"]), steps.index(fr["before"])
+                    steps = steps[: a + 1] + [fr["task_id"]] + steps[b:]
+                out[t["table"]] = steps
     return dict(sorted(out.items()))
 
 
@@ -254,4 +286,4 @@ def table_env_var(table: str) -> str:
 
 
 def transfer_env_value(configs: Mapping[str, str]) -> str:
-    return ",".join(f"{step}={transfer_config_id(configs[step])}" for step in STEPS if step in configs)
+    return ",".join(f"{step}={transfer_config_id(configs[step])}" for step in CONFIGS if step in configs)

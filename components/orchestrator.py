@@ -10,7 +10,8 @@ API::
     ``location``                                BigQuery location of the transfer configs
     ``datasets: Mapping[layer, Input[str]]``    handed to DAGs as FLEXYBOOTS_DATASET_<LAYER>
     ``tables: Sequence[OrchestratedTable]``     each table's schedule and transfer config names,
-                                                 per step (five layers + checks)
+                                                 per step (five layers + checks) and its
+                                                 full refresh (``refresh``: components.dag.CONFIGS)
     ``image_version = "composer-3-airflow-2.10.5"``
     ``environment_size = None``                 Composer 2 only (ENVIRONMENT_SIZE_SMALL...)
     ``workloads``                               {scheduler|web_server|worker|triggerer|dag_processor:
@@ -36,7 +37,8 @@ its ``roles/composer.serviceAgent``; :mod:`components.service_agents`), gets
 ``gcp.composer.Environment`` waits for all of those grants; (private
 environment on Composer 3, custom timeouts for its 25-60 minute create); and the generated DAG
 files (:func:`components.dag.render_dag_files`: the static DAG file and a JSON manifest per
-shard, one DAG per table) uploaded as ``gcp.storage.BucketObject``s to the bucket and folder
+shard, one DAG per table, whose run triggered with ``{"full_refresh": true}`` starts the
+table's full-refresh config instead of delta, transform and dwh) uploaded as ``gcp.storage.BucketObject``s to the bucket and folder
 named by the environment's ``config.dag_gcs_prefix``.
 
 Outputs: ``environment``, ``service_account``, ``dag_objects`` (file name -> object),
@@ -56,8 +58,8 @@ import pulumi_gcp as gcp
 from components.common import ComponentArgsError, labels as make_labels, require_env, require_gcp_region
 from components.service_agents import service_agent
 from components.dag import (
+    CONFIGS,
     DEFAULT_TRIGGERER,
-    STEPS,
     DagError,
     DagSettings,
     DagTable,
@@ -162,7 +164,7 @@ class OrchestratorArgs:
             if t.table in seen:
                 raise ComponentArgsError(c, f"tables[{i}]", "each table once", t.table)
             seen.add(t.table)
-            lacking = [step for step in STEPS if step not in t.transfer_config_names]
+            lacking = [step for step in CONFIGS if step not in t.transfer_config_names]
             if lacking:
                 raise ComponentArgsError(c, f"tables[{i}].transfer_config_names", f"a config for every step; missing {', '.join(lacking)}")
         return major
@@ -239,7 +241,7 @@ class Orchestrator(pulumi.ComponentResource):
 
         # ---- environment
         tables = list(args.tables)
-        flat = [(t.table, step, t.transfer_config_names[step]) for t in tables for step in STEPS]
+        flat = [(t.table, step, t.transfer_config_names[step]) for t in tables for step in CONFIGS]
         ds_keys = list(DATASETS)
 
         def build_env(values: list) -> dict[str, str]:

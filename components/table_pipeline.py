@@ -46,7 +46,9 @@ Two components live here:
       :mod:`components.warehouse`, so they never expire between runs).
     * a seventh, manual-only config (``disable_auto_scheduling`` in both modes) runs the full
       refresh (:func:`pipeline_sql.render.render_full_refresh`: transform and DWH rebuilt from
-      the archive after a spec change that needs it), as its own ``refresh`` account;
+      the archive after a spec change that needs it), as its own ``refresh`` account; in
+      ``orchestrated`` mode its name goes into the DAG manifest like the others' and the
+      table's DAG starts it in a run triggered with ``{"full_refresh": true}``;
     * ``orchestrated`` mode disables auto scheduling (Airflow starts the runs in order);
       ``scheduled`` mode runs each step on the spec's schedule, offset after the one before
       (:mod:`components.schedule`, which refuses offsets that do not fit in the period and
@@ -63,6 +65,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.common import ComponentArgsError, labels as make_labels, require_env
+from components.dag import REFRESH
 from components.datalake import DataLake
 from components.schedule import ScheduleError, interval_minutes, layer_schedules
 from components.service_agents import service_agent
@@ -75,9 +78,10 @@ from pipeline_sql.spec import TableSpec
 MODES = ("scheduled", "orchestrated")
 #: What runs per table, in order: the five layers, then the data-quality checks.
 STEPS = LAYERS + ("checks",)
-#: The on-demand step: transform and DWH rebuilt from the whole archive (a manual-only transfer
-#: config per table, never scheduled; see pipeline_sql.render.render_full_refresh).
-REFRESH = "refresh"
+# REFRESH ("refresh", from components.dag): the on-demand step, transform and DWH rebuilt from
+# the whole archive (a manual-only transfer config per table, never scheduled; see
+# pipeline_sql.render.render_full_refresh); in orchestrated mode the table's DAG starts it when
+# triggered with the param ``full_refresh``.
 
 #: layer -> (datasets its SQL reads, datasets its SQL writes). Each layer writes only its own
 #: dataset (archive: one INSERT, dwh: one MERGE). The delta counts the rejects through the

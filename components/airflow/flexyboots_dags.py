@@ -6,8 +6,16 @@ so that no file holds too many DAGs to import quickly. Do not edit: `pulumi up` 
 
 Per table, DAG ``flexyboots_<env>__<table>`` runs on the table's own schedule
 (``catchup=False``, ``max_active_runs=1``) the chain staging >> archive >> delta >> transform >>
-dwh >> checks. Each task is a :class:`TransferStep`: it starts a manual run of the step's
-BigQuery Data Transfer config (automatic scheduling is off for these configs), or ADOPTS the
+dwh >> checks. A run triggered with the DAG param ``full_refresh`` set to true (``airflow dags
+trigger <dag_id> --conf '{"full_refresh": true}'``, or the trigger form) takes the full-refresh
+path instead: staging >> archive >> refresh >> checks, where ``refresh`` starts the table's
+manual-only full-refresh config (transform and DWH rebuilt from the archive); the task
+``refresh_or_layers`` (a BranchPythonOperator) picks the path and skips the other. Being one DAG
+with ``max_active_runs=1``, a refresh never runs at the same time as a regular run of the table:
+it waits queued for the running one, and the next scheduled run waits for it.
+
+Each task is a :class:`TransferStep`: it starts a manual run of the step's BigQuery Data Transfer
+config (automatic scheduling is off for these configs), or ADOPTS the
 run of that config that is still pending or running (so a retry never starts a second run of a
 layer while one is running), then defers to the Google provider's
 ``BigQueryDataTransferRunTrigger`` (Airflow's triggerer polls the run; no worker slot is held
@@ -26,14 +34,19 @@ import pathlib
 
 from airflow import DAG
 from airflow.exceptions import AirflowException
+from airflow.models.param import Param
+from airflow.operators.python import BranchPythonOperator
 from airflow.providers.google.cloud.operators.bigquery_dts import (
     BigQueryDataTransferServiceStartTransferRunsOperator,
 )
 from airflow.providers.google.cloud.triggers.bigquery_dts import BigQueryDataTransferRunTrigger
 
 log = logging.getLogger("flexyboots")
-MANIFEST = json.loads(pathlib.Path(__file__).with_suffix(".json").read_text(encoding="utf-8"))
+MANIFEST_PATH = pathlib.Path(__file__).with_suffix(".json")
+MANIFEST = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
 FAILURE_MARKER = "flexyboots task failed"
+#: manifest formats this file reads: 1 (regular chain only), 2 (adds "full_refresh" per table)
+FORMATS = (1, 2)
 
 
 def alert_on_failure(context):
@@ -110,6 +123,14 @@ class TransferStep(BigQueryDataTransferServiceStartTransferRunsOperator):
         return event["run_id"]
 
 
+def choose_path(params, param, refresh_task, layers_task):
+    """The branch: the full-refresh task when the run's ``param`` is true, else the layers."""
+    if params.get(param) is True:
+        log.info("%s=true: full refresh (%s), the layers are skipped", param, refresh_task)
+        return refresh_task
+    return layers_task
+
+
 def _schedule(value):
     return datetime.timedelta(minutes=value["minutes"]) if isinstance(value, dict) else value
 
@@ -122,6 +143,11 @@ def _transfer_ids(table):
 
 def build(manifest):
     """The DAGs a manifest describes, by dag_id."""
+    if manifest.get("format") not in FORMATS:
+        raise ValueError(
+            f"{MANIFEST_PATH.name}: manifest format {manifest.get('format')!r}; this DAG file reads formats "
+            f"{', '.join(map(str, FORMATS))}: upload the DAG file and the manifest of the same flexyboots version"
+        )
     settings = manifest["settings"]
     default_args = {
         "owner": "flexyboots",
@@ -135,6 +161,15 @@ def build(manifest):
     dags = {}
     for t in manifest["tables"]:
         overrides = _transfer_ids(t["table"])
+        steps = [s for s, _ in t["steps"]]
+        refresh = t.get("full_refresh")  # absent in a format-1 manifest: no refresh path
+        if refresh:
+            first, last = steps.index(refresh["after"]) + 1, steps.index(refresh["before"])
+            replaced = steps[first:last]
+        # the longest path's waits: the layers, or the refresh in place of the steps it replaces
+        longest = sum(timeouts[s] for s in steps)
+        if refresh:
+            longest = max(longest, longest - sum(timeouts[s] for s in replaced) + timeouts[refresh["task_id"]])
         dag = DAG(
             dag_id=t["dag_id"],
             description=f"flexyboots {manifest['env']}: {t['table']} ({t['schedule_text']})",
@@ -142,13 +177,26 @@ def build(manifest):
             start_date=start_date,
             catchup=False,
             max_active_runs=1,
-            dagrun_timeout=datetime.timedelta(seconds=sum(timeouts.values())),
+            dagrun_timeout=datetime.timedelta(seconds=longest),
             default_args=default_args,
+            params=(
+                {
+                    refresh["param"]: Param(
+                        False,
+                        type="boolean",
+                        title="Full refresh",
+                        description="Rebuild transform and DWH from the archive (after a spec change that needs it) "
+                        f"instead of running {', '.join(replaced)}.",
+                    )
+                }
+                if refresh
+                else {}
+            ),
             tags=["flexyboots", manifest["env"]],
         )
-        previous = None
-        for step, config_id in t["steps"]:
-            task = TransferStep(
+
+        def step_task(step, config_id, **extra):
+            return TransferStep(
                 task_id=step,
                 dag=dag,
                 project_id=manifest["project"],
@@ -158,10 +206,27 @@ def build(manifest):
                 poll_interval=settings["poll_interval_s"],
                 execution_timeout=datetime.timedelta(seconds=timeouts[step]),
                 gcp_conn_id=settings["gcp_conn_id"],
+                **extra,
             )
-            if previous is not None:
-                previous >> task
-            previous = task
+
+        tasks = {}
+        for step, config_id in t["steps"]:
+            # the step after the refresh path joins both paths: it runs when one of them succeeded
+            join = {"trigger_rule": "none_failed_min_one_success"} if refresh and step == refresh["before"] else {}
+            tasks[step] = step_task(step, config_id, **join)
+        for a, b in zip(steps, steps[1:]):
+            if not (refresh and a == refresh["after"]):
+                tasks[a] >> tasks[b]
+        if refresh:
+            full = step_task(refresh["task_id"], refresh["config_id"])
+            branch = BranchPythonOperator(
+                task_id=f"{refresh['task_id']}_or_layers",
+                dag=dag,
+                python_callable=choose_path,
+                op_kwargs={"param": refresh["param"], "refresh_task": full.task_id, "layers_task": steps[first]},
+            )
+            tasks[refresh["after"]] >> branch >> [tasks[steps[first]], full]
+            full >> tasks[refresh["before"]]
         dags[t["dag_id"]] = dag
     return dags
 

@@ -7,7 +7,7 @@ import pytest
 from components.common import ComponentArgsError
 import json
 
-from components.dag import STEPS, chains
+from components.dag import CONFIGS, STEPS, chains
 from components.testing import FAKE_PROJECT_NUMBER, Mocks, run_program
 from pipeline_sql.naming import DATASETS
 
@@ -21,7 +21,7 @@ def _args(**over):
     tables = over.pop(
         "tables",
         [
-            OrchestratedTable(t, {step: f"projects/1/locations/eu/transferConfigs/{t}-{step}" for step in STEPS}, sched)
+            OrchestratedTable(t, {step: f"projects/1/locations/eu/transferConfigs/{t}-{step}" for step in CONFIGS}, sched)
             for t, sched in (("orders", "every 1 hours"), ("customers", "every 24 hours"))
         ],
     )
@@ -77,7 +77,9 @@ def test_env_variables_hand_datasets_and_transfer_ids_to_dags():
     assert variables["FLEXYBOOTS_DATASET_DWH"] == "prod_dwh"
     assert variables["FLEXYBOOTS_DATASET_QUALITY"] == "prod_quality"
     assert variables["FLEXYBOOTS_LOCATION"] == "EU" and variables["FLEXYBOOTS_PROJECT"] == PROJECT
-    assert variables["FLEXYBOOTS_TRANSFER_ORDERS"] == ",".join(f"{step}=orders-{step}" for step in STEPS)
+    # the full refresh's config too: FLEXYBOOTS_TRANSFER_<TABLE> overrides every config a DAG starts
+    assert variables["FLEXYBOOTS_TRANSFER_ORDERS"] == ",".join(f"{step}=orders-{step}" for step in CONFIGS)
+    assert variables["FLEXYBOOTS_TRANSFER_ORDERS"].endswith(",refresh=orders-refresh")
     assert all(k == k.upper() and not k.startswith("AIRFLOW") for k in variables)
     rec2 = run(transfer_ids_in_env=False)
     (env2,) = rec2.of_type("gcp:composer/environment:Environment")
@@ -97,12 +99,15 @@ def test_dag_files_are_uploaded_to_the_environments_dag_folder():
     assert m["settings"]["start_date"] == "2025-01-01T02:07:00+00:00"
     orders = next(t for t in m["tables"] if t["table"] == "orders")
     assert orders["schedule"] == "7 * * * *" and ["archive", "orders-archive"] in orders["steps"]
+    # the manifest names the table's full-refresh config (started by a run with full_refresh=true)
+    assert orders["full_refresh"]["config_id"] == "orders-refresh" and m["format"] == 2
+    assert chains({"m.json": manifest.inputs["content"]}, full_refresh=True)["orders"] == ["staging", "archive", "refresh", "checks"]
 
 
 def test_many_tables_are_sharded_into_several_files():
     from components.orchestrator import OrchestratedTable
 
-    tables = [OrchestratedTable(f"t{i:03d}", {s: f"t{i:03d}-{s}" for s in STEPS}) for i in range(150)]
+    tables = [OrchestratedTable(f"t{i:03d}", {s: f"t{i:03d}-{s}" for s in CONFIGS}) for i in range(150)]
     rec = run(tables=tables)
     names = sorted(o.inputs["name"] for o in rec.of_type("gcp:storage/bucketObject:BucketObject"))
     assert names == ["dags/flexyboots_prod_00.json", "dags/flexyboots_prod_00.py", "dags/flexyboots_prod_01.json", "dags/flexyboots_prod_01.py"]
@@ -177,6 +182,15 @@ def test_bad_args_are_refused(over, field):
     with pytest.raises(ComponentArgsError) as e:
         _args(**over).validate()
     assert e.value.field == field
+
+
+def test_a_table_without_its_full_refresh_config_is_refused():
+    from components.orchestrator import OrchestratedTable
+
+    table = OrchestratedTable("orders", {step: f"orders-{step}" for step in STEPS})  # no "refresh"
+    with pytest.raises(ComponentArgsError, match="missing refresh") as e:
+        _args(tables=[table]).validate()
+    assert e.value.field == "tables[0].transfer_config_names"
 
 
 def test_composer_2_may_use_environment_size():

@@ -9,7 +9,10 @@ import re
 import pytest
 
 from components.dag import (
+    CONFIGS,
     DAG_FILE,
+    MANIFEST_FORMAT,
+    REFRESH,
     STEPS,
     DagError,
     DagSettings,
@@ -29,7 +32,7 @@ SETTINGS = DagSettings(project="acme-data-prod", location="EU", env="prod")
 def _table(name: str, schedule: str = "every 24 hours", prefix: str = "") -> DagTable:
     return DagTable(
         name,
-        {step: f"projects/123/locations/eu/transferConfigs/{prefix or name}-{step}" for step in STEPS},
+        {step: f"projects/123/locations/eu/transferConfigs/{prefix or name}-{step}" for step in CONFIGS},
         schedule,
     )
 
@@ -48,6 +51,30 @@ def test_one_dag_file_and_manifest_with_one_chain_per_table():
     assert orders["steps"][-1] == ["checks", "orders-checks"]
     assert orders["schedule"] == "7 * * * *" and orders["schedule_text"] == "every 1 hours"
     assert m["settings"]["timeout_s"]["dwh"] == 3600 and m["settings"]["retries"] == 2
+
+
+def test_the_manifest_carries_each_tables_full_refresh_config():
+    files = render_dag_files([_table("orders", "every 1 hours"), _table("customers")], SETTINGS)
+    m = json.loads(files["flexyboots_prod_00.json"])
+    assert m["format"] == MANIFEST_FORMAT == 2
+    (customers, orders) = m["tables"]
+    assert orders["full_refresh"] == {
+        "task_id": "refresh", "config_id": "orders-refresh", "param": "full_refresh", "after": "archive", "before": "checks",
+    }
+    assert customers["full_refresh"]["config_id"] == "customers-refresh"
+    # the refresh is not one of the regular steps: a regular run never starts it
+    assert all(step != REFRESH and cfg != "orders-refresh" for step, cfg in orders["steps"])
+    assert m["settings"]["timeout_s"][REFRESH] == 10800  # delta + transform + dwh's budget
+    # what a run triggered with {"full_refresh": true} runs, read back from the manifest
+    assert chains(files, full_refresh=True) == {t: ["staging", "archive", "refresh", "checks"] for t in ("customers", "orders")}
+    assert chains(files) == {t: list(STEPS) for t in ("customers", "orders")}
+
+
+def test_the_static_dag_file_reads_this_manifest_format():
+    text = DAG_FILE.read_text(encoding="utf-8")
+    formats = re.search(r"^FORMATS = \(([\d, ]+)\)$", text, re.M)
+    assert formats and MANIFEST_FORMAT in {int(x) for x in formats.group(1).split(",") if x.strip()}
+    assert 1 in {int(x) for x in formats.group(1).split(",") if x.strip()}  # still reads the format before the refresh
 
 
 @pytest.mark.parametrize(
@@ -95,7 +122,7 @@ def test_no_tables_no_files():
 
 def test_the_static_dag_file_holds_no_table_or_project():
     text = DAG_FILE.read_text(encoding="utf-8")
-    assert "MANIFEST = json.loads(pathlib.Path(__file__).with_suffix(\".json\")" in text
+    assert 'MANIFEST_PATH = pathlib.Path(__file__).with_suffix(".json")' in text
     assert not re.search(r"customers|orders|acme|flexyboots-prod", text)
     assert "catchup=False" in text and "max_active_runs=1" in text and "deferrable" in text
 
@@ -111,10 +138,11 @@ def test_transfer_config_id_from_resource_name():
 @pytest.mark.parametrize(
     "table, message",
     [
-        (DagTable("Bad-Name", {s: "x" for s in STEPS}), "Bad-Name"),
-        (DagTable("t", {s: "x" for s in STEPS[:-1]}), "no transfer config for step(s) checks"),
-        (DagTable("t", {**{s: "x" for s in STEPS}, "gold": "x"}), "unknown step"),
-        (DagTable("t", {s: "x" for s in STEPS}, "every fortnight"), "schedule 'every fortnight'"),
+        (DagTable("Bad-Name", {s: "x" for s in CONFIGS}), "Bad-Name"),
+        (DagTable("t", {s: "x" for s in CONFIGS if s != "checks"}), "no transfer config for step(s) checks"),
+        (DagTable("t", {s: "x" for s in STEPS}), "no transfer config for step(s) refresh"),
+        (DagTable("t", {**{s: "x" for s in CONFIGS}, "gold": "x"}), "unknown step"),
+        (DagTable("t", {s: "x" for s in CONFIGS}, "every fortnight"), "schedule 'every fortnight'"),
     ],
 )
 def test_bad_input_is_refused(table, message):
@@ -128,6 +156,7 @@ def test_bad_input_is_refused(table, message):
         (DagSettings(project="p", location="EU", env="Prod"), "env 'Prod'"),
         (DagSettings(project="p", location="EU", env="prod", start_time="02:07"), "start_time '02:07'"),
         (DagSettings(project="p", location="EU", env="prod", timeouts_s={"dwh": 60}), "timeouts_s"),
+        (DagSettings(project="p", location="EU", env="prod", timeouts_s={s: 3600 for s in STEPS}), "timeouts_s"),
         (DagSettings(project="p", location="EU", env="prod", poll_interval_s=0), "poll_interval_s"),
     ],
 )
