@@ -162,7 +162,7 @@ class LocalEngine:
         return self
 
     def _tune(self) -> None:
-        """Three costs the emulator has no setting for, removed (measured; see the README's
+        """Costs the emulator has no setting for, removed (measured; see the README's
         performance section). None changes what a query returns or what is durable:
 
         * the time-travel snapshot it takes after every load job and DML statement, a full
@@ -172,7 +172,14 @@ class LocalEngine:
           per job in persistent mode (jobs stay in its in-memory catalog for this process);
         * parsing the same SQL text again: the emulator parses each statement ~8 times with
           sqlglot (parse, translate, and one parse per catalog-sync check), which is most of a
-          small statement's cost; parses are memoized and each caller gets its own copy.
+          small statement's cost; parses are memoized and each caller gets its own copy;
+        * copying a statement's tree for each DDL/DML detector the emulator runs on every
+          statement (CREATE TABLE/VIEW/SCHEMA, DROP, DML on an immutable table) when its kind
+          already gives the detector's answer (:func:`_skip_detector_parses`);
+        * translating the same statement again (a table's staging and archive statements run
+          once per landed file): the BigQuery -> DuckDB translation is a pure function of the
+          statement's text, the referenced tables' column types and the caller, and is
+          memoized on all three.
 
         Written against bqemulator 1.4.0 (pinned); ``tests/sql/test_engine.py`` fails if an
         upgrade moves what these rely on."""
@@ -195,6 +202,8 @@ class LocalEngine:
             # one to the database costs a commit (an fsync) per job and they are never read again
             server._catalog._write_job = lambda job: None
         _cache_sqlglot_parses()
+        _skip_detector_parses()
+        _cache_translations()
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB
@@ -231,6 +240,9 @@ def _cache_sqlglot_parses(maxsize: int = 512) -> None:
     def cached(dialect, sql, opts):
         return parse(dialect, sql, **dict(opts))
 
+    global _SHARED_PARSE
+    _SHARED_PARSE = cached
+
     def parse_cached(self, sql, **opts):
         try:
             key = tuple(sorted(opts.items()))
@@ -241,6 +253,110 @@ def _cache_sqlglot_parses(maxsize: int = 512) -> None:
 
     parse_cached._flexyboots_cached = True
     Dialect.parse = parse_cached
+
+
+#: The memoized parse (dialect, sql, options) -> shared trees: only :func:`_peek` reads it.
+_SHARED_PARSE = None
+
+
+def _peek(sql: str):
+    """The statement's memoized tree, shared with the memo (inspect it, never change it), or
+    None when it is not exactly one parseable statement."""
+    from sqlglot.dialects.dialect import Dialect
+
+    try:
+        trees = _SHARED_PARSE(Dialect.get_or_raise("bigquery"), sql, ())
+    except Exception:  # unparseable: the caller's own parse decides
+        return None
+    return trees[0] if len(trees) == 1 else None
+
+
+def _skip_detector_parses() -> None:
+    """Answer bqemulator's per-statement DDL/DML detectors without a private copy of the tree
+    when the statement's kind already gives their answer (a CREATE-TABLE detector asked about
+    an INSERT returns None): each detector starts with that same ``isinstance`` test on its own
+    copy of the parse, a copy of the whole tree per detector and statement. Any other
+    statement goes to the detector as before."""
+    import functools
+
+    from bqemulator.catalog import ddl_sync
+    from bqemulator.jobs import executor
+    from sqlglot import exp
+
+    if getattr(ddl_sync._detect_plain_create_table, "_flexyboots_peek", False):
+        return
+
+    def short_circuit(module, name, kind, answer, is_async=False):
+        original = getattr(module, name)
+        sql_at = 1 if name in ("_reject_dml_on_immutable", "_capture_dml_snapshots") else 0
+
+        def settled(args, kwargs):
+            sql = args[sql_at] if len(args) > sql_at else kwargs.get("bq_sql")
+            tree = _peek(sql) if isinstance(sql, str) else None
+            return tree is not None and not kind(tree)
+
+        if is_async:
+            @functools.wraps(original)
+            async def wrapper(*args, **kwargs):
+                if settled(args, kwargs):
+                    return answer
+                return await original(*args, **kwargs)
+        else:
+            @functools.wraps(original)
+            def wrapper(*args, **kwargs):
+                if settled(args, kwargs):
+                    return answer
+                return original(*args, **kwargs)
+
+        wrapper._flexyboots_peek = True
+        setattr(module, name, wrapper)
+
+    def is_create(tree):
+        return isinstance(tree, exp.Create)
+
+    short_circuit(ddl_sync, "_detect_catalog_drop", lambda t: isinstance(t, exp.Drop), None)
+    short_circuit(ddl_sync, "_detect_create_schema", is_create, None)
+    short_circuit(ddl_sync, "_detect_plain_create_view", is_create, (None, None))
+    short_circuit(ddl_sync, "_detect_plain_create_table", is_create, None)
+    short_circuit(executor, "_reject_dml_on_immutable", executor._is_dml, None)
+    short_circuit(executor, "_capture_dml_snapshots", executor._is_dml, None, is_async=True)
+
+
+def _cache_translations(maxsize: int = 1024) -> None:
+    """Memoize bqemulator's ``SQLTranslator.translate`` (text -> text, no catalog access: its
+    inputs are the statement, the column types of the tables it reads and the caller) on those
+    three; only successful translations are kept (a string, shared safely)."""
+    import json
+    from collections import OrderedDict
+
+    from bqemulator.domain.result import Ok
+    from bqemulator.sql.translator import SQLTranslator
+
+    if getattr(SQLTranslator.translate, "_flexyboots_cached", False):
+        return
+    translate = SQLTranslator.translate
+    done: OrderedDict = OrderedDict()
+
+    def translate_cached(self, bq_sql, *, schema=None, caller=None, **kwargs):
+        if kwargs:
+            return translate(self, bq_sql, schema=schema, caller=caller, **kwargs)
+        try:
+            key = (id(self), bq_sql, json.dumps(schema, sort_keys=True), repr(caller))
+        except (TypeError, ValueError):
+            return translate(self, bq_sql, schema=schema, caller=caller)
+        hit = done.get(key)
+        if hit is not None:
+            done.move_to_end(key)
+            return hit
+        result = translate(self, bq_sql, schema=schema, caller=caller)
+        if isinstance(result, Ok):
+            done[key] = result
+            if len(done) > maxsize:
+                done.popitem(last=False)
+        return result
+
+    translate_cached._flexyboots_cached = True
+    SQLTranslator.translate = translate_cached
 
 
 def main(argv: list[str] | None = None) -> int:

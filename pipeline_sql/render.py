@@ -411,15 +411,6 @@ def render_batches_count(spec: TableSpec, naming: Naming) -> str:
     return f"SELECT COUNT(*) AS n FROM {naming.ref('archive', spec.table, '__batches')}"
 
 
-def render_state_columns(naming: Naming, layer: str, tables: Iterable[str]) -> str:
-    """The columns and types of some tables of a layer's dataset (the runner's state check)."""
-    names = ", ".join(string_literal(t) for t in sorted(tables))
-    return (
-        f"SELECT table_name, column_name, data_type FROM {naming.dataset_ref(layer)}.INFORMATION_SCHEMA.COLUMNS\n"
-        f"WHERE table_name IN ({names})"
-    )
-
-
 def render_staging_add_columns(spec: TableSpec, naming: Naming, sources: Iterable[str]) -> str:
     """Add the source columns a landed CSV file lacks to the staging table it was loaded into
     (they read NULL)."""

@@ -1,7 +1,9 @@
 """The embedded engine's tuning (``LocalEngine._tune``) and its durability.
 
-The tuning removes three emulator costs without changing results: the time-travel copy after
-every write, the per-job record written to the database, repeated sqlglot parses. These tests
+The tuning removes five emulator costs without changing results: the time-travel copy after
+every write, the per-job record written to the database, repeated sqlglot parses, copies of a
+statement's tree for detectors that only look at its kind, repeated translations of the same
+statement. These tests
 fail if a bqemulator upgrade moves what it relies on, and prove that a run killed mid-way loses
 nothing it had stored."""
 
@@ -52,6 +54,56 @@ def test_parses_are_memoized_and_each_caller_gets_its_own_tree(engine):
     from sqlglot.dialects.dialect import Dialect
 
     assert getattr(Dialect.parse, "_flexyboots_cached", False)
+
+
+def test_translations_are_memoized_on_text_column_types_and_caller(engine):
+    """A statement run again with the same column types is not translated again; a table whose
+    column types changed in between (CREATE OR REPLACE) gets a new translation."""
+    from bqemulator.sql.translator import SQLTranslator
+
+    assert getattr(SQLTranslator.translate, "_flexyboots_cached", False)
+    c = engine.client
+    c.query("CREATE SCHEMA IF NOT EXISTS memo").result()
+    c.query("CREATE OR REPLACE TABLE memo.t (a NUMERIC(38, 9))").result()
+    sql = "SELECT AVG(a) AS m, COUNT(*) AS n FROM memo.t"
+    tr = SQLTranslator()
+    first = tr.translate(sql, schema={"t": {"a": "DECIMAL(38,9)"}})
+    assert tr.translate(sql, schema={"t": {"a": "DECIMAL(38,9)"}}) is first  # served from the memo
+    other = tr.translate(sql, schema={"t": {"a": "BIGINT"}})
+    assert other is not first and other.value != first.value  # AVG over a DECIMAL keeps its type
+    assert [dict(r.items()) for r in c.query(sql).result()] == [{"m": None, "n": 0}]
+    c.query("INSERT INTO memo.t (a) VALUES (1.5), (2.5)").result()
+    c.query("CREATE OR REPLACE TABLE memo.t (a INT64)").result()
+    c.query("INSERT INTO memo.t (a) VALUES (1), (2)").result()
+    assert [dict(r.items()) for r in c.query(sql).result()] == [{"m": 1.5, "n": 2}]
+
+
+def test_ddl_and_dml_detectors_answer_as_before_without_their_own_parse(engine):
+    """The detectors short-circuited by ``_skip_detector_parses`` give the same answers: a
+    statement of another kind gets the detector's "no" at once, the others reach it."""
+    from bqemulator.catalog import ddl_sync
+    from bqemulator.jobs import executor
+
+    for f in (ddl_sync._detect_catalog_drop, ddl_sync._detect_plain_create_table, executor._reject_dml_on_immutable):
+        assert getattr(f, "_flexyboots_peek", False)
+    insert = "INSERT INTO ds.t (a) VALUES (1)"
+    create = "CREATE TABLE ds.t (a INT64)"
+    assert ddl_sync._detect_plain_create_table(insert) is None
+    assert ddl_sync._detect_plain_create_table(create).name == "t"
+    assert ddl_sync._detect_plain_create_view(insert) == (None, None)
+    assert ddl_sync._detect_plain_create_view("CREATE VIEW ds.v AS SELECT 1 AS x")[0].name == "v"
+    assert ddl_sync._detect_create_schema(insert, "p") is None
+    assert ddl_sync._detect_create_schema("CREATE SCHEMA ds", "p") == ("p", "ds")
+    assert ddl_sync._detect_catalog_drop(create) is None
+    assert ddl_sync._detect_catalog_drop("DROP TABLE ds.t") is not None
+    assert ddl_sync._detect_plain_create_table("SELECT 1; CREATE TABLE ds.u (a INT64)") is None  # a script: as before
+    c = engine.client  # end to end: CREATE, DROP and DML still reach the catalog
+    c.query("CREATE SCHEMA IF NOT EXISTS det").result()
+    c.query("CREATE TABLE det.t (a INT64)").result()
+    c.query("INSERT INTO det.t (a) VALUES (1)").result()
+    assert c.get_table("flexyboots-local.det.t").schema[0].name == "a"
+    c.query("DROP TABLE det.t").result()
+    assert "t" not in {t.table_id for t in c.list_tables("flexyboots-local.det")}
 
 
 def test_a_killed_run_loses_nothing_it_had_stored(tmp_path):
