@@ -13,6 +13,9 @@ the generated rows); prints seconds and rows/s per layer and ends with one line:
 
 With ``--persistent`` each load's time includes a checkpoint of the engine's database (what it
 wrote reaches the database file, not only its write-ahead log), so no cost is left for later.
+The line before the last gives the CPU seconds of the floor and of each load (this process,
+every thread: the engine runs in it), less exposed than wall seconds to other work on a shared
+machine.
 
 Usage: python benchmarks/pipeline_bench.py [--rows 1000000] [--persistent] [--workdir DIR]
 """
@@ -269,7 +272,9 @@ def main(argv=None) -> int:
     print(f"  generated in {gen_s:.1f}s")
     folder = landing / "bench_accounts"
     first = folder / "batch_0001.csv"
+    cpu0 = time.process_time()
     floor = floor_seconds(first, work / "floor.duckdb" if args.persistent else None)
+    cpu = {"floor": time.process_time() - cpu0}
     where = "an on-disk database (checkpointed)" if args.persistent else "an in-memory database"
     print(f"  floor: duckdb read_csv of {first.name} into a table of {where}: {floor:.2f}s")
 
@@ -282,14 +287,22 @@ def main(argv=None) -> int:
             runner = Runner(eng.client, Naming(), landing_dir=landing, read_in_place=True)
             runner.bootstrap([spec])
             ckpt = eng if args.persistent else None
+            cpu0 = time.process_time()
             initial, _ = run_load(runner, spec, "initial", ckpt)
+            cpu["initial"], cpu0 = time.process_time() - cpu0, time.process_time()
             hidden[0].rename(later[0])
             incremental, _ = run_load(runner, spec, "cdc", ckpt)
+            cpu["cdc"], cpu0 = time.process_time() - cpu0, time.process_time()
             hidden[1].rename(later[1])
             snapshot, _ = run_load(runner, spec, "snapshot", ckpt)
+            cpu["snapshot"] = time.process_time() - cpu0
             check_exact(runner, spec, expected)
             print(f"  DWH exact: {len(expected):,} keys equal the latest version per key")
     shutil.rmtree(work, ignore_errors=True) if args.workdir is None else None
+    # CPU seconds of this process (every thread: the engine runs in it), less exposed to other
+    # work on a shared machine than wall seconds; the ratios below use wall seconds
+    print(f"  cpu seconds: floor {cpu['floor']:.2f}, initial {cpu['initial']:.2f} ({cpu['initial'] / cpu['floor']:.2f}x the floor's), "
+          f"cdc {cpu['cdc']:.2f}, snapshot {cpu['snapshot']:.2f}")
     print(
         f"pipeline_bench rows={args.rows} initial_s={initial:.2f} incremental_s={incremental:.2f} snapshot_s={snapshot:.2f} "
         f"floor_s={floor:.2f} initial_vs_floor={initial / floor:.2f} incremental_vs_initial={incremental / initial:.3f} "

@@ -225,6 +225,7 @@ def render_archive(spec: TableSpec, naming: Naming) -> str:
             f"  FROM {naming.ref('staging', spec.table, '__batch')}"
         ),
         max_keys=MAX_BOUND_KEYS,
+        max_keys_1=MAX_BOUND_KEYS + 1,
         first_key=key[0],
         first_key_source=spec.column(spec.key[0]).source,
         # back-quoted: GoogleSQL cannot parse a column named `table` unquoted in an INSERT column
@@ -295,16 +296,11 @@ def render_dwh(spec: TableSpec, naming: Naming) -> str:
         first_key=key[0],
         source_match=" AND ".join(f"_D.{k} = _S.{k}" for k in key),
         newer_than_target=_newer(spec, "_S", "_D", new_is_raw=False),
-        match_keys=", ".join(f"{k} AS _merge_{k}" for k in key),
-        no_match_keys=", ".join(f"{_null_of(spec.column(k).type)} AS _merge_{k}" for k in key),
+        merge_keys=", ".join(f"IF(_delete, {k}, NULL) AS _merge_{k}" for k in key),
         merge_match=" AND ".join(f"_T.{k} = _S._merge_{k}" for k in key),
         insert_columns=", ".join(cols),
         insert_values=", ".join(f"_S.{c}" for c in cols),
     )
-
-
-def _null_of(typ: str) -> str:
-    return f"CAST(NULL AS {sql_type(typ)})"
 
 
 def render_rejects_view(spec: TableSpec, naming: Naming) -> str:

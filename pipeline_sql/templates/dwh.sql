@@ -16,10 +16,11 @@ USING (
     LEFT JOIN $dwh AS _D ON $source_match
     WHERE _D.$first_key IS NULL OR (_D._row_hash != _S._row_hash AND ($newer_than_target))
   )
-  -- each changed key twice: once to delete the row it replaces, once (never matching) to insert
-  SELECT *, $match_keys FROM _changed WHERE _replaces
-  UNION ALL
-  SELECT *, $no_match_keys FROM _changed
+  -- each changed key twice: once (_delete) to delete the row it replaces, once (never matching)
+  -- to insert (a join with two rows rather than a UNION ALL, which reads _changed twice)
+  SELECT _changed.*, $merge_keys
+  FROM _changed CROSS JOIN UNNEST([TRUE, FALSE]) AS _delete
+  WHERE NOT _delete OR _replaces
 ) AS _S
 ON $merge_match
 WHEN MATCHED THEN DELETE

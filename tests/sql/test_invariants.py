@@ -234,10 +234,10 @@ FAIL_ON_ONE_ROW = "CASE WHEN {hash} = (SELECT MAX(_row_hash) FROM {src}) THEN ER
 
 def _archive_insert_fails(sql: str) -> str:
     """The archive INSERT's SELECT fails on one of the batch's fresh rows."""
-    old = "\nWHERE NOT EXISTS ("  # the INSERT's dedupe against the archive
+    old = "\nWHERE a._row_hash IS NULL;"  # the INSERT's dedupe against the archive (an anti-join)
     assert sql.count(old) == 1 and sql.count("INSERT INTO") == 1 and sql.index("INSERT INTO") < sql.index(old)
     cond = FAIL_ON_ONE_ROW.format(hash="_fresh._row_hash", src="_keyed")
-    return sql.replace(old, f"\nWHERE {cond} AND NOT EXISTS (")
+    return sql.replace(old, f"\nWHERE {cond} AND a._row_hash IS NULL;")
 
 
 def _merge_source_fails(sql: str) -> str:

@@ -86,9 +86,10 @@ PIPELINE_NAMES = {n for n, _ in ARCHIVE_META + DWH_META} | {
     "rows_in", "null_key_rows", "rows_archived", "archived_at",  # archive.<t>__batches
     "versions", "inserted", "updated", "rejected", "dwh_rows",  # the layers' report SELECTs
     "column_name", "value", "reason",  # quality.<t>__rejects (a view)
+    "_key",  # the archive's batch keys, collected
     "_run_at", "_mark", "_through_mark", "_batch_keys", "_window_start", "_window_end",  # script variables (underscored: no spec column can shadow them)
     "dt",  # the landing date, the hive partition of staging.<t>__landed
-    "_first_inserted_at", "_replaces",  # the dwh MERGE's source
+    "_first_inserted_at", "_replaces", "_delete",  # the dwh MERGE's source
     # quality.check_results and the checks script's own names
     "run_id", "table_name", "check_name", "rule", "columns", "severity", "passed", "failing_rows", "sample_keys",
     "observed_value", "message", "referenced_table", "checked_at", "n",
@@ -229,10 +230,11 @@ def test_two_column_key_in_merge_partition_and_dedupe():
     assert re.search(r"PARTITION BY (_valid, )?(ka|SAFE_CAST\(ka AS INT64\)), kb ORDER BY", r.layers["delta"])
     # one row per (key, hash) in a batch: identical rows (the hash covers every business column)
     assert "  FROM _keyed\n  GROUP BY ka, kb, _row_hash\n" in r.layers["archive"]
-    assert "    AND a.ka = _fresh.ka AND a.kb = _fresh.kb AND a._row_hash = _fresh._row_hash" in r.layers["archive"]
+    assert "  ON a.ka = _fresh.ka AND a.kb = _fresh.kb AND a._row_hash = _fresh._row_hash\n" in r.layers["archive"]
     # the comparison is bounded by the first key column's values in the batch
-    assert "WHERE (_batch_keys IS NULL OR a.ka IN UNNEST(_batch_keys))" in r.layers["archive"]
-    assert "COUNT(DISTINCT SrcKeyA) <= 10000, ARRAY_AGG(DISTINCT SrcKeyA), NULL)" in r.layers["archive"]
+    assert "  SELECT ka, kb, _row_hash FROM `acme-data-prod.prod_archive.zq_items`\n  WHERE (_batch_keys IS NULL OR ka IN UNNEST(_batch_keys))\n" in r.layers["archive"]
+    assert "IF(COUNT(*) <= 10000, ARRAY_AGG(_key), NULL)\n  FROM (SELECT DISTINCT SrcKeyA AS _key FROM " in r.layers["archive"]
+    assert "WHERE SrcKeyA IS NOT NULL LIMIT 10001)" in r.layers["archive"]
     assert "WHERE ka IS NOT NULL AND kb IS NOT NULL" in r.layers["archive"]
     # NULL keys are counted on the source names
     assert "WHERE SrcKeyA IS NULL OR src_kb IS NULL" in r.layers["archive"]
@@ -393,10 +395,15 @@ def test_archive_is_one_insert_with_not_exists_dedupe():
     report = parse(sql)[-1]
     assert isinstance(report, exp.Select)
     assert report.named_selects == ["batch_id", "source_file", "content_sha256", "rows_in", "null_key_rows", "rows_archived"]
-    assert "WHERE NOT EXISTS (\n  SELECT 1 FROM `acme-data-prod.prod_archive.customers` AS a" in sql
+    # the anti-join: versions whose (key, hash) the archive does not hold, compared only with the
+    # archive rows of the batch's keys when there are few
     assert (
-        "  WHERE (_batch_keys IS NULL OR a.customer_id IN UNNEST(_batch_keys))\n"
-        "    AND a.customer_id = _fresh.customer_id AND a._row_hash = _fresh._row_hash"
+        "LEFT JOIN (\n"
+        "  SELECT customer_id, _row_hash FROM `acme-data-prod.prod_archive.customers`\n"
+        "  WHERE (_batch_keys IS NULL OR customer_id IN UNNEST(_batch_keys))\n"
+        ") AS a\n"
+        "  ON a.customer_id = _fresh.customer_id AND a._row_hash = _fresh._row_hash\n"
+        "WHERE a._row_hash IS NULL;"
     ) in sql
     # rows_archived: this run's versions, read from this run's partition only
     assert "(SELECT COUNT(*) FROM `acme-data-prod.prod_archive.customers` WHERE _ingested_at = _run_at) AS rows_archived" in sql
@@ -425,7 +432,11 @@ def test_dwh_merge_has_version_guard_with_version_by():
     assert "WHERE _D.customer_id IS NULL OR (_D._row_hash != _S._row_hash AND ((_S.updated_at > _D.updated_at) OR (_S.updated_at IS NOT NULL AND _D.updated_at IS NULL) OR" in sql
     assert "_S._ingested_at > _D._ingested_at" in sql  # tie-break on equal versions
     # the changed key's row is replaced: deleted (matching on the key) and inserted (never matching)
-    assert "SELECT *, customer_id AS _merge_customer_id FROM _changed WHERE _replaces\n  UNION ALL\n  SELECT *, CAST(NULL AS INT64) AS _merge_customer_id FROM _changed" in sql
+    assert (
+        "  SELECT _changed.*, IF(_delete, customer_id, NULL) AS _merge_customer_id\n"
+        "  FROM _changed CROSS JOIN UNNEST([TRUE, FALSE]) AS _delete\n"
+        "  WHERE NOT _delete OR _replaces\n"
+    ) in sql
     assert "ON _T.customer_id = _S._merge_customer_id\nWHEN MATCHED THEN DELETE\n" in sql
     assert "WHEN NOT MATCHED THEN INSERT (customer_id, email, balance, updated_at, email_domain, _row_hash, _ingested_at, _batch_id, _through, _inserted_at, _updated_at)" in sql
     # the replacing row records the high-water mark it came from and keeps the key's first insertion time
