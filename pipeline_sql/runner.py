@@ -297,21 +297,20 @@ class Runner:
                 raise next(iter(bad.values()))
             if damaged is not None:
                 damaged.update(bad)
+            # each wanted table with the version of the spec it is declared from ("": shared)
             wanted = [
-                td
-                for spec in specs
-                if spec.table not in bad
+                (td, version)
+                for spec, version in ((s, spec_version(s)) for s in specs if s.table not in bad)
                 for td in pipeline_tables(spec, self.naming)
                 if rebuilt or not (td.rebuilt_by_sql and td.name == spec.table)
             ]
             local = [refused_files_table(self.naming)] if self.local else []
-            versions = {td.table_id: spec_version(spec) for spec in specs for td in pipeline_tables(spec, self.naming)}
-            for td in shared_tables(self.naming) + local + wanted:
+            for td, version in [(td, "") for td in shared_tables(self.naming) + local] + wanted:
                 table = _table(td)
                 if td.name not in existing[td.layer]:
                     try:
                         self.client.create_table(table, retry=retry)
-                        self._created[td.table_id] = versions.get(td.table_id, "")
+                        self._created[td.table_id] = version
                     except Conflict:  # created meanwhile: compare it like an existing one
                         existing[td.layer].add(td.name)
                 if td.view_query is not None and td.name in existing[td.layer] and replace_views:
@@ -340,7 +339,7 @@ class Runner:
             "a table snapshot (deployed); or, to rebuild the table from the landed files, delete the "
             "state folder (locally) when every file is still landed"
         )
-        check: dict[str, list[tuple[TableSpec, object]]] = {"archive": [], "dwh": []}
+        check: list[tuple[TableSpec, object]] = []
         for spec in specs:
             batches, archive = f"{spec.table}__batches", spec.table
             if batches in existing["archive"] and archive not in existing["archive"]:
@@ -357,30 +356,29 @@ class Runner:
                 # the archive, its batch log and the DWH (a damaged spec log fails its table
                 # alone: the plan reads each table's state alone when a chunk's query fails)
                 verified = td.name in (spec.table, batches)
-                if verified and td.layer in check and td.view_query is None and not td.rebuilt_by_sql and td.name in existing[td.layer]:
-                    check[td.layer].append((spec, td))
-        for layer, tds in check.items():
-            for spec, td in tds:
-                if spec.table in bad:
-                    continue
-                cols = self._stored_columns(spec, td)
-                keys = {k.lower() for k in spec.key}
-                problems = []
-                needed = _STATE_COLUMNS["__batches" if td.name.endswith("__batches") else layer]
-                for f in td.fields:
-                    name, want = f["name"], f["type"].upper()
-                    got = cols.get(name.lower())
-                    if got is None:
-                        if name in needed or (name.lower() in keys and not td.name.endswith("__batches")):
-                            problems.append(f"column {name} ({want}) is missing")
-                    elif layer == "archive" and got != want:
-                        problems.append(f"column {name} is {got}, expected {want}")
-                if problems:
-                    bad[spec.table] = StateError(
-                        spec.table,
-                        f"{td.table_id} does not have the schema the pipeline expects: {'; '.join(problems)}; "
-                        f"it is not recreated (its rows would be lost); {restore}",
-                    )
+                if verified and td.layer in ("archive", "dwh") and td.persistent and td.name in existing[td.layer]:
+                    check.append((spec, td))
+        for spec, td in check:
+            if spec.table in bad:
+                continue
+            cols = self._stored_columns(spec, td)
+            keys = {k.lower() for k in spec.key}
+            problems = []
+            needed = _STATE_COLUMNS["__batches" if td.name.endswith("__batches") else td.layer]
+            for f in td.fields:
+                name, want = f["name"], f["type"].upper()
+                got = cols.get(name.lower())
+                if got is None:
+                    if name in needed or (name.lower() in keys and not td.name.endswith("__batches")):
+                        problems.append(f"column {name} ({want}) is missing")
+                elif td.layer == "archive" and got != want:
+                    problems.append(f"column {name} is {got}, expected {want}")
+            if problems:
+                bad[spec.table] = StateError(
+                    spec.table,
+                    f"{td.table_id} does not have the schema the pipeline expects: {'; '.join(problems)}; "
+                    f"it is not recreated (its rows would be lost); {restore}",
+                )
         return bad
 
     def _stored_columns(self, spec: TableSpec, td) -> dict[str, str]:
@@ -603,7 +601,7 @@ class Runner:
             raise LayerError(spec.table, "staging", f"loading {path}: {_clean(e)}") from e
         if not (fmt == "csv" and landed.missing):
             self._staging_shape[spec.table] = shape
-        if fmt == "csv" and landed.missing:
+        else:
             self.query(
                 render_staging_add_columns(spec, self.naming, landed.missing),
                 table=spec.table,
@@ -747,7 +745,7 @@ class Runner:
             state = self.table_states([spec])[spec.table]
         if state.spec_version == version:
             return []
-        stored = [td for td in pipeline_tables(spec, self.naming) if td.view_query is None and not td.rebuilt_by_sql]
+        stored = [td for td in pipeline_tables(spec, self.naming) if td.persistent]
         if state.spec_version is None and all(self._created.get(td.table_id) == version for td in stored):
             # a new table: bootstrap just created every stored table from this spec, nothing to
             # bring up to date (and nothing to probe): record the version only
@@ -791,7 +789,7 @@ class Runner:
         """Add the declared columns a persistent table lacks; in the DWH, rename, drop, or (with
         ``rebuild``) recreate the table when a column's type or the partitioning changed."""
         for td in pipeline_tables(spec, self.naming):
-            if td.view_query is not None or td.rebuilt_by_sql:
+            if not td.persistent:
                 continue
             suffix = td.name[len(spec.table):]
             have = self.columns(spec, td.layer, suffix)
@@ -878,20 +876,15 @@ class Runner:
                 step(staged)
                 step(self.run_archive(spec))
                 loaded += 1
-            if full_refresh:
-                step(self.run_full_refresh(spec))
-                self._step_layer(spec, "checks", step)
-                return results
-            if not loaded and not state.dwh_behind:  # every new file was refused: nothing changed
+            if not full_refresh and not loaded and not state.dwh_behind:
+                # every new file was refused: nothing changed
                 return self._idle_checks(spec, step, results)
         else:
             step(self.run_staging(spec))
             step(self.run_archive(spec))
-            if full_refresh:
-                step(self.run_full_refresh(spec))
-                self._step_layer(spec, "checks", step)
-                return results
-        for layer in ("delta", "transform", "dwh", "checks"):
+        if full_refresh:
+            step(self.run_full_refresh(spec))  # in place of delta, transform and dwh
+        for layer in ("checks",) if full_refresh else ("delta", "transform", "dwh", "checks"):
             self._step_layer(spec, layer, step)
         return results
 

@@ -72,6 +72,12 @@ class TableDef:
     #: set for views: the SELECT that defines the view (``fields`` then lists its columns)
     view_query: str | None = None
 
+    @property
+    def persistent(self) -> bool:
+        """A table whose rows the pipeline keeps from run to run (not a view, not rebuilt by a
+        layer's SQL): what the state check verifies and a spec change alters in place."""
+        return self.view_query is None and not self.rebuilt_by_sql
+
 
 def _f(name: str, typ: str, mode: str = "NULLABLE", description: str = "") -> dict:
     field = {"name": name, "type": "NUMERIC" if typ.startswith("NUMERIC") else typ, "mode": mode}

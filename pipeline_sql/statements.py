@@ -163,7 +163,7 @@ def _evolution_statements(spec: TableSpec, naming: Naming, s) -> list[Statement]
 
     out = []
     for td in pipeline_tables(spec, naming):
-        if td.view_query is not None or td.rebuilt_by_sql:
+        if not td.persistent:
             continue
         suffix = td.name[len(spec.table):]
         out.append(s(f"columns_probe:{td.layer}{suffix}", render_columns_probe(spec, naming, td.layer, suffix)))
