@@ -179,7 +179,10 @@ class LocalEngine:
         * translating the same statement again (a table's staging and archive statements run
           once per landed file): the BigQuery -> DuckDB translation is a pure function of the
           statement's text, the referenced tables' column types and the caller, and is
-          memoized on all three.
+          memoized on all three;
+        * compressing the tables of the layers rebuilt every run (staging, delta, transform),
+          written once and read once: on disk they are stored uncompressed
+          (:mod:`pipeline_sql.enginestore`).
 
         Written against bqemulator 1.4.0 (pinned); ``tests/sql/test_engine.py`` fails if an
         upgrade moves what these rely on."""
@@ -204,6 +207,10 @@ class LocalEngine:
         _cache_sqlglot_parses()
         _skip_detector_parses()
         _cache_translations()
+        if self.state_dir is not None:
+            from .enginestore import store_temporary_layers_uncompressed
+
+            store_temporary_layers_uncompressed(server._engine)
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB
