@@ -181,7 +181,8 @@ class LocalEngine:
           statement's text, the referenced tables' column types and the caller, and is
           memoized on all three;
         * compressing the tables of the layers rebuilt every run (staging, delta, transform),
-          written once and read once: on disk they are stored uncompressed
+          written once and read once: on disk they are stored uncompressed; and analyzing
+          dictionaries for the archive's mostly unique values: it is compressed without them
           (:mod:`pipeline_sql.enginestore`).
 
         Written against bqemulator 1.4.0 (pinned); ``tests/sql/test_engine.py`` fails if an
@@ -208,9 +209,9 @@ class LocalEngine:
         _skip_detector_parses()
         _cache_translations()
         if self.state_dir is not None:
-            from .enginestore import store_temporary_layers_uncompressed
+            from .enginestore import store_layers
 
-            store_temporary_layers_uncompressed(server._engine)
+            store_layers(server._engine)
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB

@@ -1,32 +1,33 @@
 """The embedded engine stores the temporary layers (staging, delta, transform) uncompressed on
-disk and every other table as DuckDB compresses it (``pipeline_sql.enginestore``)."""
+disk, the archive without dictionary compression and every other table as DuckDB compresses it
+(``pipeline_sql.enginestore``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline_sql.engine import LocalEngine
-from pipeline_sql.enginestore import writes_temporary_layer
+from pipeline_sql.enginestore import written_layer
 
 
 @pytest.mark.parametrize(
-    "sql, temporary",
+    "sql, layer",
     [
-        ('CREATE OR REPLACE TABLE "flexyboots-local__delta"."t" AS SELECT 1', True),
-        ('CREATE TABLE "flexyboots-local__transform"."t" ("a" BIGINT)', True),
-        ('COPY "flexyboots-local__staging"."t" FROM ? (FORMAT CSV, HEADER)', True),
-        ('INSERT INTO "flexyboots-local__staging"."t__batch" ("batch_id") VALUES ($1)', True),
-        ('  create or replace table "acme-data__dev_delta"."orders" as select 1', True),
-        ('INSERT INTO "flexyboots-local__archive"."t" ("a") SELECT 1', False),
-        ('MERGE INTO "flexyboots-local__dwh"."t" AS _T USING (SELECT 1) AS _S ON FALSE WHEN NOT MATCHED THEN INSERT VALUES (1)', False),
-        ('CREATE OR REPLACE TABLE "flexyboots-local__quality"."check_results" AS SELECT 1', False),
-        ('CREATE OR REPLACE TABLE "flexyboots-local__dwh"."delta" AS SELECT 1', False),  # a table named delta
-        ('SELECT * FROM "flexyboots-local__delta"."t"', False),
-        ('DELETE FROM "flexyboots-local__staging"."t"', False),
+        ('CREATE OR REPLACE TABLE "flexyboots-local__delta"."t" AS SELECT 1', "delta"),
+        ('CREATE TABLE "flexyboots-local__transform"."t" ("a" BIGINT)', "transform"),
+        ('COPY "flexyboots-local__staging"."t" FROM ? (FORMAT CSV, HEADER)', "staging"),
+        ('INSERT INTO "flexyboots-local__staging"."t__batch" ("batch_id") VALUES ($1)', "staging"),
+        ('  create or replace table "acme-data__dev_delta"."orders" as select 1', "delta"),
+        ('INSERT INTO "flexyboots-local__archive"."t" ("a") SELECT 1', "archive"),
+        ('MERGE INTO "flexyboots-local__dwh"."t" AS _T USING (SELECT 1) AS _S ON FALSE WHEN NOT MATCHED THEN INSERT VALUES (1)', None),
+        ('CREATE OR REPLACE TABLE "flexyboots-local__quality"."check_results" AS SELECT 1', None),
+        ('CREATE OR REPLACE TABLE "flexyboots-local__dwh"."delta" AS SELECT 1', None),  # a table named delta
+        ('SELECT * FROM "flexyboots-local__delta"."t"', None),
+        ('DELETE FROM "flexyboots-local__staging"."t"', None),
     ],
 )
-def test_which_statements_write_a_temporary_layer(sql, temporary):
-    assert writes_temporary_layer(sql) is temporary
+def test_which_layer_a_statement_writes(sql, layer):
+    assert written_layer(sql) == layer
 
 
 def _compressions(con, schema: str, table: str) -> set[str]:
@@ -42,7 +43,7 @@ def test_temporary_layers_are_stored_uncompressed_and_the_rest_compressed(tmp_pa
     body = f"SELECT CAST(MOD(n, 7) AS STRING) AS s, n FROM UNNEST(GENERATE_ARRAY(1, {rows})) AS n"
     with LocalEngine(state_dir=tmp_path / "state", gcs_root=None) as eng:
         c = eng.client
-        for ds in ("delta", "archive"):
+        for ds in ("delta", "archive", "dwh"):
             c.query(f"CREATE SCHEMA {ds}").result()
             c.query(f"CREATE TABLE {ds}.t AS {body}").result()
         got = [dict(r.items()) for r in c.query("SELECT COUNT(*) AS n, COUNT(DISTINCT s) AS s FROM delta.t").result()]
@@ -51,9 +52,11 @@ def test_temporary_layers_are_stored_uncompressed_and_the_rest_compressed(tmp_pa
         con = eng._emu.server._engine.connection
         assert _compressions(con, "flexyboots-local__delta", "t") <= {"Uncompressed", "Constant"}
         archive = _compressions(con, "flexyboots-local__archive", "t")
-        assert "Uncompressed" not in archive and archive & {"Dictionary", "BitPacking", "FSST", "DictFSST"}
-        # the setting is back to its default after each statement
+        assert "Uncompressed" not in archive and "FSST" in archive and "Dictionary" not in archive
+        assert "Dictionary" in _compressions(con, "flexyboots-local__dwh", "t")  # DuckDB's defaults
+        # the settings are back to their defaults after each statement
         assert con.execute("SELECT current_setting('force_compression')").fetchone()[0] == "auto"
+        assert con.execute("SELECT current_setting('disabled_compression_methods')").fetchone()[0] == ""
 
 
 def test_statement_results_survive_the_setting(tmp_path):
