@@ -180,10 +180,17 @@ class LocalEngine:
         * translating the same statement again (a table's staging and archive statements run
           once per landed file): the BigQuery -> DuckDB translation is a pure function of the
           statement's text, the referenced tables' column types and the caller, and is
-          memoized on all three.
+          memoized on all three;
+        * the rest of the per-statement Python: sqlglot's tree copy made cheaper with the same
+          result (:func:`_fast_tree_copies`), the memoized tree read in place by the checks
+          that only read it (:func:`_share_trees_with_readers`), rewriters answered from it
+          when they would return their input (:func:`_skip_identity_rewrites`), table-name
+          qualification memoized (:func:`_cache_table_refs`).
 
-        Written against bqemulator 1.4.0 (pinned); ``tests/sql/test_engine.py`` fails if an
-        upgrade moves what these rely on."""
+        Written against bqemulator 1.4.0 and sqlglot 30.11 (pinned); each patch installs
+        itself once and leaves the engine untouched (with a warning) when what it patches has
+        moved; ``tests/sql/test_engine.py`` and ``tests/sql/test_engine_shortcuts.py`` fail if
+        an upgrade moves what these rely on, and compare each shortcut with the original."""
         server = self._emu.server
         snapshots = server._context.snapshots
         if server._settings.time_travel_retention_days == 0:
@@ -202,13 +209,19 @@ class LocalEngine:
             # job records stay in the catalog's in-memory cache for this process; writing each
             # one to the database costs a commit (an fsync) per job and they are never read again
             server._catalog._write_job = lambda job: None
-        _fast_tree_copies()
-        _cache_sqlglot_parses()
-        _skip_detector_parses()
-        _share_trees_with_readers()
-        _skip_identity_rewrites()
-        _cache_table_refs()
-        _cache_translations()
+        for install in (
+            _fast_tree_copies,
+            _cache_sqlglot_parses,
+            _skip_detector_parses,
+            _share_trees_with_readers,
+            _skip_identity_rewrites,
+            _cache_table_refs,
+            _cache_translations,
+        ):
+            try:
+                install()
+            except (ImportError, AttributeError) as e:  # an upgrade moved what it patches: run without it
+                logging.getLogger(__name__).warning("engine tuning %s skipped: %s", install.__name__, e)
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB
@@ -394,9 +407,11 @@ def _peek(sql: str):
 def _skip_detector_parses() -> None:
     """Answer bqemulator's per-statement DDL/DML detectors without a private copy of the tree
     when the statement's kind already gives their answer (a CREATE-TABLE detector asked about
-    an INSERT returns None): each detector starts with that same ``isinstance`` test on its own
-    copy of the parse, a copy of the whole tree per detector and statement. Any other
-    statement goes to the detector as before."""
+    an INSERT or a CREATE SCHEMA returns None): each detector starts with that same test of
+    the node's class (and, for CREATE, its kind) on its own copy of the parse, a copy of the
+    whole tree per detector and statement. A script gets the answer too: ``parse_one`` gives
+    an ``exp.Block`` for it, which no detector accepts. Any other statement goes to the
+    detector as before."""
     import functools
 
     from bqemulator.catalog import ddl_sync
@@ -434,13 +449,14 @@ def _skip_detector_parses() -> None:
         wrapper._flexyboots_peek = True
         setattr(module, name, wrapper)
 
-    def is_create(tree):
-        return isinstance(tree, exp.Create)
+    def create_of(kind):
+        # each CREATE detector answers "no" at once for a CREATE of another kind
+        return lambda tree: isinstance(tree, exp.Create) and (tree.kind or "").upper() == kind
 
     short_circuit(ddl_sync, "_detect_catalog_drop", lambda t: isinstance(t, exp.Drop), None)
-    short_circuit(ddl_sync, "_detect_create_schema", is_create, None)
-    short_circuit(ddl_sync, "_detect_plain_create_view", is_create, (None, None))
-    short_circuit(ddl_sync, "_detect_plain_create_table", is_create, None)
+    short_circuit(ddl_sync, "_detect_create_schema", create_of("SCHEMA"), None)
+    short_circuit(ddl_sync, "_detect_plain_create_view", create_of("VIEW"), (None, None))
+    short_circuit(ddl_sync, "_detect_plain_create_table", create_of("TABLE"), None)
     short_circuit(executor, "_reject_dml_on_immutable", executor._is_dml, None)
     short_circuit(executor, "_capture_dml_snapshots", executor._is_dml, None, is_async=True)
 
@@ -472,8 +488,8 @@ def _share_trees_with_readers() -> None:
     from bqemulator.sql import inner_query
 
     def read_only(module, name):
-        original = getattr(module, name)
-        if getattr(original, "_flexyboots_shared", False):
+        original = getattr(module, name, None)
+        if original is None or getattr(original, "_flexyboots_shared", False):
             return
 
         @functools.wraps(original)
@@ -517,7 +533,7 @@ def _shared_statements(sql):
 
 
 def _skip_identity_rewrites() -> None:
-    """Answer two per-statement rewriters without their private copy of the tree when the
+    """Answer per-statement rewriters without their private copy of the tree when the
     memoized tree shows they would return the statement unchanged. Each parses the text,
     looks for the nodes it rewrites and returns its input as it is when none qualifies:
 
@@ -526,18 +542,25 @@ def _skip_identity_rewrites() -> None:
     * the script interpreter's ``_rewrite_vars_to_params`` (run on every statement of a
       script) replaces only a column named like a visible variable, or ``v.f`` where ``v`` is
       a visible STRUCT variable holding a field ``f``: without one it returns
-      ``(statement, [])``.
+      ``(statement, [])``;
+    * ``rewrite_timestamp_iso_helpers`` (when the text names FORMAT_/PARSE_TIMESTAMP)
+      replaces a node only where its own ``_rewrite_node`` gives a replacement, which that
+      function builds from copies without touching the node: asked first on the shared tree;
+    * ``rewrite_unnest_struct`` (when the text names UNNEST) changes only an
+      ``UNNEST([STRUCT(..), STRUCT(..), ..])`` of one array of at least two structs.
 
     Anything else (and any text the memo cannot parse) goes to the original."""
     import functools
 
     from bqemulator.scripting import interpreter
     from bqemulator.sql import translator
+    from bqemulator.sql.rewriter import timestamp_iso_helpers as timestamp_iso
+    from bqemulator.sql.rewriter import unnest_struct
     from sqlglot import exp
 
     def identity_when(module, name, unchanged):
-        original = getattr(module, name)
-        if getattr(original, "_flexyboots_identity", False):
+        original = getattr(module, name, None)
+        if original is None or getattr(original, "_flexyboots_identity", False):
             return
 
         @functools.wraps(original)
@@ -578,8 +601,41 @@ def _skip_identity_rewrites() -> None:
                     return None
         return ((bq_sql, []),)
 
+    def timestamp_unchanged(bq_sql, *args, **kwargs):
+        if args or kwargs or not isinstance(bq_sql, str):
+            return None
+        upper = bq_sql.upper()
+        if "FORMAT_TIMESTAMP" not in upper and "PARSE_TIMESTAMP" not in upper:
+            return None  # the original returns at once
+        trees = _shared_statements(bq_sql)
+        # _rewrite_node only reads the node it is given (a replacement is built from copies)
+        if trees is None or any(timestamp_iso._rewrite_node(n) is not None for t in trees for n in t.walk()):
+            return None
+        return (bq_sql,)
+
+    def unnest_unchanged(bq_sql, *args, **kwargs):
+        if args or kwargs or not isinstance(bq_sql, str) or "UNNEST" not in bq_sql.upper():
+            return None  # the original returns at once
+        trees = _shared_statements(bq_sql)
+        if trees is None:
+            return None
+        for tree in trees:
+            for unnest in tree.find_all(exp.Unnest):
+                # the checks _propagate_struct_field_names makes before it can change anything
+                items = unnest.expressions
+                if len(items) != 1 or not isinstance(items[0], exp.Array):
+                    continue
+                structs = items[0].expressions
+                if len(structs) >= unnest_struct._MIN_STRUCTS_FOR_PROPAGATION and all(isinstance(x, exp.Struct) for x in structs):
+                    return None
+        return (bq_sql,)
+
     identity_when(translator, "rewrite_create_table_schema_ctas", ctas_unchanged)
     identity_when(interpreter, "_rewrite_vars_to_params", vars_unchanged)
+    if hasattr(timestamp_iso, "_rewrite_node"):
+        identity_when(translator, "rewrite_timestamp_iso_helpers", timestamp_unchanged)
+    if hasattr(unnest_struct, "_MIN_STRUCTS_FOR_PROPAGATION"):
+        identity_when(translator, "rewrite_unnest_struct", unnest_unchanged)
 
 
 def _cache_table_refs(maxsize: int = 1024) -> None:
