@@ -185,7 +185,10 @@ class LocalEngine:
           result (:func:`_fast_tree_copies`), the memoized tree read in place by the checks
           that only read it (:func:`_share_trees_with_readers`), rewriters answered from it
           when they would return their input (:func:`_skip_identity_rewrites`), table-name
-          qualification memoized (:func:`_cache_table_refs`).
+          qualification memoized (:func:`_cache_table_refs`);
+        * compressing the tables of the layers rebuilt every run (staging, delta, transform),
+          written once and read once: on disk they are stored uncompressed
+          (:mod:`pipeline_sql.enginestore`).
 
         Written against bqemulator 1.4.0 and sqlglot 30.11 (pinned); each patch installs
         itself once and leaves the engine untouched (with a warning) when what it patches has
@@ -222,6 +225,10 @@ class LocalEngine:
                 install()
             except (ImportError, AttributeError) as e:  # an upgrade moved what it patches: run without it
                 logging.getLogger(__name__).warning("engine tuning %s skipped: %s", install.__name__, e)
+        if self.state_dir is not None:
+            from .enginestore import store_temporary_layers_uncompressed
+
+            store_temporary_layers_uncompressed(server._engine)
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB

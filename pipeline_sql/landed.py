@@ -1,6 +1,7 @@
-"""Landed files checked before they are loaded: pure Python, one streaming pass, no engine.
+"""Landed files checked before they are archived: pure Python, one streaming pass, no engine.
 
-The runner calls :func:`check_landed_file` on every pending file before its load job. A file
+The runner calls :func:`check_landed_file` on every pending file, beside its load job (the load
+needs only :func:`load_columns`; the file is archived only once the check passed). A file
 the engine would misread (wrong encoding, a header that is not the spec's, a row with too many
 or too few fields, an unterminated quote, a blank line, an NDJSON line that is not an object or
 whose field names are not the spec's) is refused with a :class:`FileRefused` naming the file,
@@ -113,6 +114,24 @@ def check_landed_file(spec: TableSpec, path: Path) -> LandedFile:
     if fmt == "json":
         return _check_ndjson(spec, path)
     return LandedFile(path, tuple(c.source for c in spec.columns), (), 0)
+
+
+def load_columns(spec: TableSpec, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a load job of the file needs before the whole file is checked: its columns (the
+    spec's source names in the file's order) and the spec's columns it leaves out. A CSV file's
+    come from its header (refused as :func:`check_landed_file` refuses it); an NDJSON or Parquet
+    file loads by the spec's columns. The runner starts the load with these while
+    :func:`check_landed_file` reads the rest of the file beside it."""
+    path = Path(path)
+    names = tuple(c.source for c in spec.columns)
+    if spec.source.format != "csv":
+        return names, ()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = _csv_header(spec, path, csv.reader(f, delimiter=spec.source.delimiter, strict=True))
+    except UnicodeDecodeError:
+        raise _encoding_error(path) from None
+    return tuple(header), tuple(c for c in names if c not in header)
 
 
 # --------------------------------------------------------------------------- CSV

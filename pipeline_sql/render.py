@@ -400,6 +400,12 @@ def render_truncate_staging_batch(spec: TableSpec, naming: Naming) -> str:
     return f"TRUNCATE TABLE {naming.ref('staging', spec.table, '__batch')}"
 
 
+def render_truncate_staging(spec: TableSpec, naming: Naming) -> str:
+    """Empty staging: the rows of a file refused after its load job (its check runs beside the
+    load) never stay where an archive could read them."""
+    return f"TRUNCATE TABLE {naming.ref('staging', spec.table)}"
+
+
 def render_archived_hashes(spec: TableSpec, naming: Naming) -> str:
     """The content hashes of the files archived so far (the runner skips those files)."""
     return f"SELECT content_sha256 FROM {naming.ref('archive', spec.table, '__batches')} WHERE content_sha256 IS NOT NULL"

@@ -78,6 +78,7 @@ from .render import (
     render_rejects_listing,
     render_staging_rows,
     render_table,
+    render_truncate_staging,
     render_truncate_staging_batch,
 )
 from .landed import QUARANTINE_PARAMS, render_quarantine, render_refused_files, required_sources
@@ -135,6 +136,7 @@ def table_statements(spec: TableSpec, naming: Naming, landing_uri: str = "gs://l
         s("checks", r.checks, SCHEDULED_PARAMS),
         s("staging_batch", r.staging_batch, STAGING_BATCH_PARAMS),
         s("truncate_batch", render_truncate_staging_batch(spec, naming)),
+        s("truncate_staging", render_truncate_staging(spec, naming)),
         s("batch_log", r.batch_log, BATCH_LOG_PARAMS),
         s("archived_hashes", render_archived_hashes(spec, naming)),
         s("batches_count", render_batches_count(spec, naming)),

@@ -86,6 +86,27 @@ def test_a_refused_file_is_quarantined_and_never_blocks_the_files_after_it(engin
     assert not any("002.csv: quarantined" in w for w in again.warnings)
 
 
+def test_a_file_refused_after_its_load_job_succeeded_leaves_nothing_in_staging(engine, tmp_path):
+    """The check runs beside the load job: a blank line loads (the engine skips it) but is
+    refused; staging is emptied again, so an archive run alone archives nothing of it."""
+    spec, landing = _spec(), tmp_path / "landing"
+    folder = landing / "parcels"
+    folder.mkdir(parents=True)
+    (folder / "001.csv").write_text("id,status,note\n1,placed,a\n")
+    runner = _runner(engine, landing)
+    runner.run([spec])
+    bad = folder / "002.csv"
+    bad.write_text("id,status,note\n2,placed,b\n\n3,placed,c\n")
+    with pytest.raises(FileQuarantined) as e:
+        runner.run_layer(spec, "staging")
+    assert "002.csv: line 3: blank line" in str(e.value)
+    staged = runner.query(f"SELECT COUNT(*) AS n FROM {runner.naming.ref('staging', spec.table)}")
+    assert staged[0]["n"] == 0
+    runner.run_layer(spec, "archive")
+    archived = runner.query(f"SELECT parcel_id FROM {runner.naming.ref('archive', spec.table)} ORDER BY parcel_id")
+    assert [r["parcel_id"] for r in archived] == ["1"]
+
+
 def test_an_ndjson_field_of_another_case_is_refused_not_loaded_as_null(engine, tmp_path):
     spec, landing = _spec(fmt="json"), tmp_path / "landing"
     (landing / "parcels").mkdir(parents=True)

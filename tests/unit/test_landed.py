@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline_sql.landed import FileRefused, check_landed_file, landed_files, required_sources, unknown_files
+from pipeline_sql.landed import FileRefused, check_landed_file, landed_files, load_columns, required_sources, unknown_files
 from pipeline_sql.spec import parse_spec
 
 
@@ -52,6 +52,24 @@ def test_csv_accepted_with_its_columns_and_rows(tmp_path):
     p.write_bytes("\ufeffid,status,note\r\n1,placed,\"a, \"\"quoted\"\"\nnote\"\r\n2,shipped,x".encode())
     got = check_landed_file(CSV, p)
     assert (got.columns, got.missing, got.rows) == (("id", "status", "note"), (), 2)
+
+
+def test_load_columns_read_the_header_only_and_refuse_it_as_the_check_does(tmp_path):
+    """What the load job needs before the check (run beside it) has read the whole file."""
+    p = tmp_path / "f.csv"
+    p.write_text("status,id\n1\n")  # a bad row after the header: only the check sees it
+    assert load_columns(CSV, p) == (("status", "id"), ("note",))
+    assert load_columns(JSON, p) == (("id", "status", "note"), ())
+    for header in ("id,stat\n", "status,note\n", "id,id,note\n", ""):
+        p.write_text(header)
+        with pytest.raises(FileRefused) as whole:
+            check_landed_file(CSV, p)
+        with pytest.raises(FileRefused) as head:
+            load_columns(CSV, p)
+        assert str(head.value) == str(whole.value)
+    p.write_bytes(b"id,st\xe9tus\n")
+    with pytest.raises(FileRefused, match="line 1, column 6: byte 0xe9 is not UTF-8"):
+        load_columns(CSV, p)
 
 
 def test_csv_not_utf8_names_line_and_column(tmp_path):
