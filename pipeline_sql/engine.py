@@ -15,6 +15,7 @@ import glob
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,13 +181,20 @@ class LocalEngine:
           once per landed file): the BigQuery -> DuckDB translation is a pure function of the
           statement's text, the referenced tables' column types and the caller, and is
           memoized on all three;
+        * the rest of the per-statement Python: sqlglot's tree copy made cheaper with the same
+          result (:func:`_fast_tree_copies`), the memoized tree read in place by the checks
+          that only read it (:func:`_share_trees_with_readers`), rewriters answered from it
+          when they would return their input (:func:`_skip_identity_rewrites`), table-name
+          qualification memoized (:func:`_cache_table_refs`);
         * compressing the tables of the layers rebuilt every run (staging, delta, transform),
           written once and read once: on disk they are stored uncompressed; and analyzing
           dictionaries for the archive's mostly unique values: it is compressed without them
           (:mod:`pipeline_sql.enginestore`).
 
-        Written against bqemulator 1.4.0 (pinned); ``tests/sql/test_engine.py`` fails if an
-        upgrade moves what these rely on."""
+        Written against bqemulator 1.4.0 and sqlglot 30.11 (pinned); each patch installs
+        itself once and leaves the engine untouched (with a warning) when what it patches has
+        moved; ``tests/sql/test_engine.py`` and ``tests/sql/test_engine_shortcuts.py`` fail if
+        an upgrade moves what these rely on, and compare each shortcut with the original."""
         server = self._emu.server
         snapshots = server._context.snapshots
         if server._settings.time_travel_retention_days == 0:
@@ -205,9 +213,19 @@ class LocalEngine:
             # job records stay in the catalog's in-memory cache for this process; writing each
             # one to the database costs a commit (an fsync) per job and they are never read again
             server._catalog._write_job = lambda job: None
-        _cache_sqlglot_parses()
-        _skip_detector_parses()
-        _cache_translations()
+        for install in (
+            _fast_tree_copies,
+            _cache_sqlglot_parses,
+            _skip_detector_parses,
+            _share_trees_with_readers,
+            _skip_identity_rewrites,
+            _cache_table_refs,
+            _cache_translations,
+        ):
+            try:
+                install()
+            except (ImportError, AttributeError) as e:  # an upgrade moved what it patches: run without it
+                logging.getLogger(__name__).warning("engine tuning %s skipped: %s", install.__name__, e)
         if self.state_dir is not None:
             from .enginestore import store_layers
 
@@ -231,6 +249,107 @@ class LocalEngine:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+#: Values an expression's ``_meta`` may hold that ``copy.deepcopy`` returns as they are.
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _fast_tree_copies() -> None:
+    """Make ``sqlglot``'s tree copy (``Expression.__deepcopy__``, behind ``Expression.copy``)
+    cheaper and give exactly the same tree: every caller of the memoized parse gets a copy, so
+    copies are a large share of a small statement's cost. The original runs ``copy.deepcopy``
+    (with its memo bookkeeping) on each node's comment list and position dict and builds each
+    node through ``__init__`` and ``set``/``append``; this one copies a list of strings and a
+    dict of plain values shallowly (what ``deepcopy`` returns for them), creates the nodes
+    empty with their slots set as ``__init__`` sets them, and links children as ``set`` and
+    ``append`` do (``parent``, ``arg_key``, ``index``; a node keeps its cached ``_hash`` only
+    when it has no children, as the original's ``set``/``append`` leave it). Anything else (a
+    ``_type``, a non-string comment, a nested value in ``_meta``) still goes through
+    ``copy.deepcopy``. Node classes whose ``__init__`` is not one known to do nothing more
+    without arguments are built through ``__init__`` as before."""
+    import copy as _copy
+
+    from sqlglot.expressions import core, temporal
+
+    Expression = core.Expression
+    if getattr(Expression.__deepcopy__, "_flexyboots_fast", False):
+        return
+    Expr = core.Expr
+    deepcopy = _copy.deepcopy
+    new = object.__new__
+    atoms = _ATOMS
+    # __init__s that, called without arguments, only set the eight slots below
+    plain_inits = {Expression.__init__, core.TimeUnit.__init__, temporal.DateTrunc.__init__}
+    plain: dict = {}
+
+    def make(cls):
+        ok = plain.get(cls)
+        if ok is None:
+            ok = plain[cls] = cls.__init__ in plain_inits
+        if not ok:
+            return cls()
+        node = new(cls)
+        node.args = {}
+        node.parent = None
+        node.arg_key = None
+        node.index = None
+        node.comments = None
+        node._type = None
+        node._meta = None
+        node._hash = None
+        return node
+
+    def fast_deepcopy(self, memo=None):
+        root = make(self.__class__)
+        stack = [(self, root)]
+        pop = stack.pop
+        push = stack.append
+        while stack:
+            node, cp = pop()
+            c = node.comments
+            if c is not None:
+                cp.comments = list(c) if all(type(x) is str for x in c) else deepcopy(c)
+            ty = node._type
+            if ty is not None:
+                cp._type = deepcopy(ty)
+            m = node._meta
+            if m is not None:
+                cp._meta = dict(m) if all(type(v) in atoms for v in m.values()) else deepcopy(m)
+            args = cp.args
+            branch = False
+            for k, vs in node.args.items():
+                if isinstance(vs, Expr):
+                    child = make(vs.__class__)
+                    child.parent = cp
+                    child.arg_key = k
+                    args[k] = child
+                    push((vs, child))
+                    branch = True
+                elif type(vs) is list:
+                    new_list = []
+                    for v in vs:
+                        if isinstance(v, Expr):
+                            child = make(v.__class__)
+                            child.parent = cp
+                            child.arg_key = k
+                            child.index = len(new_list)
+                            push((v, child))
+                            new_list.append(child)
+                        else:
+                            new_list.append(v)
+                    args[k] = new_list
+                    branch = branch or bool(vs)
+                else:
+                    args[k] = vs
+            h = node._hash
+            if h is not None and not branch:
+                cp._hash = h
+        return root
+
+    fast_deepcopy._flexyboots_fast = True
+    fast_deepcopy._original = Expression.__deepcopy__
+    Expression.__deepcopy__ = fast_deepcopy
 
 
 def _cache_sqlglot_parses(maxsize: int = 512) -> None:
@@ -257,7 +376,13 @@ def _cache_sqlglot_parses(maxsize: int = 512) -> None:
             hash(key)
         except TypeError:
             return parse(self, sql, **opts)
-        return [e.copy() if e is not None else None for e in cached(self, sql, key)]
+        trees = cached(self, sql, key)
+        lent = getattr(_READERS, "lent", None)
+        if lent is not None:  # a caller that only reads (:func:`_share_trees_with_readers`)
+            if len(trees) > 1:
+                lent.extend(e for e in trees if e is not None)
+            return list(trees)
+        return [e.copy() if e is not None else None for e in trees]
 
     parse_cached._flexyboots_cached = True
     Dialect.parse = parse_cached
@@ -265,26 +390,36 @@ def _cache_sqlglot_parses(maxsize: int = 512) -> None:
 
 #: The memoized parse (dialect, sql, options) -> shared trees: only :func:`_peek` reads it.
 _SHARED_PARSE = None
+#: Per thread: while a read-only caller runs (:func:`_share_trees_with_readers`), the list of
+#: the shared statement trees lent to it as parts of a script.
+_READERS = threading.local()
 
 
 def _peek(sql: str):
-    """The statement's memoized tree, shared with the memo (inspect it, never change it), or
-    None when it is not exactly one parseable statement."""
+    """What ``sqlglot.parse_one(sql, read="bigquery")`` returns, from the memo and shared with
+    it (inspect it, never change it): the statement's tree; for a script (several statements,
+    which ``parse_one`` wraps in an ``exp.Block``) the ``exp.Block`` class itself, since every
+    caller here only asks what kind of node it gets; None when ``parse_one`` would raise."""
+    from sqlglot import exp
     from sqlglot.dialects.dialect import Dialect
 
     try:
         trees = _SHARED_PARSE(Dialect.get_or_raise("bigquery"), sql, ())
     except Exception:  # unparseable: the caller's own parse decides
         return None
-    return trees[0] if len(trees) == 1 else None
+    if not trees or trees[0] is None:
+        return None
+    return trees[0] if len(trees) == 1 else exp.Block
 
 
 def _skip_detector_parses() -> None:
     """Answer bqemulator's per-statement DDL/DML detectors without a private copy of the tree
     when the statement's kind already gives their answer (a CREATE-TABLE detector asked about
-    an INSERT returns None): each detector starts with that same ``isinstance`` test on its own
-    copy of the parse, a copy of the whole tree per detector and statement. Any other
-    statement goes to the detector as before."""
+    an INSERT or a CREATE SCHEMA returns None): each detector starts with that same test of
+    the node's class (and, for CREATE, its kind) on its own copy of the parse, a copy of the
+    whole tree per detector and statement. A script gets the answer too: ``parse_one`` gives
+    an ``exp.Block`` for it, which no detector accepts. Any other statement goes to the
+    detector as before."""
     import functools
 
     from bqemulator.catalog import ddl_sync
@@ -293,6 +428,7 @@ def _skip_detector_parses() -> None:
 
     if getattr(ddl_sync._detect_plain_create_table, "_flexyboots_peek", False):
         return
+    block = exp.Block(expressions=[])
 
     def short_circuit(module, name, kind, answer, is_async=False):
         original = getattr(module, name)
@@ -301,6 +437,8 @@ def _skip_detector_parses() -> None:
         def settled(args, kwargs):
             sql = args[sql_at] if len(args) > sql_at else kwargs.get("bq_sql")
             tree = _peek(sql) if isinstance(sql, str) else None
+            if tree is exp.Block:  # a script: parse_one gives an exp.Block (of no kind asked here)
+                return not kind(block)
             return tree is not None and not kind(tree)
 
         if is_async:
@@ -319,15 +457,228 @@ def _skip_detector_parses() -> None:
         wrapper._flexyboots_peek = True
         setattr(module, name, wrapper)
 
-    def is_create(tree):
-        return isinstance(tree, exp.Create)
+    def create_of(kind):
+        # each CREATE detector answers "no" at once for a CREATE of another kind
+        return lambda tree: isinstance(tree, exp.Create) and (tree.kind or "").upper() == kind
 
     short_circuit(ddl_sync, "_detect_catalog_drop", lambda t: isinstance(t, exp.Drop), None)
-    short_circuit(ddl_sync, "_detect_create_schema", is_create, None)
-    short_circuit(ddl_sync, "_detect_plain_create_view", is_create, (None, None))
-    short_circuit(ddl_sync, "_detect_plain_create_table", is_create, None)
+    short_circuit(ddl_sync, "_detect_create_schema", create_of("SCHEMA"), None)
+    short_circuit(ddl_sync, "_detect_plain_create_view", create_of("VIEW"), (None, None))
+    short_circuit(ddl_sync, "_detect_plain_create_table", create_of("TABLE"), None)
     short_circuit(executor, "_reject_dml_on_immutable", executor._is_dml, None)
     short_circuit(executor, "_capture_dml_snapshots", executor._is_dml, None, is_async=True)
+
+
+def _share_trees_with_readers() -> None:
+    """Let bqemulator's per-statement checks that only read a statement's tree read the
+    memoized tree itself instead of a private copy of it (a copy of every statement of a
+    script for each check run on a whole script). Each function listed here was read to be
+    sure it neither changes the tree nor lets any part of it out (its answer is a string, a
+    bool, a dict of strings or a record of strings, or an error), and calls nothing that
+    changes a tree it parses:
+
+    * ``classify_statement_type`` (the job's statement type; executor and REST route),
+    * ``detect_drop_routine`` (DROP FUNCTION/PROCEDURE),
+    * ``build_catalog_schema`` (column types of the tables a statement reads),
+    * the script interpreter's ``_is_row_producing``,
+    * ``_reject_dml_on_immutable`` (DML on a snapshot or materialized view),
+    * ``_extract_ddl_metadata`` (a CREATE TABLE's description and partitioning).
+
+    While one runs, the memoized parse hands out the shared trees (in this thread only);
+    ``parse_one`` wraps a script's statements in an ``exp.Block``, which sets their parent
+    link: that link is put back when the function returns."""
+    import functools
+
+    from bqemulator.api.routes import jobs as routes_jobs
+    from bqemulator.catalog import ddl_sync
+    from bqemulator.jobs import executor
+    from bqemulator.scripting import interpreter
+    from bqemulator.sql import inner_query
+
+    def read_only(module, name):
+        original = getattr(module, name, None)
+        if original is None or getattr(original, "_flexyboots_shared", False):
+            return
+
+        @functools.wraps(original)
+        def reader(*args, **kwargs):
+            outer = getattr(_READERS, "lent", None)
+            lent = _READERS.lent = []
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _READERS.lent = outer
+                for tree in lent:
+                    tree.parent = tree.arg_key = tree.index = None
+
+        reader._flexyboots_shared = True
+        setattr(module, name, reader)
+
+    read_only(executor, "classify_statement_type")
+    read_only(routes_jobs, "classify_statement_type")
+    read_only(executor, "detect_drop_routine")
+    read_only(inner_query, "build_catalog_schema")
+    read_only(interpreter, "_is_row_producing")
+    read_only(executor, "_reject_dml_on_immutable")
+    read_only(ddl_sync, "_extract_ddl_metadata")
+
+
+def _shared_statements(sql):
+    """The memoized trees of every statement ``sqlglot.parse_one(sql, read="bigquery")``
+    would return (one, or those of a script's ``exp.Block``), shared with the memo: read
+    them, never change them; None when ``parse_one`` would raise."""
+    from sqlglot.dialects.dialect import Dialect
+
+    if not isinstance(sql, str):
+        return None
+    try:
+        trees = _SHARED_PARSE(Dialect.get_or_raise("bigquery"), sql, ())
+    except Exception:  # unparseable: the caller's own parse decides
+        return None
+    if not trees or trees[0] is None:
+        return None
+    return [t for t in trees if t is not None]
+
+
+def _skip_identity_rewrites() -> None:
+    """Answer per-statement rewriters without their private copy of the tree when the
+    memoized tree shows they would return the statement unchanged. Each parses the text,
+    looks for the nodes it rewrites and returns its input as it is when none qualifies:
+
+    * ``rewrite_create_table_schema_ctas`` (run on every translation) rewrites only
+      ``exp.Create`` nodes: a statement without one comes back as given;
+    * the script interpreter's ``_rewrite_vars_to_params`` (run on every statement of a
+      script) replaces only a column named like a visible variable, or ``v.f`` where ``v`` is
+      a visible STRUCT variable holding a field ``f``: without one it returns
+      ``(statement, [])``;
+    * ``rewrite_timestamp_iso_helpers`` (when the text names FORMAT_/PARSE_TIMESTAMP)
+      replaces a node only where its own ``_rewrite_node`` gives a replacement, which that
+      function builds from copies without touching the node: asked first on the shared tree;
+    * ``rewrite_unnest_struct`` (when the text names UNNEST) changes only an
+      ``UNNEST([STRUCT(..), STRUCT(..), ..])`` of one array of at least two structs.
+
+    Anything else (and any text the memo cannot parse) goes to the original."""
+    import functools
+
+    from bqemulator.scripting import interpreter
+    from bqemulator.sql import translator
+    from bqemulator.sql.rewriter import timestamp_iso_helpers as timestamp_iso
+    from bqemulator.sql.rewriter import unnest_struct
+    from sqlglot import exp
+
+    def identity_when(module, name, unchanged):
+        original = getattr(module, name, None)
+        if original is None or getattr(original, "_flexyboots_identity", False):
+            return
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            answer = unchanged(*args, **kwargs)
+            if answer is not None:
+                return answer[0]
+            return original(*args, **kwargs)
+
+        wrapper._flexyboots_identity = True
+        wrapper._unchanged = unchanged  # for the tests: the shortcut's own answer, or None
+        setattr(module, name, wrapper)
+
+    def ctas_unchanged(bq_sql, *args, **kwargs):
+        trees = _shared_statements(bq_sql) if not (args or kwargs) else None
+        if trees is None or any(t.find(exp.Create) is not None for t in trees):
+            return None
+        return (bq_sql,)
+
+    def vars_unchanged(bq_sql, frames, *args, **kwargs):
+        if args or kwargs:
+            return None
+        visible = frames.all_visible()
+        if not visible:  # the original returns before parsing
+            return None
+        trees = _shared_statements(bq_sql)
+        if trees is None:
+            return None
+        for tree in trees:
+            for col in tree.find_all(exp.Column):
+                table = col.table
+                if table:
+                    if table in visible:
+                        container = visible[table].value
+                        if isinstance(container, dict) and col.name in container:
+                            return None
+                elif col.name in visible:
+                    return None
+        return ((bq_sql, []),)
+
+    def timestamp_unchanged(bq_sql, *args, **kwargs):
+        if args or kwargs or not isinstance(bq_sql, str):
+            return None
+        upper = bq_sql.upper()
+        if "FORMAT_TIMESTAMP" not in upper and "PARSE_TIMESTAMP" not in upper:
+            return None  # the original returns at once
+        trees = _shared_statements(bq_sql)
+        # _rewrite_node only reads the node it is given (a replacement is built from copies)
+        if trees is None or any(timestamp_iso._rewrite_node(n) is not None for t in trees for n in t.walk()):
+            return None
+        return (bq_sql,)
+
+    def unnest_unchanged(bq_sql, *args, **kwargs):
+        if args or kwargs or not isinstance(bq_sql, str) or "UNNEST" not in bq_sql.upper():
+            return None  # the original returns at once
+        trees = _shared_statements(bq_sql)
+        if trees is None:
+            return None
+        for tree in trees:
+            for unnest in tree.find_all(exp.Unnest):
+                # the checks _propagate_struct_field_names makes before it can change anything
+                items = unnest.expressions
+                if len(items) != 1 or not isinstance(items[0], exp.Array):
+                    continue
+                structs = items[0].expressions
+                if len(structs) >= unnest_struct._MIN_STRUCTS_FOR_PROPAGATION and all(isinstance(x, exp.Struct) for x in structs):
+                    return None
+        return (bq_sql,)
+
+    identity_when(translator, "rewrite_create_table_schema_ctas", ctas_unchanged)
+    identity_when(interpreter, "_rewrite_vars_to_params", vars_unchanged)
+    if hasattr(timestamp_iso, "_rewrite_node"):
+        identity_when(translator, "rewrite_timestamp_iso_helpers", timestamp_unchanged)
+    if hasattr(unnest_struct, "_MIN_STRUCTS_FOR_PROPAGATION"):
+        identity_when(translator, "rewrite_unnest_struct", unnest_unchanged)
+
+
+def _cache_table_refs(maxsize: int = 1024) -> None:
+    """Memoize bqemulator's ``rewrite_table_refs`` (DuckDB text + project -> text: it parses
+    the text and qualifies its table and routine names; it reads nothing else), run on every
+    translated statement, repeats included (a translation served from the memo still has its
+    table names qualified each time). Only returned texts are kept; an error is raised again
+    by the original each time. Every module that imported the function gets the memoized one."""
+    import functools
+    import sys as _sys
+
+    from bqemulator.sql import table_rewriter
+
+    original = table_rewriter.rewrite_table_refs
+    if getattr(original, "_flexyboots_cached", False):
+        return
+
+    @functools.wraps(original)
+    @functools.lru_cache(maxsize=maxsize)
+    def rewrite_table_refs(duckdb_sql, project_id):
+        return original(duckdb_sql, project_id)
+
+    @functools.wraps(original)
+    def rewrite_table_refs_cached(duckdb_sql, project_id):
+        try:
+            hash((duckdb_sql, project_id))
+        except TypeError:  # not a memo key
+            return original(duckdb_sql, project_id)
+        return rewrite_table_refs(duckdb_sql, project_id)
+
+    rewrite_table_refs_cached._flexyboots_cached = True
+    rewrite_table_refs_cached._original = original
+    for name, module in list(_sys.modules.items()):
+        if (name == "bqemulator" or name.startswith("bqemulator.")) and getattr(module, "rewrite_table_refs", None) is original:
+            module.rewrite_table_refs = rewrite_table_refs_cached
 
 
 def _cache_translations(maxsize: int = 1024) -> None:

@@ -1,9 +1,9 @@
 """The embedded engine's tuning (``LocalEngine._tune``) and its durability.
 
-The tuning removes five emulator costs without changing results: the time-travel copy after
+The tuning removes emulator costs without changing results: the time-travel copy after
 every write, the per-job record written to the database, repeated sqlglot parses, copies of a
 statement's tree for detectors that only look at its kind, repeated translations of the same
-statement. These tests
+statement (the other per-statement shortcuts are tested in ``test_engine_shortcuts.py``). These tests
 fail if a bqemulator upgrade moves what it relies on, and prove that a run killed mid-way loses
 nothing it had stored."""
 
@@ -41,6 +41,16 @@ def test_writes_leave_no_time_travel_copy_and_no_job_record(tmp_path):
         assert snaps == 0, "a write left a time-travel copy of its table"
         assert con.execute('SELECT COUNT(*) FROM "_bqemulator_catalog"."jobs"').fetchone()[0] == 0
         assert c.get_job(job.job_id).state == "DONE"  # the job is still known to this process
+
+
+def test_the_tuning_is_written_against_the_pinned_engine_versions():
+    """``LocalEngine._tune`` patches private functions of these exact releases (its shortcuts
+    are compared with the originals in ``test_engine_shortcuts.py``): re-read each patch
+    against the new source before moving a pin."""
+    from importlib.metadata import version
+
+    assert version("bqemulator") == "1.4.0"
+    assert version("sqlglot") == "30.11.0"
 
 
 def test_parses_are_memoized_and_each_caller_gets_its_own_tree(engine):
