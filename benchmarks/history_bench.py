@@ -101,11 +101,13 @@ def main(argv=None) -> int:
             path.rename(path.with_suffix(".csv"))
             t0 = time.perf_counter()
             results = runner.run_table(spec)
+            t1 = time.perf_counter()
             if not args.in_memory:
                 eng.checkpoint()
             seconds.append(time.perf_counter() - t0)
             layers = "  ".join(f"{r.layer} {r.seconds:.2f}" for r in results)
-            print(f"  batch {b:3d}: {seconds[-1]:6.2f}s  ({layers})", flush=True)
+            other = (t1 - t0) - sum(r.seconds for r in results)  # planning: state query, pending files
+            print(f"  batch {b:3d}: {seconds[-1]:6.2f}s  ({layers}  other {other:.2f}  checkpoint {seconds[-1] - (t1 - t0):.2f})", flush=True)
         check_exact(runner, spec, expected)
         print(f"  DWH exact: {len(expected):,} keys equal the latest version per key")
     if args.workdir is None:
