@@ -401,15 +401,25 @@ def _peek(sql: str):
     which ``parse_one`` wraps in an ``exp.Block``) the ``exp.Block`` class itself, since every
     caller here only asks what kind of node it gets; None when ``parse_one`` would raise."""
     from sqlglot import exp
+
+    trees = _memo_trees(sql)
+    if trees is None:
+        return None
+    return trees[0] if len(trees) == 1 else exp.Block
+
+
+def _memo_trees(sql: str):
+    """The memoized parse of ``sql`` (the trees shared with the memo: read them, never change
+    them), or None when it is unparseable (the caller's own parse decides) or empty."""
     from sqlglot.dialects.dialect import Dialect
 
     try:
         trees = _SHARED_PARSE(Dialect.get_or_raise("bigquery"), sql, ())
-    except Exception:  # unparseable: the caller's own parse decides
+    except Exception:
         return None
     if not trees or trees[0] is None:
         return None
-    return trees[0] if len(trees) == 1 else exp.Block
+    return trees
 
 
 def _skip_detector_parses() -> None:
@@ -527,17 +537,10 @@ def _shared_statements(sql):
     """The memoized trees of every statement ``sqlglot.parse_one(sql, read="bigquery")``
     would return (one, or those of a script's ``exp.Block``), shared with the memo: read
     them, never change them; None when ``parse_one`` would raise."""
-    from sqlglot.dialects.dialect import Dialect
-
     if not isinstance(sql, str):
         return None
-    try:
-        trees = _SHARED_PARSE(Dialect.get_or_raise("bigquery"), sql, ())
-    except Exception:  # unparseable: the caller's own parse decides
-        return None
-    if not trees or trees[0] is None:
-        return None
-    return [t for t in trees if t is not None]
+    trees = _memo_trees(sql)
+    return None if trees is None else [t for t in trees if t is not None]
 
 
 def _skip_identity_rewrites() -> None:
