@@ -388,7 +388,7 @@ def _cache_sqlglot_parses(maxsize: int = 512) -> None:
     Dialect.parse = parse_cached
 
 
-#: The memoized parse (dialect, sql, options) -> shared trees: only :func:`_peek` reads it.
+#: The memoized parse (dialect, sql, options) -> shared trees: only :func:`_memo_trees` reads it.
 _SHARED_PARSE = None
 #: Per thread: while a read-only caller runs (:func:`_share_trees_with_readers`), the list of
 #: the shared statement trees lent to it as parts of a script.
@@ -422,6 +422,33 @@ def _memo_trees(sql: str):
     return trees
 
 
+def _answer_first(module, name: str, shortcut, flag: str) -> None:
+    """Put a wrapper in place of ``module.name`` that returns ``shortcut(*args, **kwargs)[0]``
+    when the shortcut settles the answer (it returns a 1-tuple) and calls the original
+    otherwise (the shortcut returns None); a coroutine function stays one. ``flag`` marks the
+    wrapper (installed once); ``wrapper._unchanged`` is the shortcut, for the tests."""
+    import functools
+    import inspect
+
+    original = getattr(module, name, None)
+    if original is None or getattr(original, flag, False):
+        return
+    if inspect.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def wrapper(*args, **kwargs):
+            answer = shortcut(*args, **kwargs)
+            return answer[0] if answer is not None else await original(*args, **kwargs)
+    else:
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            answer = shortcut(*args, **kwargs)
+            return answer[0] if answer is not None else original(*args, **kwargs)
+
+    setattr(wrapper, flag, True)
+    wrapper._unchanged = shortcut
+    setattr(module, name, wrapper)
+
+
 def _skip_detector_parses() -> None:
     """Answer bqemulator's per-statement DDL/DML detectors without a private copy of the tree
     when the statement's kind already gives their answer (a CREATE-TABLE detector asked about
@@ -430,42 +457,24 @@ def _skip_detector_parses() -> None:
     whole tree per detector and statement. A script gets the answer too: ``parse_one`` gives
     an ``exp.Block`` for it, which no detector accepts. Any other statement goes to the
     detector as before."""
-    import functools
-
     from bqemulator.catalog import ddl_sync
     from bqemulator.jobs import executor
     from sqlglot import exp
 
-    if getattr(ddl_sync._detect_plain_create_table, "_flexyboots_peek", False):
-        return
     block = exp.Block(expressions=[])
 
-    def short_circuit(module, name, kind, answer, is_async=False):
-        original = getattr(module, name)
+    def short_circuit(module, name, kind, answer):
+        getattr(module, name)  # moved by an upgrade: AttributeError, the tuning is skipped with a warning
         sql_at = 1 if name in ("_reject_dml_on_immutable", "_capture_dml_snapshots") else 0
 
-        def settled(args, kwargs):
+        def settled(*args, **kwargs):
             sql = args[sql_at] if len(args) > sql_at else kwargs.get("bq_sql")
             tree = _peek(sql) if isinstance(sql, str) else None
             if tree is exp.Block:  # a script: parse_one gives an exp.Block (of no kind asked here)
-                return not kind(block)
-            return tree is not None and not kind(tree)
+                tree = block
+            return (answer,) if tree is not None and not kind(tree) else None
 
-        if is_async:
-            @functools.wraps(original)
-            async def wrapper(*args, **kwargs):
-                if settled(args, kwargs):
-                    return answer
-                return await original(*args, **kwargs)
-        else:
-            @functools.wraps(original)
-            def wrapper(*args, **kwargs):
-                if settled(args, kwargs):
-                    return answer
-                return original(*args, **kwargs)
-
-        wrapper._flexyboots_peek = True
-        setattr(module, name, wrapper)
+        _answer_first(module, name, settled, "_flexyboots_peek")
 
     def create_of(kind):
         # each CREATE detector answers "no" at once for a CREATE of another kind
@@ -476,7 +485,7 @@ def _skip_detector_parses() -> None:
     short_circuit(ddl_sync, "_detect_plain_create_view", create_of("VIEW"), (None, None))
     short_circuit(ddl_sync, "_detect_plain_create_table", create_of("TABLE"), None)
     short_circuit(executor, "_reject_dml_on_immutable", executor._is_dml, None)
-    short_circuit(executor, "_capture_dml_snapshots", executor._is_dml, None, is_async=True)
+    short_circuit(executor, "_capture_dml_snapshots", executor._is_dml, None)  # a coroutine function
 
 
 def _share_trees_with_readers() -> None:
@@ -561,8 +570,6 @@ def _skip_identity_rewrites() -> None:
       ``UNNEST([STRUCT(..), STRUCT(..), ..])`` of one array of at least two structs.
 
     Anything else (and any text the memo cannot parse) goes to the original."""
-    import functools
-
     from bqemulator.scripting import interpreter
     from bqemulator.sql import translator
     from bqemulator.sql.rewriter import timestamp_iso_helpers as timestamp_iso
@@ -570,20 +577,7 @@ def _skip_identity_rewrites() -> None:
     from sqlglot import exp
 
     def identity_when(module, name, unchanged):
-        original = getattr(module, name, None)
-        if original is None or getattr(original, "_flexyboots_identity", False):
-            return
-
-        @functools.wraps(original)
-        def wrapper(*args, **kwargs):
-            answer = unchanged(*args, **kwargs)
-            if answer is not None:
-                return answer[0]
-            return original(*args, **kwargs)
-
-        wrapper._flexyboots_identity = True
-        wrapper._unchanged = unchanged  # for the tests: the shortcut's own answer, or None
-        setattr(module, name, wrapper)
+        _answer_first(module, name, unchanged, "_flexyboots_identity")
 
     def ctas_unchanged(bq_sql, *args, **kwargs):
         trees = _shared_statements(bq_sql) if not (args or kwargs) else None
