@@ -266,7 +266,7 @@ def main(argv=None) -> int:
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="flexyboots-bench-"))
     landing = work / "landing"
-    for old in (landing, work / "state", work / "floor.duckdb"):
+    for old in (landing, work / "state"):  # the floor's database is removed before each of its loads
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     spec = parse_spec(SPEC)
     print(f"pipeline_bench: generating {args.rows:,} rows, a CDC batch of {args.rows // 100 + args.rows // 200:,} changed/new rows "
