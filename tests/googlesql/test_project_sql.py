@@ -78,12 +78,12 @@ def test_the_statement_list_covers_what_runs():
     spec = SHIPPED[0]
     kinds = [s.kind for s in table_statements(spec, NAMINGS[1], LANDING)]
     assert kinds[: len(LAYERS)] == [f"layer:{layer}" for layer in LAYERS]
-    assert {"checks", "staging_batch", "truncate_batch", "batch_log", "archived_hashes", "table_states", "staging_rows", "demo_snapshot", "demo_rejects"} <= set(kinds)
+    assert {"checks", "staging_batch", "truncate_batch", "truncate_staging", "batch_log", "archived_hashes", "table_states", "staging_rows", "demo_snapshot", "demo_rejects"} <= set(kinds)
     assert {f"export:{layer}" for layer in render.EXPORT_LAYERS} <= set(kinds)
     assert [s.kind for s in project_statements(SHIPPED, NAMINGS[1], LANDING)][:2] == ["ddl", "table_states"]
     ddl = project_statements([spec], NAMINGS[1], LANDING)[0].sql
     assert all(f"CREATE SCHEMA IF NOT EXISTS {NAMINGS[1].dataset_ref(d)}" in ddl for d in DATASETS)
-    for fn in ("render_table_states", "render_archived_hashes", "render_staging_rows", "render_truncate_staging_batch"):
+    for fn in ("render_table_states", "render_archived_hashes", "render_staging_rows", "render_truncate_staging_batch", "render_truncate_staging"):
         assert getattr(runner, fn) is getattr(render, fn), fn
     for fn in ("render_export", "render_dwh_snapshot", "render_rejects_listing"):
         assert getattr(cli, fn) is getattr(render, fn), fn
