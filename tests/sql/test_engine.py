@@ -51,6 +51,7 @@ def test_the_tuning_is_written_against_the_pinned_engine_versions():
 
     assert version("bqemulator") == "1.4.0"
     assert version("sqlglot") == "30.11.0"
+    assert version("sqlglotc") == "30.11.0"  # the compiled build of that exact sqlglot
 
 
 def test_parses_are_memoized_and_each_caller_gets_its_own_tree(engine):

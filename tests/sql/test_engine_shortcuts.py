@@ -4,8 +4,8 @@ layer of every table in ``config/tables``, as whole scripts and statement by sta
 the other kinds of statement the shortcuts tell apart; and the shared memoized trees some of
 them read stay as the parser left them.
 
-The shortcuts (``pipeline_sql/engine.py``): a cheaper copy of sqlglot trees
-(``_fast_tree_copies``), the memoized tree lent to checks that only read it
+The shortcuts (``pipeline_sql/engine.py``): reused sqlglot generators
+(``_reuse_generators``), the memoized tree lent to checks that only read it
 (``_share_trees_with_readers``), rewriters answered from the memoized tree when they would
 return their input (``_skip_identity_rewrites``), DDL/DML detectors answered for scripts
 (``_skip_detector_parses``) and memoized table-name qualification (``_cache_table_refs``)."""
@@ -122,31 +122,15 @@ def tuned(engine):
 # --- pins: what the shortcuts rely on in sqlglot and bqemulator ---------------------------
 
 
-def test_pinned_sqlglot_internals_the_tree_copy_relies_on(tuned):
-    from sqlglot.expressions import core, temporal
+def test_sqlglot_runs_compiled_and_generates_through_the_pool(tuned):
+    from sqlglot.dialects.dialect import Dialect
 
-    assert sqlglot.__version__.startswith("30.11"), "re-check _fast_tree_copies against this sqlglot"
-    assert core.Expression.__slots__ == ("args", "parent", "arg_key", "index", "comments", "_type", "_meta", "_hash")
-    assert getattr(core.Expression.__deepcopy__, "_flexyboots_fast", False)
-    assert core.Expression.copy(exp.column("a")).__class__ is exp.Column
-    # the __init__s the copy skips set the eight slots and nothing else when given no arguments
-    assert "__init__" in vars(core.Expr) and "__init__" in vars(core.TimeUnit) and "__init__" in vars(temporal.DateTrunc)
-
-    def subclasses(c):
-        for s in c.__subclasses__():
-            yield s
-            yield from subclasses(s)
-
-    plain = {core.Expression.__init__, core.TimeUnit.__init__, temporal.DateTrunc.__init__}
-    checked = 0
-    for cls in set(subclasses(core.Expression)):
-        if cls.__init__ not in plain:
-            continue
-        node = cls()
-        assert node.args == {} and all(getattr(node, a) is None for a in core.Expression.__slots__[1:])
-        assert not getattr(node, "__dict__", {}), cls
-        checked += 1
-    assert checked > 500
+    assert sqlglot.__version__.startswith("30.11"), "re-check _reuse_generators against this sqlglot"
+    assert engine_mod.sqlglot_compiled(), "sqlglotc is not installed: run `make setup`"
+    assert getattr(Dialect.generate, "_flexyboots_pooled", False)
+    # what the pool resets before each use is all a generator's __init__ sets that changes
+    gen = Dialect.get_or_raise("duckdb").generator()
+    assert {"unsupported_messages", "_next_name", "_quote_json_path_key_using_brackets"} <= set(dir(gen))
     # parse_one wraps a script's statements in an exp.Block (the detectors' and readers' premise)
     assert isinstance(sqlglot.parse_one("SELECT 1; SELECT 2", read="bigquery"), exp.Block)
 
@@ -203,19 +187,56 @@ def test_a_patch_whose_target_moved_is_skipped_not_fatal(tuned, monkeypatch, cap
 # --- each shortcut against the original -----------------------------------------------------
 
 
-def test_tree_copies_equal_the_original_copies(tuned):
-    original = exp.Expression.__deepcopy__._original
-    trees = [t for sql in STATEMENTS for t in _parse(sql) if t is not None]
-    from sqlglot.optimizer.annotate_types import annotate_types
+def test_pooled_generators_generate_as_new_ones(tuned):
+    """Every statement, in BigQuery's and DuckDB's dialects, pretty or not, generated twice
+    through the pool (the second time by a reused generator) as a new generator does; a
+    generation inside a generation (a transform that generates a part) takes its own."""
+    from sqlglot.dialects.dialect import Dialect
 
-    typed = annotate_types(sqlglot.parse_one("SELECT CAST(a AS INT64) + 1 AS b, 'x' AS c", read="bigquery"))
-    hashed = sqlglot.parse_one("SELECT a /* c1 */ FROM t WHERE b = 1 -- c2", read="bigquery")
-    hash(hashed)
-    trunc = exp.DateTrunc(this=exp.column("d"), unit=exp.var("month"))
-    hash(trunc)
-    for tree in trees + [typed, hashed, trunc]:
-        _same_tree(tree.copy(), original(tree, {}))
-    assert any(n.comments for n in hashed.walk()) and any(n._type is not None for n in typed.walk())
+    original = Dialect.generate._original
+    trees = [t for sql in STATEMENTS for t in _parse(sql) if t is not None]
+    assert len(trees) > 100
+    for name in ("bigquery", "duckdb"):
+        dialect = Dialect.get_or_raise(name)
+        for tree in trees:
+            for opts in ({}, {"pretty": True}):
+                want = original(dialect, tree, **opts)
+                assert dialect.generate(tree, **opts) == want
+                assert dialect.generate(tree, **opts) == want
+
+
+
+def test_pooled_generators_keep_each_generation_apart(tuned):
+    """A reused generator starts clean: an unsupported construct's message belongs to the
+    generation that met it (with ``unsupported_level=RAISE`` the next statement still passes);
+    generations from several threads at once each take their own generator."""
+    import threading
+
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.errors import ErrorLevel, UnsupportedError
+
+    duckdb = Dialect.get_or_raise("duckdb")
+    bad = sqlglot.parse_one("SELECT APPROX_TOP_COUNT(x, 2) FROM t", read="bigquery")
+    good = sqlglot.parse_one("SELECT a FROM t", read="bigquery")
+    for _ in range(2):
+        with pytest.raises(UnsupportedError):
+            duckdb.generate(bad, unsupported_level=ErrorLevel.RAISE)
+        assert duckdb.generate(good, unsupported_level=ErrorLevel.RAISE) == "SELECT a FROM t"
+
+    original = Dialect.generate._original
+    trees = [t for sql in STATEMENTS[:60] for t in _parse(sql) if t is not None]
+    want = [original(duckdb, t) for t in trees]
+    got: dict[int, list[str]] = {}
+
+    def work(i):
+        got[i] = [duckdb.generate(t) for t in trees]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(got[i] == want for i in range(4))
 
 
 def _parse_memo(sql):
