@@ -108,7 +108,7 @@ class LocalEngine:
     def __post_init__(self) -> None:
         self._emu = None
         self.client = None
-        self._gc_thresholds = None
+        self._collecting_less = False
 
     def start(self) -> "LocalEngine":
         _quiet_logs()
@@ -138,6 +138,10 @@ class LocalEngine:
             check_state_dir(Path(self.state_dir))
             Path(self.state_dir).mkdir(parents=True, exist_ok=True)
             kwargs.update(persistence_mode=PersistenceMode.PERSISTENT, data_dir=Path(self.state_dir).resolve())
+            try:
+                _small_row_groups()
+            except (ImportError, AttributeError) as e:  # an upgrade moved what it patches
+                logging.getLogger(__name__).warning("engine tuning _small_row_groups skipped: %s", e)
         else:
             kwargs.update(persistence_mode=PersistenceMode.EPHEMERAL)
         try:
@@ -188,12 +192,16 @@ class LocalEngine:
           generated (:func:`_reuse_generators`), the memoized tree read in place by the checks
           that only read it (:func:`_share_trees_with_readers`), rewriters answered from it
           when they would return their input (:func:`_skip_identity_rewrites`), table-name
-          qualification memoized (:func:`_cache_table_refs`). sqlglot itself runs compiled
-          (the ``sqlglotc`` package, pinned beside it: ~20% of a small run's time);
+          qualification memoized (:func:`_cache_table_refs`), the REST app's per-request
+          observers (:func:`_drop_observability_middleware`). sqlglot itself runs compiled
+          (the ``sqlglotc`` package, pinned beside it), and the cyclic garbage collector runs
+          less often while the engine runs (:meth:`_collect_less`);
         * compressing the tables of the layers rebuilt every run (staging, delta, transform),
           written once and read once: on disk they are stored uncompressed; and analyzing
           dictionaries for the archive's mostly unique values: it is compressed without them
-          (:mod:`pipeline_sql.enginestore`).
+          (:mod:`pipeline_sql.enginestore`); the database file has row groups of
+          :data:`ROW_GROUP_ROWS` rows, so a checkpoint after a small batch rewrites a small last
+          row group (:func:`_small_row_groups`, installed before the emulator starts).
 
         Written against bqemulator 1.4.0 and sqlglot 30.11 (pinned); each patch installs
         itself once and leaves the engine untouched (with a warning) when what it patches has
@@ -234,22 +242,43 @@ class LocalEngine:
                 install()
             except (ImportError, AttributeError) as e:  # an upgrade moved what it patches: run without it
                 logging.getLogger(__name__).warning("engine tuning %s skipped: %s", install.__name__, e)
+        try:
+            _drop_observability_middleware(self._emu.server._fastapi_server.config.app)
+        except (ImportError, AttributeError) as e:
+            logging.getLogger(__name__).warning("engine tuning _drop_observability_middleware skipped: %s", e)
         if self.state_dir is not None:
             from .enginestore import store_layers
 
             store_layers(server._engine)
 
     def _collect_less(self) -> None:
-        """Run Python's cyclic garbage collector less often while the engine runs (restored by
-        :meth:`stop`). Every statement makes sqlglot build trees (cyclic: each node points to
-        its parent) and the engine's memos keep ~500,000 objects alive; with the default
-        thresholds (a young collection every 700 allocations) full collections of that heap
-        took 2.7 of a 20-table small run's 14.9 s (18%, measured with ``gc.callbacks``). A young
-        collection every 50,000 allocations took the collector from 3.4 s to 1.1 s for ~50 MB
-        more peak memory; garbage is still collected, later."""
-        if self._gc_thresholds is None:
-            self._gc_thresholds = gc.get_threshold()
-            gc.set_threshold(_GC_YOUNG, *self._gc_thresholds[1:])
+        """Run Python's cyclic garbage collector less often while an engine runs (the thresholds
+        are restored when the last engine of the process stops). Every statement makes sqlglot
+        build trees (cyclic: each node points to its parent) and a run's process holds several
+        hundred thousand objects (its imports and the engine's memos), which each full
+        collection walks: with the default thresholds (a young collection every 700
+        allocations) the collector took 3.4 of a 20-table small run's 14.9 s, 2.7 s of it in
+        15 full collections (measured with ``gc.callbacks``). A young collection every 50,000
+        allocations took it to 1.1 s, for ~50 MB more peak memory; garbage is still collected,
+        later."""
+        global _GC_SAVED
+        with _GC_LOCK:
+            if self._collecting_less:
+                return
+            if _GC_USERS[0] == 0:
+                _GC_SAVED = gc.get_threshold()
+                gc.set_threshold(_GC_YOUNG, *_GC_SAVED[1:])
+            _GC_USERS[0] += 1
+            self._collecting_less = True
+
+    def _collect_as_before(self) -> None:
+        with _GC_LOCK:
+            if not self._collecting_less:
+                return
+            self._collecting_less = False
+            _GC_USERS[0] -= 1
+            if _GC_USERS[0] == 0 and _GC_SAVED is not None:
+                gc.set_threshold(*_GC_SAVED)
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB
@@ -263,9 +292,7 @@ class LocalEngine:
         if self._emu is not None:
             self._emu.stop()
             self._emu = None
-        if self._gc_thresholds is not None:
-            gc.set_threshold(*self._gc_thresholds)
-            self._gc_thresholds = None
+        self._collect_as_before()
 
     def __enter__(self) -> "LocalEngine":
         return self.start()
@@ -274,8 +301,83 @@ class LocalEngine:
         self.stop()
 
 
+#: Rows per row group of the tables a persistent engine writes (DuckDB's default: 122,880);
+#: see :func:`_small_row_groups`.
+ROW_GROUP_ROWS = 16_384
+
 #: Allocations between young garbage collections while an engine runs (Python's default: 700).
 _GC_YOUNG = 50_000
+#: Engines of this process collecting less (:meth:`LocalEngine._collect_less`), and the
+#: thresholds to restore when the last one stops.
+_GC_USERS = [0]
+_GC_SAVED: tuple | None = None
+_GC_LOCK = threading.Lock()
+
+def _small_row_groups() -> None:
+    """Open the engine's database file with row groups of :data:`ROW_GROUP_ROWS` rows instead
+    of DuckDB's 122,880: bqemulator connects to the file itself, which takes no row group
+    size, so a persistent engine connects to an in-memory database, attaches the file under
+    the name a direct connection gives it (``bqemulator``, from ``bqemulator.duckdb``) with
+    ``ROW_GROUP_SIZE`` and makes it the default; the rest is bqemulator 1.4.0's own start.
+
+    Why: a checkpoint rewrites the partly filled last row group of every table that grew.
+    With 122,880-row groups, a CDC run that appends 15,000 rows to the archive and the DWH
+    paid a checkpoint that followed the fill of those row groups, 0.05 s up to 0.6-0.9 s in
+    an 8-batch cycle (``history_bench``); with 16,384 rows it is 0.12-0.15 s every run, and
+    a 1M-row initial load was no slower. The file stays an ordinary DuckDB database: row
+    groups written before keep their size, a direct connection (``bqemulator backup``) reads
+    it as before. An in-memory engine is left as it is."""
+    from bqemulator.storage import engine as storage
+
+    original = storage.DuckDBEngine.start
+    if getattr(original, "_flexyboots_row_groups", False):
+        return
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        path = self._resolve_path()
+        if path == ":memory:":
+            return await original(self)
+        import duckdb
+
+        connection = duckdb.connect(":memory:")
+        try:
+            quoted = path.replace("'", "''")
+            connection.execute(f"ATTACH '{quoted}' AS bqemulator (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+            connection.execute("USE bqemulator")
+        except Exception:
+            connection.close()
+            raise
+        self._connection = connection
+        self._apply_session_pragmas()
+        self._ensure_catalog_schema()
+        self._load_spatial()
+        if self._settings.enable_format_extensions:
+            self._load_format_extensions()
+        self._register_builtin_udfs()
+        self._started = True
+
+    start._flexyboots_row_groups = True
+    start._original = original
+    storage.DuckDBEngine.start = start
+
+
+def _drop_observability_middleware(app) -> None:
+    """Take the emulator's three per-request observers out of its REST app: a Prometheus
+    counter (metrics are off), an access log line (logged below the level shown) and a
+    correlation-id response header. Each is a Starlette ``BaseHTTPMiddleware``, which runs
+    the rest of the request in a task of its own; together they cost ~10% of a small run's
+    samples (two requests per job). What a request does and answers is unchanged; the
+    request-body decompression middleware stays."""
+    from bqemulator.api.middleware import AccessLogMiddleware, CorrelationIdMiddleware, MetricsMiddleware
+
+    observers = (AccessLogMiddleware, CorrelationIdMiddleware, MetricsMiddleware)
+    kept = [m for m in app.user_middleware if m.cls not in observers]
+    if len(kept) != len(app.user_middleware):
+        app.user_middleware = kept
+        app.middleware_stack = None  # Starlette builds it again on the next request
+
 
 def sqlglot_compiled() -> bool:
     """Whether sqlglot runs compiled (the ``sqlglotc`` package's mypyc build of its modules,

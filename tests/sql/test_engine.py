@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pipeline_sql.engine import LocalEngine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +117,43 @@ def test_ddl_and_dml_detectors_answer_as_before_without_their_own_parse(engine):
     assert c.get_table("flexyboots-local.det.t").schema[0].name == "a"
     c.query("DROP TABLE det.t").result()
     assert "t" not in {t.table_id for t in c.list_tables("flexyboots-local.det")}
+
+
+def test_the_rest_app_runs_without_its_per_request_observers(engine):
+    """The emulator's metrics, access-log and correlation-id middlewares are out of its REST
+    app (pinned: they exist in this bqemulator); the gzip request middleware stays, and
+    requests are answered as before."""
+    from bqemulator.api.middleware import AccessLogMiddleware, CorrelationIdMiddleware, GzipRequestMiddleware, MetricsMiddleware
+
+    app = engine._emu.server._fastapi_server.config.app
+    kinds = {m.cls for m in app.user_middleware}
+    assert GzipRequestMiddleware in kinds
+    assert not kinds & {AccessLogMiddleware, CorrelationIdMiddleware, MetricsMiddleware}
+    assert [dict(r.items()) for r in engine.client.query("SELECT 1 AS x").result()] == [{"x": 1}]
+    from google.api_core.exceptions import NotFound
+
+    with pytest.raises(NotFound):  # and errors as before
+        engine.client.get_table("flexyboots-local.obs_missing.t", retry=None)
+
+
+def test_the_garbage_collector_runs_less_often_while_engines_run(tmp_path):
+    """Young collections every 50,000 allocations while any engine of the process runs; the
+    thresholds the process had come back when the last one stops, in any order."""
+    import gc
+
+    from pipeline_sql.engine import LocalEngine
+
+    before = gc.get_threshold()
+    first = LocalEngine(state_dir=None, gcs_root=None).start()
+    second = LocalEngine(state_dir=None, gcs_root=None).start()
+    try:
+        assert gc.get_threshold()[0] == 50_000 and gc.get_threshold()[1:] == before[1:]
+        first.stop()
+        assert gc.get_threshold()[0] == 50_000  # the second still runs
+    finally:
+        first.stop()
+        second.stop()
+    assert gc.get_threshold() == before
 
 
 def test_a_killed_run_loses_nothing_it_had_stored(tmp_path):
