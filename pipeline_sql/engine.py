@@ -138,10 +138,7 @@ class LocalEngine:
             check_state_dir(Path(self.state_dir))
             Path(self.state_dir).mkdir(parents=True, exist_ok=True)
             kwargs.update(persistence_mode=PersistenceMode.PERSISTENT, data_dir=Path(self.state_dir).resolve())
-            try:
-                _small_row_groups()
-            except (ImportError, AttributeError) as e:  # an upgrade moved what it patches
-                logging.getLogger(__name__).warning("engine tuning _small_row_groups skipped: %s", e)
+            _install(_small_row_groups)
         else:
             kwargs.update(persistence_mode=PersistenceMode.EPHEMERAL)
         try:
@@ -238,14 +235,8 @@ class LocalEngine:
             _cache_table_refs,
             _cache_translations,
         ):
-            try:
-                install()
-            except (ImportError, AttributeError) as e:  # an upgrade moved what it patches: run without it
-                logging.getLogger(__name__).warning("engine tuning %s skipped: %s", install.__name__, e)
-        try:
-            _drop_observability_middleware(self._emu.server._fastapi_server.config.app)
-        except (ImportError, AttributeError) as e:
-            logging.getLogger(__name__).warning("engine tuning _drop_observability_middleware skipped: %s", e)
+            _install(install)
+        _install(_drop_observability_middleware, server)
         if self.state_dir is not None:
             from .enginestore import store_layers
 
@@ -363,7 +354,16 @@ def _small_row_groups() -> None:
     storage.DuckDBEngine.start = start
 
 
-def _drop_observability_middleware(app) -> None:
+def _install(patch, *args) -> None:
+    """Install one of the engine's patches; when an upgrade moved what it patches, the engine
+    runs without it (a warning names it)."""
+    try:
+        patch(*args)
+    except (ImportError, AttributeError) as e:
+        logging.getLogger(__name__).warning("engine tuning %s skipped: %s", patch.__name__, e)
+
+
+def _drop_observability_middleware(server) -> None:
     """Take the emulator's three per-request observers out of its REST app: a Prometheus
     counter (metrics are off), an access log line (logged below the level shown) and a
     correlation-id response header. Each is a Starlette ``BaseHTTPMiddleware``, which runs
@@ -372,6 +372,7 @@ def _drop_observability_middleware(app) -> None:
     request-body decompression middleware stays."""
     from bqemulator.api.middleware import AccessLogMiddleware, CorrelationIdMiddleware, MetricsMiddleware
 
+    app = server._fastapi_server.config.app  # the FastAPI app uvicorn serves
     observers = (AccessLogMiddleware, CorrelationIdMiddleware, MetricsMiddleware)
     kept = [m for m in app.user_middleware if m.cls not in observers]
     if len(kept) != len(app.user_middleware):
