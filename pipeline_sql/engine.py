@@ -252,23 +252,24 @@ class LocalEngine:
         15 full collections (measured with ``gc.callbacks``). A young collection every 50,000
         allocations took it to 1.1 s, for ~50 MB more peak memory; garbage is still collected,
         later."""
-        global _GC_SAVED
+        global _GC_USERS, _GC_SAVED
         with _GC_LOCK:
             if self._collecting_less:
                 return
-            if _GC_USERS[0] == 0:
+            if _GC_USERS == 0:
                 _GC_SAVED = gc.get_threshold()
                 gc.set_threshold(_GC_YOUNG, *_GC_SAVED[1:])
-            _GC_USERS[0] += 1
+            _GC_USERS += 1
             self._collecting_less = True
 
     def _collect_as_before(self) -> None:
+        global _GC_USERS
         with _GC_LOCK:
             if not self._collecting_less:
                 return
             self._collecting_less = False
-            _GC_USERS[0] -= 1
-            if _GC_USERS[0] == 0 and _GC_SAVED is not None:
+            _GC_USERS -= 1
+            if _GC_USERS == 0:
                 gc.set_threshold(*_GC_SAVED)
 
     def checkpoint(self) -> None:
@@ -300,9 +301,10 @@ ROW_GROUP_ROWS = 16_384
 _GC_YOUNG = 50_000
 #: Engines of this process collecting less (:meth:`LocalEngine._collect_less`), and the
 #: thresholds to restore when the last one stops.
-_GC_USERS = [0]
+_GC_USERS = 0
 _GC_SAVED: tuple | None = None
 _GC_LOCK = threading.Lock()
+
 
 def _small_row_groups() -> None:
     """Open the engine's database file with row groups of :data:`ROW_GROUP_ROWS` rows instead
