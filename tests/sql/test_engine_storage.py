@@ -30,12 +30,17 @@ def test_which_layer_a_statement_writes(sql, layer):
     assert written_layer(sql) == layer
 
 
-def _compressions(con, schema: str, table: str) -> set[str]:
+def _compression_rows(con, schema: str, table: str) -> dict[str, int]:
+    """Rows stored per compression method in a table's data segments."""
     rows = con.execute(
-        "SELECT DISTINCT compression FROM pragma_storage_info(?) WHERE segment_type <> 'VALIDITY'",
+        "SELECT compression, SUM(count) FROM pragma_storage_info(?) WHERE segment_type <> 'VALIDITY' GROUP BY 1",
         [f'"{schema}"."{table}"'],
     ).fetchall()
-    return {r[0] for r in rows}
+    return dict(rows)
+
+
+def _compressions(con, schema: str, table: str) -> set[str]:
+    return set(_compression_rows(con, schema, table))
 
 
 def test_temporary_layers_are_stored_uncompressed_and_the_rest_compressed(tmp_path):
@@ -55,12 +60,7 @@ def test_temporary_layers_are_stored_uncompressed_and_the_rest_compressed(tmp_pa
         assert "FSST" in archive and "Dictionary" not in archive
         # compressed, not forced uncompressed: DuckDB may still leave a small segment (a
         # parallel write's remainder) uncompressed when compressing it does not pay
-        rows = dict(
-            con.execute(
-                "SELECT compression, SUM(count) FROM pragma_storage_info(?) WHERE segment_type <> 'VALIDITY' GROUP BY 1",
-                ['"flexyboots-local__archive"."t"'],
-            ).fetchall()
-        )
+        rows = _compression_rows(con, "flexyboots-local__archive", "t")
         assert rows.get("Uncompressed", 0) < 0.1 * sum(rows.values()), rows
         assert "Dictionary" in _compressions(con, "flexyboots-local__dwh", "t")  # DuckDB's defaults
         # the settings are back to their defaults after each statement
