@@ -106,6 +106,11 @@ def _failing_rows(spec: TableSpec, naming: Naming, check: Check) -> str:
         return " OR ".join(f"_t.{c} IS NULL" for c in cols)
     if check.kind == "unique":
         groups = f"SELECT {', '.join(cols)} FROM {naming.ref('dwh', spec.table)} WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} GROUP BY {', '.join(cols)} HAVING COUNT(*) > 1"
+        if len(cols) == 1:
+            # the same rows as the EXISTS below; an uncorrelated IN reads the table once more,
+            # where the embedded engine turns the correlated EXISTS into a join that first
+            # collects every distinct value of the table (1M keys: 65-70 -> 35-38 ms)
+            return f"_t.{cols[0]} IN ({groups})"
         match = " AND ".join(f"_d.{c} = _t.{c}" for c in cols)
         return f"EXISTS (SELECT 1 FROM ({groups}) AS _d WHERE {match})"
     (c,) = cols if check.kind != "expression" else ("",)

@@ -596,6 +596,25 @@ def test_checks_insert_every_result_then_fail_on_error_severity():
     assert render_checks(ODD, PROD) == "".join(render_check_statements(ODD, PROD))
 
 
+def test_unique_on_one_column_is_an_uncorrelated_in():
+    """One column: the rows whose value is duplicated, by IN (the same rows as the EXISTS of
+    several columns; tests/sql/test_cases.py runs both kinds on the engine)."""
+    spec = parse_spec(
+        {
+            "table": "zq_one",
+            "source": {"format": "csv", "path": "zq/"},
+            "key": ["ka"],
+            "columns": [{"source": "a", "name": "ka", "type": "INT64"}, {"source": "b", "name": "kb", "type": "STRING"}],
+            "checks": [{"unique": ["kb"]}],
+        }
+    )
+    sql = render_checks(spec, PROD)
+    parse(sql)
+    groups = "SELECT kb FROM `acme-data-prod.prod_dwh.zq_one` WHERE kb IS NOT NULL GROUP BY kb HAVING COUNT(*) > 1"
+    assert f"WHERE _t.kb IN ({groups})" in sql
+    assert "EXISTS" not in sql
+
+
 RULES_SPEC = parse_spec(
     {
         "table": "zq_items",
