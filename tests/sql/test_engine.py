@@ -3,7 +3,8 @@
 The tuning removes emulator costs without changing results: the time-travel copy after
 every write, the per-job record written to the database, repeated sqlglot parses, copies of a
 statement's tree for detectors that only look at its kind, repeated translations of the same
-statement (the other per-statement shortcuts are tested in ``test_engine_shortcuts.py``). These tests
+statement, a CSV load's dialect sniffing, a truncating load's row-by-row delete (the other
+per-statement shortcuts are tested in ``test_engine_shortcuts.py``). These tests
 fail if a bqemulator upgrade moves what it relies on, and prove that a run killed mid-way loses
 nothing it had stored."""
 
@@ -89,6 +90,84 @@ def test_translations_are_memoized_on_text_column_types_and_caller(engine):
     c.query("CREATE OR REPLACE TABLE memo.t (a INT64)").result()
     c.query("INSERT INTO memo.t (a) VALUES (1), (2)").result()
     assert [dict(r.items()) for r in c.query(sql).result()] == [{"m": 1.5, "n": 2}]
+
+
+def test_csv_copy_options_follow_the_load_job():
+    from pipeline_sql.engine import csv_copy_options
+
+    assert csv_copy_options({}) == "FORMAT CSV, AUTO_DETECT false, HEADER false, SKIP 0, DELIM ',', QUOTE '\"', ESCAPE '\"'"
+    opts = csv_copy_options({"fieldDelimiter": "\\t", "skipLeadingRows": "2", "quote": "'", "nullMarker": "NA"})
+    assert opts == "FORMAT CSV, AUTO_DETECT false, HEADER false, SKIP 2, DELIM '\t', QUOTE '''', ESCAPE '''', NULLSTR 'NA'"
+    assert "DELIM '\t'" in csv_copy_options({"fieldDelimiter": "tab"})
+    assert csv_copy_options({"quote": ""}).endswith("QUOTE ''")  # quoting off: no escape either
+    with pytest.raises(ValueError, match="skipLeadingRows must be a whole number of rows >= 0, got 'x'"):
+        csv_copy_options({"skipLeadingRows": "x"})
+
+
+def _load(engine, table: str, name: str, text: str, **cfg):
+    from google.cloud import bigquery
+
+    (Path(engine.gcs_root) / "loads").mkdir(exist_ok=True)
+    (Path(engine.gcs_root) / "loads" / name).write_text(text)
+    fields = cfg.pop("fields", ("id", "note"))
+    schema = [f if isinstance(f, bigquery.SchemaField) else bigquery.SchemaField(f, "STRING") for f in fields]
+    job_config = bigquery.LoadJobConfig(schema=schema, source_format="CSV", **cfg)
+    engine.client.query("CREATE SCHEMA IF NOT EXISTS loads").result()
+    return engine.client.load_table_from_uri(f"gs://loads/{name}", f"flexyboots-local.loads.{table}", job_config=job_config).result()
+
+
+def _rows(engine, table: str) -> list[tuple]:
+    return [tuple(r.values()) for r in engine.client.query(f"SELECT * FROM loads.{table} ORDER BY 1").result()]
+
+
+def test_a_csv_load_reads_the_file_as_its_job_describes_it(engine):
+    """The job's delimiter, quote and rows to skip, as BigQuery reads them (the emulator's own
+    load sniffed the dialect and always skipped one header line)."""
+    from bqemulator.jobs import executor
+
+    assert getattr(executor._load_path_into_target, "_flexyboots_csv", False)
+    text = 'id;note\n1;"a;b"\n2;"say ""hi"""\n3;"two\nlines"\n4;\n'
+    _load(engine, "semi", "semi.csv", text, field_delimiter=";", skip_leading_rows=1, allow_quoted_newlines=True)
+    assert _rows(engine, "semi") == [("1", "a;b"), ("2", 'say "hi"'), ("3", "two\nlines"), ("4", None)]
+    _load(engine, "nohead", "semi.csv", text, field_delimiter=";", allow_quoted_newlines=True)  # no row skipped
+    assert _rows(engine, "nohead")[-1] == ("id", "note") and len(_rows(engine, "nohead")) == 5
+    _load(engine, "tabs", "tabs.tsv", "id\tnote\n1\ta,b\n", field_delimiter="\t", skip_leading_rows=1)
+    assert _rows(engine, "tabs") == [("1", "a,b")]
+
+
+def test_write_truncate_recreates_the_table_as_it_was_defined(engine):
+    """A WRITE_TRUNCATE load empties its table by dropping and creating it again from its own
+    definition: the rows are the new file's, the columns keep their types, NOT NULL and
+    defaults. A table with a comment is emptied with DELETE, as the emulator does, and keeps
+    it."""
+    from bqemulator.jobs import executor
+
+    assert getattr(executor._apply_load_write_disposition, "_flexyboots_truncate", False)
+    c, con = engine.client, _duckdb(engine)
+    c.query("CREATE SCHEMA IF NOT EXISTS loads").result()
+    c.query("CREATE TABLE loads.trunc (id STRING NOT NULL, note STRING DEFAULT 'none')").result()
+    truncate = dict(skip_leading_rows=1, write_disposition="WRITE_TRUNCATE")
+
+    def definition():
+        return con.execute(
+            "SELECT column_name, data_type, is_nullable, column_default, comment FROM duckdb_columns() "
+            "WHERE schema_name = 'flexyboots-local__loads' AND table_name = 'trunc' ORDER BY column_index"
+        ).fetchall()
+
+    def oid():
+        return con.execute("SELECT table_oid FROM duckdb_tables() WHERE schema_name = 'flexyboots-local__loads' AND table_name = 'trunc'").fetchone()[0]
+
+    before, created = definition(), oid()
+    assert before == [("id", "VARCHAR", False, None, None), ("note", "VARCHAR", True, "'none'", None)]
+    _load(engine, "trunc", "t1.csv", "id,note\n1,a\n2,b\n", **truncate)
+    _load(engine, "trunc", "t2.csv", "id,note\n3,c\n", **truncate)
+    assert _rows(engine, "trunc") == [("3", "c")] and definition() == before
+    assert oid() != created  # created again, not emptied row by row
+    con.execute("COMMENT ON COLUMN \"flexyboots-local__loads\".trunc.note IS 'kept'")
+    commented = oid()
+    _load(engine, "trunc", "t3.csv", "id,note\n4,d\n", **truncate)
+    assert _rows(engine, "trunc") == [("4", "d")] and definition()[1][4] == "kept" and oid() == commented
+    assert c.get_table("flexyboots-local.loads.trunc").num_rows == 1
 
 
 def test_ddl_and_dml_detectors_answer_as_before_without_their_own_parse(engine):
