@@ -92,6 +92,23 @@ def test_translations_are_memoized_on_text_column_types_and_caller(engine):
     assert [dict(r.items()) for r in c.query(sql).result()] == [{"m": 1.5, "n": 2}]
 
 
+def test_a_new_translator_with_the_same_rules_shares_the_memo(engine):
+    """A script makes a new translator for every job: its statements are served from the memo
+    when the translator's rules are the same classes, in the same order; other rules translate
+    anew."""
+    from bqemulator.sql.translator import SQLTranslator
+
+    sql = "SELECT SAFE_DIVIDE(1, 0) AS memo_rules"
+    first = SQLTranslator().translate(sql)
+    assert SQLTranslator().translate(sql) is first
+    fewer = SQLTranslator()
+    fewer._rules = fewer._rules[:-1]
+    assert fewer.translate(sql) is not first
+    c = engine.client  # two script jobs of the same text: both answered, the second from the memo
+    script = "DECLARE n INT64 DEFAULT 2; SELECT n * 21 AS answer;"
+    assert [[r["answer"] for r in c.query(script).result()] for _ in range(2)] == [[42], [42]]
+
+
 def test_csv_copy_options_follow_the_load_job():
     from pipeline_sql.engine import csv_copy_options
 
