@@ -280,14 +280,22 @@ class LocalEngine:
 
     def checkpoint(self) -> None:
         """Write what the database's write-ahead log holds into the database file (DuckDB
-        ``CHECKPOINT``; a committed statement is durable before it, in the log)."""
-        self._emu.server._engine.connection.execute("CHECKPOINT")
+        ``CHECKPOINT``; a committed statement is durable before it, in the log), as
+        :func:`pipeline_sql.enginestore.checkpoint` stores it."""
+        from .enginestore import checkpoint
+
+        checkpoint(self._emu.server._engine.connection)
 
     def stop(self) -> None:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()
         if self._emu is not None:
+            if self.state_dir is not None:
+                # DuckDB checkpoints when it closes the file; this one stores as the others do
+                # (should it fail, the close's own checkpoint or the next start replays the log)
+                with contextlib.suppress(Exception):
+                    self.checkpoint()
             self._emu.stop()
             self._emu = None
         self._collect_as_before()

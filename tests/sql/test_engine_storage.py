@@ -68,6 +68,34 @@ def test_temporary_layers_are_stored_uncompressed_and_the_rest_compressed(tmp_pa
         assert con.execute("SELECT current_setting('disabled_compression_methods')").fetchone()[0] == ""
 
 
+@pytest.mark.parametrize("how", ["checkpoint", "stop"])
+def test_the_checkpoint_writes_small_writes_without_dictionaries(tmp_path, how):
+    """Rows a statement leaves to the checkpoint (fewer than a row group) are written there
+    without dictionary compression, by the engine's own checkpoint and by the one it makes when
+    it stops; still compressed; the setting is back to its default afterwards."""
+    import duckdb
+
+    body = "SELECT CAST(MOD(n, 7) AS STRING) AS s, n FROM UNNEST(GENERATE_ARRAY(1, 5000)) AS n"
+    eng = LocalEngine(state_dir=tmp_path / "state", gcs_root=None).start()
+    try:
+        eng.client.query("CREATE SCHEMA dwh").result()
+        eng.client.query(f"CREATE TABLE dwh.t AS {body}").result()
+        con = eng._emu.server._engine.connection
+        if how == "checkpoint":
+            eng.checkpoint()
+            assert con.execute("SELECT current_setting('disabled_compression_methods')").fetchone()[0] == ""
+    finally:
+        eng.stop()
+    con = duckdb.connect(str(tmp_path / "state" / "bqemulator.duckdb"), read_only=True)
+    kept = _compressions(con, "flexyboots-local__dwh", "t")
+    assert kept and "Dictionary" not in kept and kept != {"Uncompressed"}, kept
+    # the same rows checkpointed with DuckDB's defaults: a dictionary
+    plain = duckdb.connect(str(tmp_path / "plain.duckdb"))
+    plain.execute("CREATE TABLE t AS SELECT CAST(n % 7 AS VARCHAR) AS s, n FROM range(1, 5001) AS r(n)")
+    plain.execute("CHECKPOINT")
+    assert "Dictionary" in set(dict(plain.execute("SELECT compression, COUNT(*) FROM pragma_storage_info('t') GROUP BY 1").fetchall()))
+
+
 def test_statement_results_survive_the_setting(tmp_path):
     """A temporary layer's write still reports what it did (the setting is changed on a second
     cursor, not on the connection that holds the statement's result)."""
