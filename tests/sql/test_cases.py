@@ -517,6 +517,24 @@ def test_a_failing_unique_check_fails_the_run_with_its_name_after_writing_result
         p.run("checks")
 
 
+def test_the_statement_that_fails_a_run_runs_only_after_an_error_severity_failure(pipe_factory, monkeypatch):
+    """Locally the checks' last statement (it fails a scheduled run) runs only when the results
+    read back hold an error-severity failure; it then raises the deployed message. A warning
+    alone does not run it."""
+    spec = make_spec([("id", "INT64"), ("email", "STRING")], "id", checks=[{"unique": ["email"], "severity": "warn"}, {"not_null": ["email"]}])
+    p = pipe_factory(spec)
+    ran = []
+    query = p.runner.query
+    monkeypatch.setattr(p.runner, "query", lambda sql, *a, **k: ran.append(sql) or query(sql, *a, **k))
+    p.land([{"id": "1", "email": "same"}, {"id": "2", "email": "same"}])
+    assert p.run_all()[-1].detail["warned"] == 1
+    assert not any("now fail the run" in sql for sql in ran)
+    p.land([{"id": "3", "email": None}])
+    with pytest.raises(LayerError, match=r"flexyboots checks failed on .*: not_null\(email\): 1 of 3 rows with NULL"):
+        p.run_all()
+    assert sum("now fail the run" in sql for sql in ran) == 1
+
+
 def test_a_failing_not_null_check_names_itself(pipe_factory):
     spec = make_spec(
         [("id", "INT64"), ("email", "STRING")], "id", checks=[{"unique": ["id"]}, {"not_null": ["email"]}]
