@@ -197,8 +197,6 @@ class LocalEngine:
           are passed instead: :func:`_load_csv_as_configured`), and a ``WRITE_TRUNCATE``
           load's row-by-row ``DELETE`` (the table is created again from its definition:
           :func:`_truncate_by_recreating`);
-        * a hash table for a GROUP BY on integer keys of a range up to 2**20 (DuckDB's perfect
-          hash aggregate, :data:`PERFECT_HASH_BITS`);
         * compressing the tables of the layers rebuilt every run (staging, delta, transform),
           written once and read once: on disk they are stored uncompressed; and analyzing
           dictionaries for the archive's mostly unique values: it is compressed without them
@@ -245,9 +243,6 @@ class LocalEngine:
         ):
             _install(install)
         _install(_drop_observability_middleware, server)
-        # a GROUP BY on integer keys of a range up to 2^20 (a `unique` check on a 1M-row table's
-        # key) uses a perfect hash table: 37-44 -> 25-32 ms for 1M keys (DuckDB's default: 2^12)
-        server._engine.connection.execute(f"SET perfect_ht_threshold = {PERFECT_HASH_BITS}")
         if self.state_dir is not None:
             from .enginestore import store_layers
 
@@ -315,11 +310,6 @@ class LocalEngine:
 #: Rows per row group of the tables a persistent engine writes (DuckDB's default: 122,880);
 #: see :func:`_small_row_groups`.
 ROW_GROUP_ROWS = 16_384
-
-#: Integer GROUP BY keys spanning at most 2**PERFECT_HASH_BITS values are aggregated in a
-#: perfect hash table (DuckDB's ``perfect_ht_threshold``; its default is 12): a table of
-#: 2**20 entries per thread, ~10-20 MB, only when the keys' range fits.
-PERFECT_HASH_BITS = 20
 
 #: Allocations between young garbage collections while an engine runs (Python's default: 700).
 _GC_YOUNG = 50_000

@@ -109,17 +109,6 @@ def test_a_new_translator_with_the_same_rules_shares_the_memo(engine):
     assert [[r["answer"] for r in c.query(script).result()] for _ in range(2)] == [[42], [42]]
 
 
-def test_integer_keys_of_a_small_range_are_grouped_in_a_perfect_hash_table(engine):
-    con = _duckdb(engine)
-    assert con.execute("SELECT current_setting('perfect_ht_threshold')").fetchone()[0] == 20
-    con.execute("CREATE TEMP TABLE perfect_keys AS SELECT range AS k FROM range(1000000)")
-    try:
-        plan = con.execute("EXPLAIN SELECT k, COUNT(*) FROM perfect_keys GROUP BY k HAVING COUNT(*) > 1").fetchall()[0][1]
-    finally:
-        con.execute("DROP TABLE perfect_keys")
-    assert "PERFECT_HASH_GROUP_BY" in plan
-
-
 def test_csv_copy_options_follow_the_load_job():
     from pipeline_sql.engine import csv_copy_options
 
