@@ -777,7 +777,8 @@ def csv_copy_options(load: dict) -> str:
     skips (``skipLeadingRows``, default 0: skipped by position, the header included, as
     BigQuery does), its quote character (default ``"``, doubled inside a quoted value; an empty
     quote turns quoting off) and its null marker (default: an empty field is NULL, DuckDB's
-    default too). Dialect detection is off: DuckDB takes the file as the job describes it."""
+    default too). Dialect detection is off: DuckDB takes the file as the job describes it. The
+    job's other CSV options (jagged rows, encoding, bad records...) are not read, as before."""
 
     def literal(value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
