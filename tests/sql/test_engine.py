@@ -153,11 +153,13 @@ def test_a_csv_load_reads_the_file_as_its_job_describes_it(engine):
 
 
 def test_write_truncate_recreates_the_table_as_it_was_defined(engine):
-    """A WRITE_TRUNCATE load empties its table by dropping and creating it again from its own
-    definition: the rows are the new file's, the columns keep their types, NOT NULL and
-    defaults. A table with a comment is emptied with DELETE, as the emulator does, and keeps
-    it."""
+    """A WRITE_TRUNCATE load empties a big table by dropping and creating it again from its
+    own definition: the rows are the new file's, the columns keep their types, NOT NULL and
+    defaults. A small table, or one with a comment, is emptied with DELETE, as the emulator
+    does, and keeps its comment."""
     from bqemulator.jobs import executor
+
+    from pipeline_sql.engine import RECREATE_FROM_ROWS
 
     assert getattr(executor._apply_load_write_disposition, "_flexyboots_truncate", False)
     c, con = engine.client, _duckdb(engine)
@@ -176,10 +178,15 @@ def test_write_truncate_recreates_the_table_as_it_was_defined(engine):
 
     before, created = definition(), oid()
     assert before == [("id", "VARCHAR", False, None, None), ("note", "VARCHAR", True, "'none'", None)]
-    _load(engine, "trunc", "t1.csv", "id,note\n1,a\n2,b\n", **truncate)
+    big = "id,note\n" + "".join(f"{n},a\n" for n in range(RECREATE_FROM_ROWS))
+    _load(engine, "trunc", "t1.csv", big, **truncate)
     _load(engine, "trunc", "t2.csv", "id,note\n3,c\n", **truncate)
     assert _rows(engine, "trunc") == [("3", "c")] and definition() == before
     assert oid() != created  # created again, not emptied row by row
+    small = oid()
+    _load(engine, "trunc", "t2.csv", "id,note\n3,c\n", **truncate)
+    assert _rows(engine, "trunc") == [("3", "c")] and oid() == small  # one row: deleted
+    _load(engine, "trunc", "t1.csv", big, **truncate)  # big again: only its comment keeps it
     con.execute("COMMENT ON COLUMN \"flexyboots-local__loads\".trunc.note IS 'kept'")
     commented = oid()
     _load(engine, "trunc", "t3.csv", "id,note\n4,d\n", **truncate)
