@@ -35,6 +35,7 @@ is no file).
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from .naming import TEMPORARY_LAYERS
@@ -78,12 +79,8 @@ def store_layers(engine) -> None:
         layer = written_layer(sql) if isinstance(sql, str) else None
         if layer is None:
             return execute(sql, parameters)
-        setting, value = LAYER_STORAGE[layer]
-        side.execute(f"SET {setting} = '{value}'")
-        try:
+        with _setting(side, *LAYER_STORAGE[layer]):
             return execute(sql, parameters)
-        finally:
-            side.execute(f"RESET {setting}")
 
     execute_stored._flexyboots_layer_storage = True
     # an instance attribute: fetch_arrow and every caller of this engine's execute go through it
@@ -92,9 +89,15 @@ def store_layers(engine) -> None:
 
 def checkpoint(connection) -> None:
     """DuckDB ``CHECKPOINT`` with :data:`CHECKPOINT_STORAGE` set, and reset after it."""
-    setting, value = CHECKPOINT_STORAGE
-    connection.execute(f"SET {setting} = '{value}'")
-    try:
+    with _setting(connection, *CHECKPOINT_STORAGE):
         connection.execute("CHECKPOINT")
+
+
+@contextlib.contextmanager
+def _setting(cursor, setting: str, value: str):
+    """DuckDB ``SET setting = 'value'`` on ``cursor`` while the block runs, ``RESET`` after it."""
+    cursor.execute(f"SET {setting} = '{value}'")
+    try:
+        yield
     finally:
-        connection.execute(f"RESET {setting}")
+        cursor.execute(f"RESET {setting}")
