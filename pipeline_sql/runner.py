@@ -720,7 +720,8 @@ class Runner:
         except LayerError as e:
             failure = e
         results = self.check_results(spec, checks_run_id(spec.table, run_time)) if spec.checks else []
-        if failure is None and any(not r["passed"] and r["severity"] == "error" for r in results):
+        failed = sum(1 for r in results if not r["passed"] and r["severity"] == "error")
+        if failure is None and failed:
             try:
                 for stmt in assertion:
                     self.query(stmt, {"run_time": run_time}, spec.table, "checks", rows=False)
@@ -731,7 +732,7 @@ class Runner:
             "run_id": checks_run_id(spec.table, run_time),
             "results": results,
             "passed": sum(1 for r in results if r["passed"]),
-            "failed": sum(1 for r in results if not r["passed"] and r["severity"] == "error"),
+            "failed": failed,
             "warned": sum(1 for r in results if not r["passed"] and r["severity"] == "warn"),
         }
         if failure is not None:
